@@ -1,0 +1,371 @@
+//! The public face of the emulator: a builder to configure a run, the step-by-step [`Emulator`]
+//! (init, invoke, idle, shutdown) with handles on everything it recorded, and [`Script`] for a whole
+//! run at once.
+
+use crate::delivery::{Bus, SubscriberStats};
+use crate::platform::lifecycle::{InitFailure, InvokeRecord, InvokeScript, Lifecycle};
+use crate::platform::state::{ApiCall, Shared, State, lock};
+use crate::report::{ExtensionReport, RecordTotals, Report, invocation_summary, s3_summary};
+use crate::s3::{Faults, S3Endpoint};
+use crate::settings::{DeliveryFailure, Mode, Settings};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// Configures an emulated execution environment.
+#[derive(Debug, Clone)]
+pub struct EmulatorBuilder {
+    settings: Settings,
+    buckets: Vec<String>,
+    faults: Faults,
+}
+
+impl EmulatorBuilder {
+    /// An environment that launches every executable of `extensions_dir`.
+    pub fn new(extensions_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            settings: Settings {
+                extensions_dir: extensions_dir.into(),
+                ..Settings::default()
+            },
+            buckets: Vec::new(),
+            faults: Faults::default(),
+        }
+    }
+
+    /// Adds a variable to the extensions' environment (the function's configuration).
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.settings.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Creates a bucket on the S3 endpoint before the run.
+    pub fn bucket(mut self, name: impl Into<String>) -> Self {
+        self.buckets.push(name.into());
+        self
+    }
+
+    pub fn s3_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    pub fn function_name(mut self, name: impl Into<String>) -> Self {
+        self.settings.function_name = name.into();
+        self
+    }
+
+    pub fn memory_mb(mut self, mb: u64) -> Self {
+        self.settings.memory_mb = mb;
+        self
+    }
+
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.settings.region = region.into();
+        self
+    }
+
+    /// Lambda Managed Instances; function lines default to the JSON log format there.
+    pub fn managed_instances(mut self) -> Self {
+        self.settings.mode = Mode::ManagedInstances;
+        self.settings.json_log_format = true;
+        self.settings.delivery_failure = DeliveryFailure::Drop;
+        self
+    }
+
+    pub fn init_timeout(mut self, d: Duration) -> Self {
+        self.settings.init_timeout = d;
+        self
+    }
+
+    pub fn invoke_timeout(mut self, d: Duration) -> Self {
+        self.settings.invoke_timeout = d;
+        self
+    }
+
+    pub fn shutdown_budget(mut self, d: Duration) -> Self {
+        self.settings.shutdown_budget = d;
+        self
+    }
+
+    pub fn upper_case_shutdown_reason(mut self, on: bool) -> Self {
+        self.settings.upper_case_shutdown_reason = on;
+        self
+    }
+
+    pub fn sigterm_on_shutdown(mut self, on: bool) -> Self {
+        self.settings.sigterm_on_shutdown = on;
+        self
+    }
+
+    pub fn json_log_format(mut self, on: bool) -> Self {
+        self.settings.json_log_format = on;
+        self
+    }
+
+    pub fn delivery_failure(mut self, mode: DeliveryFailure) -> Self {
+        self.settings.delivery_failure = mode;
+        self
+    }
+
+    pub fn subscriber_buffer_cap(mut self, bytes: usize) -> Self {
+        self.settings.subscriber_buffer_cap = bytes;
+        self
+    }
+
+    pub fn retry_backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.settings.retry_backoff = (first, max);
+        self
+    }
+
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.settings.seed = seed;
+        self
+    }
+
+    pub fn echo_extension_output(mut self, on: bool) -> Self {
+        self.settings.echo_extension_output = on;
+        self
+    }
+
+    /// Any other setting.
+    pub fn settings_mut(&mut self) -> &mut Settings {
+        &mut self.settings
+    }
+
+    /// Starts the Runtime API server and the S3 endpoint. Nothing is launched until [`Emulator::init`].
+    pub async fn start(self) -> std::io::Result<Emulator> {
+        let s = self.settings;
+        let started = Instant::now();
+        let s3 = S3Endpoint::start(&s.region).await?;
+        for b in &self.buckets {
+            s3.create_bucket(b);
+        }
+        s3.set_faults(self.faults);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let runtime_api = listener.local_addr()?;
+        let bus = Arc::new(Bus::new(
+            s.subscriber_buffer_cap,
+            s.delivery_failure,
+            s.retry_backoff,
+            started,
+        ));
+        let c = s3.credentials();
+        let base_env: Vec<(String, String)> = [
+            ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string()),
+            ("AWS_LAMBDA_FUNCTION_NAME", s.function_name.clone()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", s.function_version.clone()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", s.memory_mb.to_string()),
+            (
+                "AWS_LAMBDA_INITIALIZATION_TYPE",
+                s.initialization_type().to_string(),
+            ),
+            (
+                "AWS_LAMBDA_LOG_FORMAT",
+                if s.json_log_format { "JSON" } else { "Text" }.to_string(),
+            ),
+            ("AWS_REGION", s.region.clone()),
+            ("AWS_DEFAULT_REGION", s.region.clone()),
+            ("AWS_ACCESS_KEY_ID", c.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", c.secret_access_key.clone()),
+            ("AWS_SESSION_TOKEN", c.session_token.clone()),
+            ("AWS_ENDPOINT_URL_S3", s3.url()),
+            ("TZ", ":UTC".to_string()),
+            ("LANG", "en_US.UTF-8".to_string()),
+            ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let shared = Arc::new(Shared {
+            settings: s,
+            state: Mutex::new(State::default()),
+            changed: Default::default(),
+            bus,
+            calls: Mutex::new(Vec::new()),
+            started,
+        });
+        let handler_shared = shared.clone();
+        let server = crate::http::serve(listener, move |req| {
+            crate::platform::api::handle(handler_shared.clone(), req)
+        });
+        Ok(Emulator {
+            lifecycle: Lifecycle::new(shared, base_env),
+            s3,
+            runtime_api,
+            server,
+            buckets: self.buckets,
+            started,
+        })
+    }
+}
+
+/// A whole run: init, invocations with gaps, shutdown.
+#[derive(Debug, Clone)]
+pub struct Script {
+    pub invocations: u64,
+    pub invoke: InvokeScript,
+    /// Frozen time between invocations (and before the final SHUTDOWN).
+    pub gap: Duration,
+    /// Function lines Lambda still holds at SHUTDOWN, delivered after it.
+    pub late_lines: usize,
+    /// Managed Instances: invocations running at once.
+    pub concurrency: usize,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Self {
+            invocations: 10,
+            invoke: InvokeScript::default(),
+            gap: Duration::from_millis(10),
+            late_lines: 0,
+            concurrency: 4,
+        }
+    }
+}
+
+/// A running emulated execution environment.
+pub struct Emulator {
+    lifecycle: Lifecycle,
+    s3: S3Endpoint,
+    runtime_api: SocketAddr,
+    server: JoinHandle<()>,
+    buckets: Vec<String>,
+    started: Instant,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.server.abort();
+        // Never leave extension processes behind a dropped emulator (a failed test, say).
+        let st = lock(&self.lifecycle.shared.state);
+        for p in st.procs.iter().filter(|p| p.exit.is_none()) {
+            crate::process::signal_group(p.pid, libc::SIGKILL);
+            crate::process::signal_group(p.pid, libc::SIGCONT);
+        }
+    }
+}
+
+impl Emulator {
+    /// The Init phase. On failure the environment is reset and the next invoke initialises again.
+    pub async fn init(&mut self) -> Result<(), InitFailure> {
+        self.lifecycle.init("init").await
+    }
+
+    /// One invocation (classic mode), initialising first when needed.
+    pub async fn invoke(&mut self, script: InvokeScript) -> InvokeRecord {
+        self.lifecycle.invoke(script).await
+    }
+
+    /// Managed Instances: `count` invocations, `concurrency` at a time.
+    pub async fn invoke_concurrently(
+        &mut self,
+        count: u64,
+        concurrency: usize,
+        script: InvokeScript,
+    ) -> Vec<InvokeRecord> {
+        self.lifecycle
+            .invoke_concurrently(count, concurrency, script)
+            .await
+    }
+
+    /// Lets time pass; a classic environment stays frozen meanwhile.
+    pub async fn idle(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+
+    /// SHUTDOWN (`spindown`), with `late_lines` function lines held until after it; waits for every
+    /// extension to exit or be killed at the deadline.
+    pub async fn shutdown(&mut self, late_lines: usize) {
+        self.lifecycle.shutdown(late_lines).await;
+    }
+
+    /// Runs a whole script and returns the report.
+    pub async fn run(&mut self, script: &Script) -> Report {
+        if self.lifecycle.needs_init && self.init().await.is_err() {
+            return self.report();
+        }
+        if self.lifecycle.shared.settings.managed_instances() {
+            self.invoke_concurrently(script.invocations, script.concurrency, script.invoke)
+                .await;
+        } else {
+            for _ in 0..script.invocations {
+                self.idle(script.gap).await;
+                self.invoke(script.invoke).await;
+            }
+        }
+        self.idle(script.gap).await;
+        self.shutdown(script.late_lines).await;
+        self.report()
+    }
+
+    pub fn s3(&self) -> &S3Endpoint {
+        &self.s3
+    }
+
+    /// `127.0.0.1:<port>`, what `AWS_LAMBDA_RUNTIME_API` is set to.
+    pub fn runtime_api(&self) -> SocketAddr {
+        self.runtime_api
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.lifecycle.shared.settings
+    }
+
+    /// Every call extensions made to the Runtime API server, in order of answer.
+    pub fn api_calls(&self) -> Vec<ApiCall> {
+        lock(&self.lifecycle.shared.calls).clone()
+    }
+
+    /// Every subscriber so far, with the exact records delivered to it.
+    pub fn subscribers(&self) -> Vec<SubscriberStats> {
+        self.lifecycle.shared.bus.stats()
+    }
+
+    /// Every function line the simulated function wrote (the `message` of each), in order.
+    pub fn function_lines(&self) -> &[String] {
+        &self.lifecycle.function_lines
+    }
+
+    pub fn invokes(&self) -> &[InvokeRecord] {
+        &self.lifecycle.invokes
+    }
+
+    /// The live extension processes: (name, pid).
+    pub fn extension_pids(&self) -> Vec<(String, i32)> {
+        let st = lock(&self.lifecycle.shared.state);
+        st.procs
+            .iter()
+            .filter(|p| p.exit.is_none())
+            .map(|p| (p.name.clone(), p.pid))
+            .collect()
+    }
+
+    /// The measurements so far.
+    pub fn report(&self) -> Report {
+        let shared = &self.lifecycle.shared;
+        let st = lock(&shared.state);
+        let subscribers = shared.bus.stats();
+        let records = RecordTotals {
+            emitted: subscribers.iter().map(|s| s.emitted).sum(),
+            delivered: subscribers.iter().map(|s| s.delivered).sum(),
+            dropped: subscribers.iter().map(|s| s.dropped).sum(),
+        };
+        Report {
+            mode: shared.settings.mode,
+            seed: shared.settings.seed,
+            duration_ms: crate::clock::ms(self.started.elapsed()),
+            init_failures: self.lifecycle.init_failures.clone(),
+            fatal_errors: st.history.clone(),
+            invocations: invocation_summary(&self.lifecycle.invokes),
+            extensions: st.procs.iter().map(ExtensionReport::of).collect(),
+            subscribers,
+            records,
+            s3: s3_summary(&self.s3, &self.buckets),
+            shutdowns: self.lifecycle.shutdowns.clone(),
+        }
+    }
+}

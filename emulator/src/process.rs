@@ -1,0 +1,141 @@
+//! Extension processes, started as Lambda starts them: a clean environment, their own process group
+//! (so that a freeze or a kill reaches anything they fork), and `wait4` for the exit status, the
+//! peak RSS and the CPU time.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::platform::state::ExitInfo;
+
+/// A started extension process.
+pub(crate) struct Spawned {
+    pub pid: i32,
+    pub stdout: std::process::ChildStdout,
+    pub stderr: std::process::ChildStderr,
+}
+
+/// Starts `path` with exactly `env` (nothing inherited from the emulator's own environment).
+pub(crate) fn spawn(path: &Path, env: &[(String, String)]) -> std::io::Result<Spawned> {
+    let mut cmd = Command::new(path);
+    cmd.env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd.spawn()?;
+    let pid = child.id() as i32;
+    let stdout = child.stdout.take().expect("stdout was piped");
+    let stderr = child.stderr.take().expect("stderr was piped");
+    // The exit is collected by `watch_exit` with wait4 (for its rusage); `Child` is not waited on.
+    drop(child);
+    Ok(Spawned {
+        pid,
+        stdout,
+        stderr,
+    })
+}
+
+/// Sends `signal` to the process group of `pid` (the extension and anything it forked).
+pub(crate) fn signal_group(pid: i32, signal: i32) {
+    // SAFETY: kill(2) with a negative pid addresses a process group; no memory is shared.
+    unsafe {
+        libc::kill(-pid, signal);
+    }
+}
+
+/// Calls `on_exit` from a dedicated thread when the process ends.
+pub(crate) fn watch_exit(pid: i32, on_exit: impl FnOnce(ExitInfo) + Send + 'static) {
+    std::thread::spawn(move || {
+        let mut status: libc::c_int = 0;
+        // SAFETY: rusage is plain old data that wait4 fills in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = loop {
+            // SAFETY: wait4 writes only into the two locals passed by pointer.
+            let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+            if r == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+            {
+                continue;
+            }
+            break r;
+        };
+        let at = Instant::now();
+        let (code, signal) = if r == pid {
+            if libc::WIFEXITED(status) {
+                (Some(libc::WEXITSTATUS(status)), None)
+            } else if libc::WIFSIGNALED(status) {
+                (None, Some(libc::WTERMSIG(status)))
+            } else {
+                (None, None)
+            }
+        } else {
+            (None, None)
+        };
+        let tv = |t: libc::timeval| {
+            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+        };
+        let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
+        on_exit(ExitInfo {
+            at,
+            code,
+            signal,
+            max_rss_kb: usage.ru_maxrss,
+            cpu_ms: crate::clock::ms(cpu),
+        });
+    });
+}
+
+/// Calls `on_line` from a dedicated thread for every line the stream yields.
+pub(crate) fn read_lines(
+    stream: impl Read + Send + 'static,
+    mut on_line: impl FnMut(String) + Send + 'static,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            match line {
+                Ok(l) => on_line(l),
+                Err(_) => break,
+            }
+        }
+    });
+}
+
+/// The state letter of `/proc/<pid>/stat` (`T` = stopped), if the process exists.
+pub fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: the state follows the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.trim_start().chars().next()
+}
+
+/// Resident set size of a live process in KiB (`VmRSS`).
+pub fn rss_kb(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// The executables of an extensions directory, sorted by name.
+pub fn list_extensions(dir: &Path) -> std::io::Result<Vec<(String, std::path::PathBuf)>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+            out.push((entry.file_name().to_string_lossy().into_owned(), path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,599 @@
+//! An in-memory S3 backend behind the `s3s` protocol layer (which parses requests, decodes
+//! `aws-chunked` bodies and verifies SigV4). Objects keep the headers an extension sets — content
+//! type and encoding, server-side encryption, storage class, user metadata, checksums — so tests can
+//! assert them, and every successful write is kept in a history.
+
+use crate::platform::state::lock;
+use bytes::{Bytes, BytesMut};
+use futures::TryStreamExt;
+use md5::{Digest, Md5};
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+/// An object as stored, with the headers it was written with.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredObject {
+    pub bucket: String,
+    pub key: String,
+    #[serde(skip)]
+    pub body: Bytes,
+    pub size: usize,
+    pub etag: String,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub server_side_encryption: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+    pub storage_class: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    /// Verified checksums by algorithm (`crc32`, `crc32c`, `sha1`, `sha256`, `crc64nvme`), base64.
+    pub checksums: BTreeMap<String, String>,
+    pub multipart: bool,
+    #[serde(skip)]
+    pub last_modified: SystemTime,
+}
+
+/// One successful write (PutObject or CompleteMultipartUpload).
+#[derive(Debug, Clone, Serialize)]
+pub struct WriteRecord {
+    pub bucket: String,
+    pub key: String,
+    pub etag: String,
+    pub size: usize,
+    /// Milliseconds since the endpoint started.
+    pub at_ms: f64,
+}
+
+struct Upload {
+    template: StoredObject,
+    parts: BTreeMap<i32, (Bytes, String)>,
+}
+
+#[derive(Default)]
+pub(crate) struct Inner {
+    pub buckets: BTreeMap<String, BTreeMap<String, StoredObject>>,
+    uploads: HashMap<String, Upload>,
+    pub writes: Vec<WriteRecord>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Store {
+    pub inner: Arc<Mutex<Inner>>,
+    region: String,
+    started: Instant,
+}
+
+impl Store {
+    pub fn new(region: &str, started: Instant) -> Self {
+        Self {
+            inner: Default::default(),
+            region: region.to_string(),
+            started,
+        }
+    }
+
+    pub fn create_bucket(&self, name: &str) {
+        lock(&self.inner)
+            .buckets
+            .entry(name.to_string())
+            .or_default();
+    }
+
+    fn commit(&self, obj: StoredObject) {
+        let mut inner = lock(&self.inner);
+        inner.writes.push(WriteRecord {
+            bucket: obj.bucket.clone(),
+            key: obj.key.clone(),
+            etag: obj.etag.clone(),
+            size: obj.size,
+            at_ms: crate::clock::ms(self.started.elapsed()),
+        });
+        if let Some(b) = inner.buckets.get_mut(&obj.bucket) {
+            b.insert(obj.key.clone(), obj);
+        }
+    }
+
+    fn require_bucket(&self, bucket: &str) -> S3Result<()> {
+        if lock(&self.inner).buckets.contains_key(bucket) {
+            Ok(())
+        } else {
+            Err(s3_error!(
+                NoSuchBucket,
+                "The specified bucket does not exist"
+            ))
+        }
+    }
+}
+
+async fn collect(body: Option<StreamingBlob>) -> S3Result<Bytes> {
+    let Some(body) = body else {
+        return Ok(Bytes::new());
+    };
+    let mut buf = BytesMut::new();
+    let mut stream = body;
+    while let Some(chunk) = stream
+        .try_next()
+        .await
+        .map_err(|e| s3_error!(IncompleteBody, "could not read the body: {e}"))?
+    {
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    Md5::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The checksums the client sent (headers or `aws-chunked` trailers), verified against the body.
+struct Claimed {
+    crc32: Option<String>,
+    crc32c: Option<String>,
+    sha1: Option<String>,
+    sha256: Option<String>,
+    crc64nvme: Option<String>,
+    algorithm: Option<ChecksumAlgorithm>,
+    content_md5: Option<String>,
+}
+
+fn verify(
+    claimed: Claimed,
+    trailers: Option<s3s::TrailingHeaders>,
+    body: &[u8],
+) -> S3Result<BTreeMap<String, String>> {
+    let mut c = claimed;
+    if let Some(t) = trailers.and_then(|t| t.take()) {
+        let get = |name: &str| {
+            t.get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        c.crc32 = c.crc32.or(get("x-amz-checksum-crc32"));
+        c.crc32c = c.crc32c.or(get("x-amz-checksum-crc32c"));
+        c.sha1 = c.sha1.or(get("x-amz-checksum-sha1"));
+        c.sha256 = c.sha256.or(get("x-amz-checksum-sha256"));
+        c.crc64nvme = c.crc64nvme.or(get("x-amz-checksum-crc64nvme"));
+    }
+    if let Some(md5) = &c.content_md5 {
+        let want = base64_decode_hex(md5)
+            .ok_or_else(|| s3_error!(InvalidDigest, "Content-MD5 is not base64"))?;
+        if want != md5_hex(body) {
+            return Err(s3_error!(
+                BadDigest,
+                "The Content-MD5 you specified did not match what we received"
+            ));
+        }
+    }
+    let mut hasher = s3s::checksum::ChecksumHasher::default();
+    let alg = c
+        .algorithm
+        .as_ref()
+        .map(|a| a.as_str().to_ascii_uppercase());
+    if c.crc32.is_some() || alg.as_deref() == Some("CRC32") {
+        hasher.crc32 = Some(Default::default());
+    }
+    if c.crc32c.is_some() || alg.as_deref() == Some("CRC32C") {
+        hasher.crc32c = Some(Default::default());
+    }
+    if c.sha1.is_some() || alg.as_deref() == Some("SHA1") {
+        hasher.sha1 = Some(Default::default());
+    }
+    if c.sha256.is_some() || alg.as_deref() == Some("SHA256") {
+        hasher.sha256 = Some(Default::default());
+    }
+    if c.crc64nvme.is_some() || alg.as_deref() == Some("CRC64NVME") {
+        hasher.crc64nvme = Some(Default::default());
+    }
+    hasher.update(body);
+    let got = hasher.finalize();
+    let mut out = BTreeMap::new();
+    for (name, claimed, computed) in [
+        ("crc32", c.crc32, got.checksum_crc32),
+        ("crc32c", c.crc32c, got.checksum_crc32c),
+        ("sha1", c.sha1, got.checksum_sha1),
+        ("sha256", c.sha256, got.checksum_sha256),
+        ("crc64nvme", c.crc64nvme, got.checksum_crc64nvme),
+    ] {
+        match (claimed, computed) {
+            (Some(want), Some(have)) if want != have => {
+                return Err(s3_error!(
+                    BadDigest,
+                    "The {name} checksum you specified did not match what we received"
+                ));
+            }
+            (_, Some(have)) => {
+                out.insert(name.to_string(), have);
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn base64_decode_hex(s: &str) -> Option<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = String::new();
+    for ch in s.bytes().filter(|&b| b != b'=') {
+        let v = ALPHABET.iter().position(|&a| a == ch)? as u32;
+        bits = (bits << 6) | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push_str(&format!("{:02x}", (bits >> n) & 0xff));
+        }
+    }
+    Some(out)
+}
+
+fn meta(m: Option<Metadata>) -> BTreeMap<String, String> {
+    m.map(|m| m.into_iter().collect()).unwrap_or_default()
+}
+
+fn ts(t: SystemTime) -> Timestamp {
+    Timestamp::from(t)
+}
+
+#[async_trait::async_trait]
+impl S3 for Store {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let input = req.input;
+        let constraint = input
+            .create_bucket_configuration
+            .and_then(|c| c.location_constraint)
+            .map(|l| l.as_str().to_string());
+        // As in S3: outside us-east-1 a bucket must be created with a matching LocationConstraint.
+        let expected = (self.region != "us-east-1").then(|| self.region.clone());
+        if constraint != expected {
+            return Err(s3_error!(
+                IllegalLocationConstraintException,
+                "The {:?} location constraint is incompatible for the region specific endpoint this request was sent to ({}).",
+                constraint.unwrap_or_default(),
+                self.region
+            ));
+        }
+        let mut inner = lock(&self.inner);
+        if inner.buckets.contains_key(&input.bucket) {
+            return Err(s3_error!(BucketAlreadyOwnedByYou));
+        }
+        inner.buckets.insert(input.bucket.clone(), BTreeMap::new());
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{}", input.bucket)),
+        }))
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.require_bucket(&req.input.bucket)?;
+        Ok(S3Response::new(HeadBucketOutput {
+            bucket_region: Some(self.region.clone()),
+            ..Default::default()
+        }))
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let trailers = req.trailing_headers;
+        let input = req.input;
+        self.require_bucket(&input.bucket)?;
+        let body = collect(input.body).await?;
+        let checksums = verify(
+            Claimed {
+                crc32: input.checksum_crc32,
+                crc32c: input.checksum_crc32c,
+                sha1: input.checksum_sha1,
+                sha256: input.checksum_sha256,
+                crc64nvme: input.checksum_crc64nvme,
+                algorithm: input.checksum_algorithm,
+                content_md5: input.content_md5,
+            },
+            trailers,
+            &body,
+        )?;
+        let etag = md5_hex(&body);
+        let obj = StoredObject {
+            bucket: input.bucket,
+            key: input.key,
+            size: body.len(),
+            body,
+            etag: etag.clone(),
+            content_type: input.content_type,
+            content_encoding: input.content_encoding,
+            server_side_encryption: input.server_side_encryption.map(|s| s.as_str().to_string()),
+            sse_kms_key_id: input.ssekms_key_id.clone(),
+            storage_class: input.storage_class.map(|s| s.as_str().to_string()),
+            metadata: meta(input.metadata),
+            checksums: checksums.clone(),
+            multipart: false,
+            last_modified: SystemTime::now(),
+        };
+        let output = PutObjectOutput {
+            e_tag: Some(ETag::Strong(etag)),
+            server_side_encryption: obj
+                .server_side_encryption
+                .clone()
+                .map(ServerSideEncryption::from),
+            ssekms_key_id: obj.sse_kms_key_id.clone(),
+            checksum_crc32: checksums.get("crc32").cloned(),
+            checksum_crc32c: checksums.get("crc32c").cloned(),
+            checksum_sha1: checksums.get("sha1").cloned(),
+            checksum_sha256: checksums.get("sha256").cloned(),
+            checksum_crc64nvme: checksums.get("crc64nvme").cloned(),
+            ..Default::default()
+        };
+        self.commit(obj);
+        Ok(S3Response::new(output))
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        self.require_bucket(&req.input.bucket)?;
+        let obj = lock(&self.inner)
+            .buckets
+            .get(&req.input.bucket)
+            .and_then(|b| b.get(&req.input.key))
+            .cloned()
+            .ok_or_else(|| s3_error!(NoSuchKey))?;
+        Ok(S3Response::new(GetObjectOutput {
+            content_length: Some(obj.size as i64),
+            content_type: obj.content_type,
+            content_encoding: obj.content_encoding,
+            e_tag: Some(ETag::Strong(obj.etag)),
+            last_modified: Some(ts(obj.last_modified)),
+            metadata: Some(obj.metadata.into_iter().collect()),
+            server_side_encryption: obj.server_side_encryption.map(ServerSideEncryption::from),
+            ssekms_key_id: obj.sse_kms_key_id,
+            storage_class: obj.storage_class.map(StorageClass::from),
+            body: Some(StreamingBlob::from(s3s::Body::from(obj.body))),
+            ..Default::default()
+        }))
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        self.require_bucket(&req.input.bucket)?;
+        let obj = lock(&self.inner)
+            .buckets
+            .get(&req.input.bucket)
+            .and_then(|b| b.get(&req.input.key))
+            .cloned()
+            .ok_or_else(|| s3_error!(NoSuchKey))?;
+        Ok(S3Response::new(HeadObjectOutput {
+            content_length: Some(obj.size as i64),
+            content_type: obj.content_type,
+            content_encoding: obj.content_encoding,
+            e_tag: Some(ETag::Strong(obj.etag)),
+            last_modified: Some(ts(obj.last_modified)),
+            metadata: Some(obj.metadata.into_iter().collect()),
+            server_side_encryption: obj.server_side_encryption.map(ServerSideEncryption::from),
+            ssekms_key_id: obj.sse_kms_key_id,
+            storage_class: obj.storage_class.map(StorageClass::from),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let input = req.input;
+        self.require_bucket(&input.bucket)?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let max = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
+        let after = input
+            .continuation_token
+            .clone()
+            .or(input.start_after.clone())
+            .unwrap_or_default();
+        let inner = lock(&self.inner);
+        let all: Vec<&StoredObject> = inner.buckets[&input.bucket]
+            .values()
+            .filter(|o| o.key.starts_with(&prefix) && o.key.as_str() > after.as_str())
+            .collect();
+        let page: Vec<Object> = all
+            .iter()
+            .take(max)
+            .map(|o| Object {
+                key: Some(o.key.clone()),
+                size: Some(o.size as i64),
+                e_tag: Some(ETag::Strong(o.etag.clone())),
+                last_modified: Some(ts(o.last_modified)),
+                storage_class: Some(ObjectStorageClass::from(
+                    o.storage_class.clone().unwrap_or_else(|| "STANDARD".into()),
+                )),
+                ..Default::default()
+            })
+            .collect();
+        let truncated = all.len() > max;
+        let next = truncated
+            .then(|| page.last().and_then(|o| o.key.clone()))
+            .flatten();
+        Ok(S3Response::new(ListObjectsV2Output {
+            name: Some(input.bucket),
+            prefix: input.prefix,
+            max_keys: Some(max as i32),
+            key_count: Some(page.len() as i32),
+            continuation_token: input.continuation_token,
+            is_truncated: Some(truncated),
+            next_continuation_token: next,
+            contents: Some(page),
+            start_after: input.start_after,
+            ..Default::default()
+        }))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let input = req.input;
+        self.require_bucket(&input.bucket)?;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let template = StoredObject {
+            bucket: input.bucket.clone(),
+            key: input.key.clone(),
+            body: Bytes::new(),
+            size: 0,
+            etag: String::new(),
+            content_type: input.content_type,
+            content_encoding: input.content_encoding,
+            server_side_encryption: input.server_side_encryption.map(|s| s.as_str().to_string()),
+            sse_kms_key_id: input.ssekms_key_id,
+            storage_class: input.storage_class.map(|s| s.as_str().to_string()),
+            metadata: meta(input.metadata),
+            checksums: BTreeMap::new(),
+            multipart: true,
+            last_modified: SystemTime::now(),
+        };
+        lock(&self.inner).uploads.insert(
+            id.clone(),
+            Upload {
+                template,
+                parts: BTreeMap::new(),
+            },
+        );
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(id),
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let trailers = req.trailing_headers;
+        let input = req.input;
+        if !lock(&self.inner).uploads.contains_key(&input.upload_id) {
+            return Err(s3_error!(NoSuchUpload));
+        }
+        let body = collect(input.body).await?;
+        let checksums = verify(
+            Claimed {
+                crc32: input.checksum_crc32,
+                crc32c: input.checksum_crc32c,
+                sha1: input.checksum_sha1,
+                sha256: input.checksum_sha256,
+                crc64nvme: input.checksum_crc64nvme,
+                algorithm: input.checksum_algorithm,
+                content_md5: input.content_md5,
+            },
+            trailers,
+            &body,
+        )?;
+        let etag = md5_hex(&body);
+        let mut inner = lock(&self.inner);
+        let up = inner
+            .uploads
+            .get_mut(&input.upload_id)
+            .ok_or_else(|| s3_error!(NoSuchUpload))?;
+        up.parts.insert(input.part_number, (body, etag.clone()));
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(ETag::Strong(etag)),
+            checksum_crc32: checksums.get("crc32").cloned(),
+            checksum_crc32c: checksums.get("crc32c").cloned(),
+            checksum_sha256: checksums.get("sha256").cloned(),
+            ..Default::default()
+        }))
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let input = req.input;
+        let up = lock(&self.inner)
+            .uploads
+            .remove(&input.upload_id)
+            .ok_or_else(|| s3_error!(NoSuchUpload))?;
+        let wanted: Vec<i32> = input
+            .multipart_upload
+            .and_then(|m| m.parts)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| p.part_number)
+            .collect();
+        if wanted.is_empty() {
+            return Err(s3_error!(MalformedXML, "no parts"));
+        }
+        let mut body = BytesMut::new();
+        let mut digests = Vec::new();
+        for n in &wanted {
+            let (part, etag) = up
+                .parts
+                .get(n)
+                .ok_or_else(|| s3_error!(InvalidPart, "part {n} was not uploaded"))?;
+            body.extend_from_slice(part);
+            digests.push(etag.clone());
+        }
+        // S3's multipart ETag: md5 of the concatenated part digests, "-" and the part count.
+        let raw: Vec<u8> = digests
+            .iter()
+            .flat_map(|h| {
+                (0..h.len())
+                    .step_by(2)
+                    .map(move |i| u8::from_str_radix(&h[i..i + 2], 16).unwrap_or(0))
+            })
+            .collect();
+        let etag = format!("{}-{}", md5_hex(&raw), wanted.len());
+        let body = body.freeze();
+        let mut obj = up.template;
+        obj.size = body.len();
+        obj.body = body;
+        obj.etag = etag.clone();
+        obj.last_modified = SystemTime::now();
+        let (bucket, key) = (obj.bucket.clone(), obj.key.clone());
+        self.commit(obj);
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            bucket: Some(bucket),
+            key: Some(key),
+            e_tag: Some(ETag::Strong(etag)),
+            ..Default::default()
+        }))
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        lock(&self.inner)
+            .uploads
+            .remove(&req.input.upload_id)
+            .ok_or_else(|| s3_error!(NoSuchUpload))?;
+        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_a_content_md5() {
+        // base64 of md5("hello")
+        assert_eq!(
+            base64_decode_hex("XUFAKrxLKna5cZ2REBfFkg==").unwrap(),
+            md5_hex(b"hello")
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! The emulator's integration tests: real extension processes (the `tiny-extension` binary) launched
+//! by the emulator, real sockets, the real S3 protocol.
+
+mod support;
+
+mod delivery;
+mod extensions_api;
+mod lifecycle;
+mod managed_instances;
+mod s3_endpoint;
