@@ -141,7 +141,7 @@ async fn documented_403_errors_of_the_extensions_api() {
     let mut emu = fx
         .builder()
         .env("TINY_PROBE@prober", "1")
-        .env("TINY_SLEEP_BEFORE_REGISTER_MS@slow", "500")
+        .env("TINY_SLEEP_BEFORE_REGISTER_MS@slow", "1500")
         .start()
         .await
         .unwrap();

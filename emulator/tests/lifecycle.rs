@@ -32,7 +32,7 @@ async fn the_report_is_never_delivered_before_the_extensions_next() {
     let fx = extensions(&["ext"]);
     let mut emu = fx
         .builder()
-        .env("TINY_SLOW_NEXT_MS", "60")
+        .env("TINY_SLOW_NEXT_MS", "100")
         .start()
         .await
         .unwrap();
@@ -66,7 +66,7 @@ async fn the_report_is_never_delivered_before_the_extensions_next() {
     }
     let post = emu.report().invocations.post_runtime_ms;
     assert_eq!(post.count, 5);
-    // 60 ms from INVOKE less the function's 5 ms: the slow extension's post-runtime duration.
+    // 100 ms from INVOKE less the function's 5 ms (and any lag of a loaded machine).
     assert!(post.p50 >= 50.0, "{post:?}");
 }
 
