@@ -1,0 +1,178 @@
+//! LifecycleActor: polls `event/next` for ever. An INVOKE is passed to BatchActor, then the shipper
+//! gets the chance to finish what is in flight (bounded by the invoke's deadline) before the next
+//! `next`, so nothing is left uploading when the environment freezes. SHUTDOWN (or SIGTERM/SIGINT)
+//! runs the shutdown sequence of design.md §4 once, and the process exits 0 before the deadline.
+
+use super::batch::BatchActor;
+use super::messages::{AwaitLateRecords, Flush, InvokeStarted, Pending, Shutdown};
+use crate::lambda::client::ExtensionsClient;
+use crate::lambda::events::NextEvent;
+use crate::stats::Counters;
+use actix::prelude::*;
+use actix_web::dev::ServerHandle;
+use slog::{Logger, error, info, warn};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Kept free before Lambda's deadline: exiting and the last log line take time too.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(150);
+/// Kept for the final ship when waiting for late records at shutdown.
+const SHIP_RESERVE: Duration = Duration::from_millis(500);
+/// A pause without deliveries that says Lambda has sent what it held.
+const QUIET: Duration = Duration::from_millis(50);
+/// The time SIGTERM/SIGINT leave us: Lambda's whole shutdown budget is 2 s.
+const SIGNAL_BUDGET: Duration = Duration::from_millis(1000);
+/// Consecutive failed `next` calls before giving up with `exit/error`.
+const NEXT_ATTEMPTS: u32 = 3;
+
+/// Sent by LifecycleActor to itself: call `event/next`.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct PollNext;
+
+/// Sent by the signal task to LifecycleActor on SIGTERM or SIGINT.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Terminate;
+
+pub struct LifecycleActor {
+    client: ExtensionsClient,
+    id: String,
+    batch: Addr<BatchActor>,
+    flush: Recipient<Flush>,
+    server: ServerHandle,
+    counters: Arc<Counters>,
+    log: Logger,
+    last_request: Option<String>,
+    next_failures: u32,
+    shutting_down: bool,
+}
+
+impl LifecycleActor {
+    pub fn new(
+        client: ExtensionsClient,
+        id: String,
+        batch: Addr<BatchActor>,
+        flush: Recipient<Flush>,
+        server: ServerHandle,
+        counters: Arc<Counters>,
+        log: Logger,
+    ) -> Self {
+        Self { client, id, batch, flush, server, counters, log, last_request: None, next_failures: 0, shutting_down: false }
+    }
+
+    /// design.md §4: wait for late records, seal and ship everything, stop the listener, summarise, exit.
+    fn shut_down(&mut self, deadline: Instant, reason: String, exit_code: i32, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        let batch = self.batch.clone();
+        let server = self.server.clone();
+        let request_id = self.last_request.clone();
+        let wait_until = deadline.checked_sub(SHIP_RESERVE).unwrap_or(deadline).max(Instant::now());
+        let started = Instant::now();
+        let sequence = async move {
+            let _ = batch.send(AwaitLateRecords { request_id, quiet: QUIET, until: wait_until }).await;
+            let pending = batch.send(Shutdown { deadline }).await.unwrap_or_default();
+            server.stop(false).await;
+            pending
+        };
+        ctx.wait(sequence.into_actor(self).map(move |pending: Pending, act, _| {
+            let c = &act.counters;
+            let received = Counters::get(&c.received);
+            let shipped = Counters::get(&c.shipped);
+            let level_ok = pending.records == 0;
+            let summary = |log: &Logger| {
+                info!(log, "shutdown summary";
+                    "reason" => &reason,
+                    "received" => received, "shipped" => shipped, "objects" => Counters::get(&c.objects),
+                    "failed" => pending.records, "failed_batches" => pending.batches,
+                    "failed_attempts" => Counters::get(&c.failed_attempts),
+                    "malformed" => Counters::get(&c.malformed), "oversized" => Counters::get(&c.oversized),
+                    "accounted" => received == shipped + pending.records as u64,
+                    "ms" => started.elapsed().as_millis() as u64)
+            };
+            summary(&act.log);
+            if !level_ok {
+                error!(act.log, "records could not be shipped before the shutdown deadline"; "records" => pending.records);
+            }
+            System::current().stop_with_code(exit_code);
+        }));
+    }
+}
+
+impl Actor for LifecycleActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.notify(PollNext);
+    }
+}
+
+/// `deadlineMs` (epoch milliseconds) as an Instant, less our margin.
+fn deadline_from_epoch_ms(ms: i64) -> Instant {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let left = Duration::from_millis(ms.saturating_sub(now_ms).max(0) as u64);
+    Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
+}
+
+impl Handler<PollNext> for LifecycleActor {
+    type Result = ();
+
+    fn handle(&mut self, _: PollNext, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        let client = self.client.clone();
+        let id = self.id.clone();
+        let next = async move { client.next(&id).await };
+        ctx.spawn(next.into_actor(self).map(|event, act, ctx| match event {
+            // A signal started the shutdown while this call was pending.
+            _ if act.shutting_down => {}
+            Ok(NextEvent::Invoke { request_id, deadline_ms }) => {
+                act.next_failures = 0;
+                act.last_request = Some(request_id.clone());
+                let batch = act.batch.clone();
+                let flush = act.flush.clone();
+                let deadline = deadline_from_epoch_ms(deadline_ms);
+                let work = async move {
+                    let _ = batch.send(InvokeStarted { request_id }).await;
+                    // Finish (or give up on, bounded) uploads before the environment may freeze.
+                    let _ = flush.send(Flush { deadline }).await;
+                };
+                ctx.wait(work.into_actor(act).map(|_, _, ctx| ctx.notify(PollNext)));
+            }
+            Ok(NextEvent::Shutdown { shutdown_reason, deadline_ms }) => {
+                info!(act.log, "SHUTDOWN received"; "reason" => &shutdown_reason, "deadline_ms" => deadline_ms);
+                act.shut_down(deadline_from_epoch_ms(deadline_ms), shutdown_reason, 0, ctx);
+            }
+            Err(e) => {
+                act.next_failures += 1;
+                if act.next_failures < NEXT_ATTEMPTS {
+                    warn!(act.log, "event/next failed; calling it again"; "error" => e.to_string(), "attempt" => act.next_failures);
+                    ctx.run_later(Duration::from_millis(100 * u64::from(act.next_failures)), |_, ctx| ctx.notify(PollNext));
+                    return;
+                }
+                error!(act.log, "event/next keeps failing; reporting exit/error and shutting down"; "error" => e.to_string());
+                let client = act.client.clone();
+                let id = act.id.clone();
+                let message = e.to_string();
+                ctx.wait(
+                    async move { client.report_error(&id, false, "Extension.NextFailed", &message).await }
+                        .into_actor(act)
+                        .map(|_, act, ctx| act.shut_down(Instant::now() + SIGNAL_BUDGET, "exit/error".into(), 1, ctx)),
+                );
+            }
+        }));
+    }
+}
+
+impl Handler<Terminate> for LifecycleActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Terminate, ctx: &mut Context<Self>) {
+        info!(self.log, "signal received; shutting down with the time a signal leaves");
+        self.shut_down(Instant::now() + SIGNAL_BUDGET, "signal".into(), 0, ctx);
+    }
+}

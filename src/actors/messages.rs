@@ -1,0 +1,61 @@
+//! Messages that cross actors. Commands are imperative, notifications past tense.
+
+use crate::lambda::records::Record;
+use crate::sink::SealedObject;
+use actix::Message;
+use std::time::{Duration, Instant};
+
+/// Sent by LogReceiver to BatchActor for every parsed delivery (with `send().await`: a full mailbox
+/// pushes back on Lambda instead of dropping).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct IngestRecords {
+    pub records: Vec<Record>,
+}
+
+/// Sent by LifecycleActor to BatchActor when an INVOKE event arrived.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct InvokeStarted {
+    pub request_id: String,
+}
+
+/// Sent by LifecycleActor to BatchActor at SHUTDOWN: answered once Lambda has delivered what it
+/// still held (the `platform.report` of `request_id`, then `quiet` without a delivery), or at `until`.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct AwaitLateRecords {
+    pub request_id: Option<String>,
+    pub quiet: Duration,
+    pub until: Instant,
+}
+
+/// Sent by LifecycleActor to BatchActor to end: seal everything and have it shipped by `deadline`.
+#[derive(Message, Debug)]
+#[rtype(result = "Pending")]
+pub struct Shutdown {
+    pub deadline: Instant,
+}
+
+/// Sent by BatchActor to ShipperActor when a batch was sealed.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct ShipBatch {
+    pub object: SealedObject,
+}
+
+/// Sent by LifecycleActor (before each `next`) and BatchActor (at shutdown) to ShipperActor: ship
+/// everything pending, batches that failed before included; answered when nothing is pending, when
+/// the pending batches failed again, or at `deadline`.
+#[derive(Message, Debug)]
+#[rtype(result = "Pending")]
+pub struct Flush {
+    pub deadline: Instant,
+}
+
+/// What is still unshipped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pending {
+    pub batches: usize,
+    pub records: usize,
+}

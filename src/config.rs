@@ -1,0 +1,321 @@
+//! Configuration from environment variables: every variable is a constant here, parsed once through
+//! the [`Env`] seam (tests pass a map and never touch the process environment) into types that cannot
+//! be misused.
+//!
+//! Rules (the README's configuration table says the same):
+//! * the bucket is required and must follow S3's bucket naming rules, else [`ConfigError`]
+//!   (reported to Lambda through `init/error`);
+//! * numbers that do not parse or are out of range fall back to the default with one warning naming
+//!   the variable, the value and the default (the Go sample's behaviour, made visible); the bytes rate
+//!   above 100 MiB is clamped with a warning;
+//! * `LOG_TYPES` falls back to the default on anything but a non-empty JSON array of strings, drops
+//!   unknown entries and duplicates, and warns once per case;
+//! * booleans accept `true`/`false` (any case); anything else is a [`ConfigError`], since guessing
+//!   the intent of a typo in a switch is worse than saying so at deploy time;
+//! * an unknown log level falls back to `info` with a warning.
+//!
+//! This module knows nothing of actix, awc or the AWS SDK.
+
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+use std::time::Duration;
+
+pub const ENV_S3_BUCKET: &str = "ADAPTIVE_BATCHING_EXTENSION_S3_BUCKET";
+pub const ENV_SHIP_RATE_BYTES: &str = "ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_BYTES";
+pub const ENV_SHIP_RATE_INVOKES: &str = "ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_INVOKES";
+pub const ENV_SHIP_RATE_MILLISECONDS: &str = "ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_MILLISECONDS";
+pub const ENV_LOG_TYPES: &str = "ADAPTIVE_BATCHING_EXTENSION_LOG_TYPES";
+pub const ENV_LISTENER_PORT: &str = "ADAPTIVE_BATCHING_EXTENSION_LISTENER_PORT";
+pub const ENV_S3_FORCE_PATH_STYLE: &str = "ADAPTIVE_BATCHING_EXTENSION_S3_FORCE_PATH_STYLE";
+pub const ENV_CREATE_BUCKET: &str = "ADAPTIVE_BATCHING_EXTENSION_CREATE_BUCKET";
+pub const ENV_LOG_LEVEL: &str = "ADAPTIVE_BATCHING_EXTENSION_LOG_LEVEL";
+
+pub const ENV_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+pub const ENV_REGION: &str = "AWS_REGION";
+/// The SDK's endpoint overrides: when either is set, path-style addressing is the default.
+pub const ENV_ENDPOINT_URL_S3: &str = "AWS_ENDPOINT_URL_S3";
+pub const ENV_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+
+pub const DEFAULT_SHIP_RATE_BYTES: u64 = 4096;
+pub const DEFAULT_SHIP_RATE_INVOKES: u64 = 10;
+pub const DEFAULT_SHIP_RATE_MILLISECONDS: u64 = 10_000;
+pub const DEFAULT_LISTENER_PORT: u16 = 1234;
+/// The sample's documented maximum for the bytes rate.
+pub const MAX_SHIP_RATE_BYTES: u64 = 100 * 1024 * 1024;
+/// Lambda's Runtime API port: never ours.
+pub const RESERVED_PORT: u16 = 9001;
+
+/// Where configuration comes from.
+pub trait Env {
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).cloned()
+    }
+}
+
+/// A bucket name that follows S3's naming rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketName(String);
+
+impl BucketName {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let b = s.as_bytes();
+        if !(3..=63).contains(&b.len()) {
+            return Err("must be 3 to 63 characters long".into());
+        }
+        if !b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-') {
+            return Err("may contain only lower-case letters, digits, dots and hyphens".into());
+        }
+        let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+        if !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+            return Err("must begin and end with a letter or a digit".into());
+        }
+        if s.contains("..") {
+            return Err("must not contain two adjacent dots".into());
+        }
+        if s.parse::<std::net::Ipv4Addr>().is_ok() {
+            return Err("must not be formatted as an IP address".into());
+        }
+        for p in ["xn--", "sthree-", "amzn-s3-demo-"] {
+            if s.starts_with(p) {
+                return Err(format!("must not start with {p:?}"));
+            }
+        }
+        for suffix in ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"] {
+            if s.ends_with(suffix) {
+                return Err(format!("must not end with {suffix:?}"));
+            }
+        }
+        Ok(Self(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A log category of the Logs/Telemetry API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogType {
+    Platform,
+    Function,
+    Extension,
+}
+
+impl LogType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogType::Platform => "platform",
+            LogType::Function => "function",
+            LogType::Extension => "extension",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "platform" => Some(LogType::Platform),
+            "function" => Some(LogType::Function),
+            "extension" => Some(LogType::Extension),
+            _ => None,
+        }
+    }
+}
+
+pub const DEFAULT_LOG_TYPES: [LogType; 2] = [LogType::Platform, LogType::Function];
+
+/// The extension's own log level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+/// When a batch is shipped: any one threshold crossed seals it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Bytes of the NDJSON body (records plus their newlines).
+    pub bytes: NonZeroU64,
+    /// INVOKE events since the last seal.
+    pub invokes: NonZeroU64,
+    /// Time since the last seal.
+    pub elapsed: Duration,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub bucket: BucketName,
+    pub thresholds: Thresholds,
+    pub log_types: Vec<LogType>,
+    pub listener_port: u16,
+    pub force_path_style: bool,
+    pub create_bucket: bool,
+    pub log_level: LogLevel,
+    /// `AWS_LAMBDA_FUNCTION_NAME`, lower-cased for object keys.
+    pub function_name: String,
+}
+
+/// A configuration the extension cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{ENV_S3_BUCKET} is required: set it to the name of the bucket that receives the logs")]
+    MissingBucket,
+    #[error("{ENV_S3_BUCKET} {value:?} is not a valid S3 bucket name: it {reason}")]
+    InvalidBucket { value: String, reason: String },
+    #[error("{var} must be \"true\" or \"false\", got {value:?}")]
+    InvalidBool { var: &'static str, value: String },
+}
+
+/// A configuration plus the warnings parsing it produced, to be logged once at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    pub fn from_env(env: &dyn Env) -> Result<Parsed, ConfigError> {
+        let mut warnings = Vec::new();
+        let bucket = match env.get(ENV_S3_BUCKET) {
+            None => return Err(ConfigError::MissingBucket),
+            Some(v) if v.is_empty() => return Err(ConfigError::MissingBucket),
+            Some(v) => BucketName::parse(&v).map_err(|reason| ConfigError::InvalidBucket { value: v.clone(), reason })?,
+        };
+        let mut bytes = whole_number(env, ENV_SHIP_RATE_BYTES, DEFAULT_SHIP_RATE_BYTES, &mut warnings);
+        if bytes.get() > MAX_SHIP_RATE_BYTES {
+            warnings.push(format!(
+                "{ENV_SHIP_RATE_BYTES} {} is above the maximum of {MAX_SHIP_RATE_BYTES} bytes (100 MiB); using {MAX_SHIP_RATE_BYTES}",
+                bytes.get()
+            ));
+            bytes = NonZeroU64::new(MAX_SHIP_RATE_BYTES).expect("the maximum is not zero");
+        }
+        let invokes = whole_number(env, ENV_SHIP_RATE_INVOKES, DEFAULT_SHIP_RATE_INVOKES, &mut warnings);
+        let ms = whole_number(env, ENV_SHIP_RATE_MILLISECONDS, DEFAULT_SHIP_RATE_MILLISECONDS, &mut warnings);
+        let log_types = log_types(env.get(ENV_LOG_TYPES), &mut warnings);
+        let listener_port = listener_port(env.get(ENV_LISTENER_PORT), &mut warnings);
+        let custom_endpoint = env.get(ENV_ENDPOINT_URL_S3).or_else(|| env.get(ENV_ENDPOINT_URL)).is_some_and(|v| !v.is_empty());
+        let force_path_style = boolean(env, ENV_S3_FORCE_PATH_STYLE, custom_endpoint)?;
+        let create_bucket = boolean(env, ENV_CREATE_BUCKET, true)?;
+        let log_level = log_level(env.get(ENV_LOG_LEVEL), &mut warnings);
+        let function_name = env.get(ENV_FUNCTION_NAME).unwrap_or_default().to_lowercase();
+        Ok(Parsed {
+            config: Config {
+                bucket,
+                thresholds: Thresholds { bytes, invokes, elapsed: Duration::from_millis(ms.get()) },
+                log_types,
+                listener_port,
+                force_path_style,
+                create_bucket,
+                log_level,
+                function_name,
+            },
+            warnings,
+        })
+    }
+}
+
+/// A whole number ≥ 1, or the default with a warning.
+fn whole_number(env: &dyn Env, var: &str, default: u64, warnings: &mut Vec<String>) -> NonZeroU64 {
+    let fallback = NonZeroU64::new(default).expect("defaults are not zero");
+    let Some(raw) = env.get(var) else { return fallback };
+    match raw.trim().parse::<u64>().ok().and_then(NonZeroU64::new) {
+        Some(n) if raw.trim() == raw => n,
+        _ => {
+            warnings.push(format!("{var} must be a whole number of at least 1, got {raw:?}; using the default {default}"));
+            fallback
+        }
+    }
+}
+
+fn boolean(env: &dyn Env, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match env.get(var) {
+        None => Ok(default),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(v) => Err(ConfigError::InvalidBool { var, value: v }),
+    }
+}
+
+fn listener_port(raw: Option<String>, warnings: &mut Vec<String>) -> u16 {
+    let Some(raw) = raw else { return DEFAULT_LISTENER_PORT };
+    match raw.parse::<u16>() {
+        Ok(p) if p != 0 && p != RESERVED_PORT => p,
+        _ => {
+            warnings.push(format!(
+                "{ENV_LISTENER_PORT} must be a port from 1 to 65535 other than {RESERVED_PORT} (Lambda's), got {raw:?}; using the default {DEFAULT_LISTENER_PORT}"
+            ));
+            DEFAULT_LISTENER_PORT
+        }
+    }
+}
+
+fn log_types(raw: Option<String>, warnings: &mut Vec<String>) -> Vec<LogType> {
+    let default = DEFAULT_LOG_TYPES.to_vec();
+    let Some(raw) = raw else { return default };
+    let fallback = |why: &str, warnings: &mut Vec<String>| {
+        warnings.push(format!("{ENV_LOG_TYPES} {why}, got {raw:?}; using the default [\"platform\",\"function\"]"));
+        DEFAULT_LOG_TYPES.to_vec()
+    };
+    let items: Vec<serde_json::Value> = match serde_json::from_str::<serde_json::Value>(&raw) {
+        Ok(serde_json::Value::Array(items)) if !items.is_empty() => items,
+        Ok(serde_json::Value::Array(_)) => return fallback("is an empty array", warnings),
+        Ok(_) => return fallback("must be a JSON array of strings", warnings),
+        Err(_) => return fallback("is not valid JSON", warnings),
+    };
+    let mut out = Vec::new();
+    let mut unknown = Vec::new();
+    let mut duplicates = false;
+    for item in &items {
+        match item.as_str().and_then(LogType::parse) {
+            Some(t) if out.contains(&t) => duplicates = true,
+            Some(t) => out.push(t),
+            None => unknown.push(item.to_string()),
+        }
+    }
+    if !unknown.is_empty() {
+        warnings.push(format!(
+            "{ENV_LOG_TYPES} entries {} are not \"platform\", \"function\" or \"extension\"; ignoring them",
+            unknown.join(", ")
+        ));
+    }
+    if duplicates {
+        warnings.push(format!("{ENV_LOG_TYPES} {raw:?} lists a type more than once; subscribing once"));
+    }
+    if out.is_empty() {
+        return fallback("names no known log type", warnings);
+    }
+    out
+}
+
+fn log_level(raw: Option<String>, warnings: &mut Vec<String>) -> LogLevel {
+    match raw.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("info") => LogLevel::Info,
+        Some("error") => LogLevel::Error,
+        Some("warn") | Some("warning") => LogLevel::Warn,
+        Some("debug") => LogLevel::Debug,
+        Some(_) => {
+            warnings.push(format!(
+                "{ENV_LOG_LEVEL} must be one of error, warn, info, debug, got {:?}; using info",
+                raw.unwrap_or_default()
+            ));
+            LogLevel::Info
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! Lenient parsing of a delivery (a JSON array of `{time,type,record}`) into records that keep the
+//! exact bytes Lambda sent: each record is a slice of the request body, never re-serialised. Only the
+//! few fields we act on are read: the `type`, and the `requestId` of `platform.start`,
+//! `platform.runtimeDone` and `platform.report`. One element that does not look like a record costs
+//! nothing to the others: it is kept as sent and counted.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// The record types we act on; everything else is [`Kind::Other`] and shipped as received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Start,
+    RuntimeDone,
+    Report,
+    Other,
+}
+
+/// One delivered record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The exact JSON of the array element.
+    pub raw: Bytes,
+    pub kind: Kind,
+    /// For `platform.start`, `platform.runtimeDone`, `platform.report`.
+    pub request_id: Option<String>,
+}
+
+/// A parsed delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Delivery {
+    pub records: Vec<Record>,
+    /// Elements that are valid JSON but not `{type: string, ...}` objects (kept, and counted).
+    pub malformed_elements: usize,
+}
+
+/// A body that cannot be split into records.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("delivery is not a JSON array: {0}")]
+pub struct NotAnArray(pub String);
+
+#[derive(Deserialize)]
+struct Peek<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    record: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct PeekRequest<'a> {
+    #[serde(rename = "requestId", borrow)]
+    request_id: Option<Cow<'a, str>>,
+}
+
+/// Splits `body` into records without copying them.
+pub fn parse_delivery(body: &Bytes) -> Result<Delivery, NotAnArray> {
+    let elements: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| NotAnArray(e.to_string()))?;
+    let base = body.as_ptr() as usize;
+    let mut out = Delivery { records: Vec::with_capacity(elements.len()), malformed_elements: 0 };
+    for el in elements {
+        let text = el.get();
+        // `RawValue` borrows from `body`, so its offset there gives a zero-copy slice.
+        let start = text.as_ptr() as usize - base;
+        let raw = body.slice(start..start + text.len());
+        let (kind, request_id) = match serde_json::from_str::<Peek>(text) {
+            Ok(p) => {
+                let kind = match p.kind.as_ref() {
+                    "platform.start" => Kind::Start,
+                    "platform.runtimeDone" => Kind::RuntimeDone,
+                    "platform.report" => Kind::Report,
+                    _ => Kind::Other,
+                };
+                let request_id = match kind {
+                    Kind::Other => None,
+                    _ => p
+                        .record
+                        .and_then(|r| serde_json::from_str::<PeekRequest>(r.get()).ok())
+                        .and_then(|r| r.request_id.map(Cow::into_owned)),
+                };
+                (kind, request_id)
+            }
+            Err(_) => {
+                out.malformed_elements += 1;
+                (Kind::Other, None)
+            }
+        };
+        out.records.push(Record { raw, kind, request_id });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented Logs API example batch (spec §2.4).
+    const LOGS_SAMPLE: &str = r#"[
+  {"time":"2020-08-20T12:31:32.123Z","type":"platform.start","record":{"requestId":"6f7f0961f83442118a7af6fe80b88d56"}},
+  {"time":"2020-08-20T12:31:32.123Z","type":"function","record":"Hello World\n"},
+  {"time":"2021-02-04T20:00:05.123Z","type":"platform.runtimeDone","record":{"requestId":"6f7f0961f83442118a7af6fe80b88d56","status":"success"}}
+]"#;
+
+    #[test]
+    fn splits_the_documented_logs_batch_keeping_exact_bytes() {
+        let body = Bytes::from_static(LOGS_SAMPLE.as_bytes());
+        let d = parse_delivery(&body).unwrap();
+        assert_eq!(d.malformed_elements, 0);
+        assert_eq!(d.records.len(), 3);
+        assert_eq!(
+            d.records[1].raw,
+            Bytes::from_static(br#"{"time":"2020-08-20T12:31:32.123Z","type":"function","record":"Hello World\n"}"#)
+        );
+        assert_eq!(d.records[0].kind, Kind::Start);
+        assert_eq!(d.records[0].request_id.as_deref(), Some("6f7f0961f83442118a7af6fe80b88d56"));
+        assert_eq!(d.records[2].kind, Kind::RuntimeDone);
+        assert_eq!(d.records[1].kind, Kind::Other);
+        // Zero-copy: the record points into the body.
+        assert!(d.records[1].raw.as_ptr() >= body.as_ptr());
+    }
+
+    #[test]
+    fn reads_the_documented_telemetry_report() {
+        let body = Bytes::from_static(br#"[{"time":"2022-10-21T14:05:05.766Z","type":"platform.report","record":{"requestId":"459921b5-681c-4a96-beb0-81e0aa586026","metrics":{"durationMs":2599.4,"billedDurationMs":2600,"memorySizeMB":128,"maxMemoryUsedMB":94,"initDurationMs":549.04},"tracing":{"spanId":"24cd7d670fa455f0","type":"X-Amzn-Trace-Id","value":"Root=1-6352a70e-1e2c502e358361800241fd45;Parent=35465b3a9e2f7c6a;Sampled=1"},"status":"success"}}]"#);
+        let d = parse_delivery(&body).unwrap();
+        assert_eq!(d.records[0].kind, Kind::Report);
+        assert_eq!(d.records[0].request_id.as_deref(), Some("459921b5-681c-4a96-beb0-81e0aa586026"));
+    }
+
+    #[test]
+    fn odd_elements_are_kept_and_counted_and_escapes_survive() {
+        let body = Bytes::from_static(br#"[42, {"no":"type"}, {"time":"t","type":"function","record":{"message":"a \"quoted\" \u00e9"}}, {"type":"platform.fault","record":"RequestId: x Process exited"}]"#);
+        let d = parse_delivery(&body).unwrap();
+        assert_eq!(d.malformed_elements, 2);
+        assert_eq!(d.records.len(), 4);
+        assert_eq!(d.records[0].raw, Bytes::from_static(b"42"));
+        assert_eq!(&d.records[2].raw[..], br#"{"time":"t","type":"function","record":{"message":"a \"quoted\" \u00e9"}}"#);
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_array_is_refused() {
+        for body in [&b"{\"a\":1}"[..], b"not json", b"[{\"type\":\"function\"}", b""] {
+            assert!(parse_delivery(&Bytes::copy_from_slice(body)).is_err());
+        }
+        assert_eq!(parse_delivery(&Bytes::from_static(b"[]")).unwrap(), Delivery::default());
+    }
+}

@@ -1,0 +1,38 @@
+//! # adaptive-batching-extension
+//!
+//! An AWS Lambda extension that ships the function's logs to Amazon S3 in adaptive batches: a batch
+//! is shipped as one NDJSON object when a bytes, invokes or elapsed-time threshold is crossed, and
+//! at shutdown.
+//!
+//! ```text
+//!  Lambda platform                          this process (one actix System)
+//!  Extensions API <── register / next ───── LifecycleActor ──InvokeStarted──────────┐
+//!  Logs API       <── subscribe                  │ Shutdown{deadline}               v
+//!  log delivery   ── POST [{time,type,record}] ─> LogReceiver ──IngestRecords──> BatchActor ──ShipBatch──> ShipperActor ──> S3
+//! ```
+//!
+//! ## Layout
+//!
+//! * `main.rs` — wiring only: logging, configuration, the actors, the exit code.
+//! * [`config`] — every environment variable, parsed once into types that cannot be misused.
+//! * [`logging`] — slog JSON lines on stdout.
+//! * [`lambda`] — events, lenient delivery parsing, request bodies, the Extensions API client.
+//! * [`batch`] — the pure core: buffer and thresholds. [`encode`] — NDJSON bodies. [`object_key`] — keys.
+//! * [`sink`] — S3 through the official SDK, with the retry policy as a type.
+//! * [`actors`] — LifecycleActor, LogReceiver, BatchActor, ShipperActor and their messages.
+//! * [`stats`] — counters for the shutdown summary.
+//!
+//! Pure modules (`batch`, `encode`, `object_key`, `lambda::records`, `config`) know nothing of
+//! actix, awc or the AWS SDK; `lambda` and `sink` know nothing of `actors`.
+
+#![deny(clippy::unwrap_used)]
+
+pub mod actors;
+pub mod batch;
+pub mod config;
+pub mod encode;
+pub mod lambda;
+pub mod logging;
+pub mod object_key;
+pub mod sink;
+pub mod stats;

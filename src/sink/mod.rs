@@ -1,0 +1,209 @@
+//! Where sealed batches go: Amazon S3 through the official SDK. Knows nothing of the actors.
+//!
+//! One object per batch, its key fixed when the batch was sealed, so that a retry overwrites rather
+//! than duplicates. Bodies up to [`MULTIPART_THRESHOLD`] go in one PutObject; larger ones in
+//! [`PART_SIZE`] parts, so a failure resends one part, not the whole body. When a write fails with
+//! NoSuchBucket and bucket creation is on, the bucket is created in the function's region (with the
+//! LocationConstraint S3 requires outside us-east-1) and the write retried: never at init.
+
+pub mod retry;
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketLocationConstraint, CompletedMultipartUpload, CompletedPart, CreateBucketConfiguration};
+use bytes::Bytes;
+use retry::Backoff;
+use std::time::Instant;
+
+/// Above this a body goes up in parts. 16 MiB: every batch at the default thresholds (4 KiB) and
+/// most tuned ones take a single request, while the largest (100 MiB bytes rate) are resent at
+/// most one 8 MiB part at a time after a failure.
+pub const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// A batch ready to go: its key and body are fixed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedObject {
+    pub key: String,
+    pub body: Bytes,
+    pub records: usize,
+}
+
+/// Why a write failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShipError {
+    /// Network, timeouts, 5xx, throttling: worth retrying soon.
+    #[error("{0}")]
+    Transient(String),
+    #[error("the bucket does not exist")]
+    NoSuchBucket,
+    /// Access denied, KMS denial, a wrong region or any other refusal: retrying soon will not help.
+    #[error("{code}: {message}")]
+    Refused { code: String, message: String },
+}
+
+impl ShipError {
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, ShipError::Transient(_))
+    }
+
+    fn from_sdk<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Self {
+        let status = e.raw_response().map(|r| r.status().as_u16());
+        match &e {
+            SdkError::ServiceError(se) => {
+                let code = se.err().code().unwrap_or("").to_string();
+                let message = se.err().message().unwrap_or("").to_string();
+                if code == "NoSuchBucket" {
+                    ShipError::NoSuchBucket
+                } else if matches!(status, Some(500..=599)) || matches!(code.as_str(), "SlowDown" | "RequestTimeout" | "Throttling" | "ThrottlingException" | "RequestTimeTooSkewed" | "InternalError" | "ServiceUnavailable") {
+                    ShipError::Transient(format!("{code} (HTTP {}): {message}", status.unwrap_or(0)))
+                } else {
+                    ShipError::Refused { code: if code.is_empty() { format!("HTTP {}", status.unwrap_or(0)) } else { code }, message }
+                }
+            }
+            // Dispatch failures, timeouts and unreadable answers are the network's doing.
+            other => ShipError::Transient(format!("{}", aws_sdk_s3::error::DisplayErrorContext(other))),
+        }
+    }
+}
+
+/// The outcome of shipping one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shipped {
+    pub attempts: u32,
+}
+
+/// The S3 client and where it writes.
+#[derive(Clone)]
+pub struct S3Sink {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    region: Option<String>,
+    create_bucket: bool,
+}
+
+impl S3Sink {
+    /// Builds the client from the SDK's standard chain (`AWS_REGION`, the Lambda credentials,
+    /// `AWS_ENDPOINT_URL_S3`). Makes no network call.
+    pub async fn from_env(bucket: &str, force_path_style: bool, create_bucket: bool) -> Self {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http).load().await;
+        let region = shared.region().map(|r| r.to_string());
+        let conf = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(force_path_style)
+            // Our own retry loop owns the policy (deadline-bounded, batch kept on failure).
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .build();
+        Self { client: aws_sdk_s3::Client::from_conf(conf), bucket: bucket.to_string(), region, create_bucket }
+    }
+
+    /// One attempt at writing `obj`.
+    async fn put_once(&self, obj: &SealedObject) -> Result<(), ShipError> {
+        if obj.body.len() <= MULTIPART_THRESHOLD {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&obj.key)
+                .content_type(crate::encode::CONTENT_TYPE)
+                .body(ByteStream::from(obj.body.clone()))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(ShipError::from_sdk)
+        } else {
+            self.put_multipart(obj).await
+        }
+    }
+
+    async fn put_multipart(&self, obj: &SealedObject) -> Result<(), ShipError> {
+        let up = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&obj.key)
+            .content_type(crate::encode::CONTENT_TYPE)
+            .send()
+            .await
+            .map_err(ShipError::from_sdk)?;
+        let id = up.upload_id().unwrap_or_default().to_string();
+        let result = async {
+            let mut parts = Vec::new();
+            for (i, start) in (0..obj.body.len()).step_by(PART_SIZE).enumerate() {
+                let n = i as i32 + 1;
+                let chunk = obj.body.slice(start..(start + PART_SIZE).min(obj.body.len()));
+                let r = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(&obj.key)
+                    .upload_id(&id)
+                    .part_number(n)
+                    .body(ByteStream::from(chunk))
+                    .send()
+                    .await
+                    .map_err(ShipError::from_sdk)?;
+                parts.push(CompletedPart::builder().part_number(n).set_e_tag(r.e_tag().map(str::to_string)).build());
+            }
+            self.client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&obj.key)
+                .upload_id(&id)
+                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                .send()
+                .await
+                .map_err(ShipError::from_sdk)
+        }
+        .await;
+        if result.is_err() {
+            // Best effort: an abandoned upload costs storage until a lifecycle rule removes it.
+            let _ = self.client.abort_multipart_upload().bucket(&self.bucket).key(&obj.key).upload_id(&id).send().await;
+        }
+        result.map(|_| ())
+    }
+
+    async fn create_bucket(&self) -> Result<(), ShipError> {
+        let mut req = self.client.create_bucket().bucket(&self.bucket);
+        if let Some(region) = self.region.as_deref().filter(|r| *r != "us-east-1") {
+            req = req.create_bucket_configuration(
+                CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region)).build(),
+            );
+        }
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match ShipError::from_sdk(e) {
+                ShipError::Refused { code, .. } if code == "BucketAlreadyOwnedByYou" => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Writes `obj`, retrying transient failures with `backoff` until `deadline`.
+    pub async fn ship(&self, obj: &SealedObject, backoff: Backoff, deadline: Option<Instant>) -> Result<Shipped, (ShipError, u32)> {
+        let mut attempts = 0;
+        let mut created = false;
+        loop {
+            attempts += 1;
+            match self.put_once(obj).await {
+                Ok(()) => return Ok(Shipped { attempts }),
+                Err(ShipError::NoSuchBucket) if self.create_bucket && !created => {
+                    created = true;
+                    self.create_bucket().await.map_err(|e| (e, attempts))?;
+                    // The write after creating the bucket is not a retry: do not count it against the budget.
+                    attempts -= 1;
+                }
+                Err(e) if e.is_retriable() => {
+                    match backoff.delay(attempts, rand::random::<f64>(), Instant::now(), deadline) {
+                        Some(wait) => tokio::time::sleep(wait).await,
+                        None => return Err((e, attempts)),
+                    }
+                }
+                Err(e) => return Err((e, attempts)),
+            }
+        }
+    }
+}
