@@ -51,14 +51,22 @@ pub struct Batcher {
 
 impl Batcher {
     pub fn new(thresholds: Thresholds, now: Instant) -> Self {
-        Self { thresholds, records: Vec::new(), body_bytes: 0, invokes: 0, window_start: now }
+        Self {
+            thresholds,
+            records: Vec::new(),
+            body_bytes: 0,
+            invokes: 0,
+            window_start: now,
+        }
     }
 
     /// Adds one record; seals when the body reaches the bytes threshold.
     pub fn push(&mut self, raw: Bytes, now: Instant) -> Option<Batch> {
         self.body_bytes += raw.len() as u64 + 1;
         self.records.push(raw);
-        (self.body_bytes >= self.thresholds.bytes.get()).then(|| self.seal(SealReason::Bytes, now)).flatten()
+        (self.body_bytes >= self.thresholds.bytes.get())
+            .then(|| self.seal(SealReason::Bytes, now))
+            .flatten()
     }
 
     /// An INVOKE arrived: count it, then check the invokes and time thresholds.
@@ -99,7 +107,11 @@ impl Batcher {
         }
         let records = std::mem::take(&mut self.records);
         let body_bytes = std::mem::replace(&mut self.body_bytes, 0);
-        Some(Batch { records, body_bytes, reason })
+        Some(Batch {
+            records,
+            body_bytes,
+            reason,
+        })
     }
 }
 
@@ -110,7 +122,11 @@ mod tests {
     use std::time::Duration;
 
     fn thresholds(bytes: u64, invokes: u64, ms: u64) -> Thresholds {
-        Thresholds { bytes: NonZeroU64::new(bytes).unwrap(), invokes: NonZeroU64::new(invokes).unwrap(), elapsed: Duration::from_millis(ms) }
+        Thresholds {
+            bytes: NonZeroU64::new(bytes).unwrap(),
+            invokes: NonZeroU64::new(invokes).unwrap(),
+            elapsed: Duration::from_millis(ms),
+        }
     }
 
     fn rec(n: usize) -> Bytes {
@@ -140,7 +156,10 @@ mod tests {
         assert!(b.on_invoke(t0).is_none());
         assert!(b.on_invoke(t0).is_none());
         let batch = b.on_invoke(t0).unwrap();
-        assert_eq!((batch.records.len(), batch.reason), (1, SealReason::Invokes));
+        assert_eq!(
+            (batch.records.len(), batch.reason),
+            (1, SealReason::Invokes)
+        );
         assert!(b.on_invoke(t0).is_none(), "the count restarted");
     }
 
@@ -148,13 +167,22 @@ mod tests {
     fn elapsed_threshold_fires_on_invoke_or_tick_and_an_empty_window_only_restarts() {
         let t0 = Instant::now();
         let mut b = Batcher::new(thresholds(1_000_000, 100, 100), t0);
-        assert!(b.on_tick(t0 + Duration::from_millis(150)).is_none(), "empty: nothing to ship");
+        assert!(
+            b.on_tick(t0 + Duration::from_millis(150)).is_none(),
+            "empty: nothing to ship"
+        );
         b.push(rec(5), t0 + Duration::from_millis(160));
-        assert!(b.on_tick(t0 + Duration::from_millis(200)).is_none(), "the window restarted at 150");
+        assert!(
+            b.on_tick(t0 + Duration::from_millis(200)).is_none(),
+            "the window restarted at 150"
+        );
         let batch = b.on_tick(t0 + Duration::from_millis(250)).unwrap();
         assert_eq!(batch.reason, SealReason::Elapsed);
         b.push(rec(5), t0 + Duration::from_millis(260));
-        assert_eq!(b.on_invoke(t0 + Duration::from_millis(400)).unwrap().reason, SealReason::Elapsed);
+        assert_eq!(
+            b.on_invoke(t0 + Duration::from_millis(400)).unwrap().reason,
+            SealReason::Elapsed
+        );
     }
 
     #[test]

@@ -75,7 +75,10 @@ impl BucketName {
         if !(3..=63).contains(&b.len()) {
             return Err("must be 3 to 63 characters long".into());
         }
-        if !b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-') {
+        if !b
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
+        {
             return Err("may contain only lower-case letters, digits, dots and hyphens".into());
         }
         let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
@@ -193,9 +196,17 @@ impl Config {
         let bucket = match env.get(ENV_S3_BUCKET) {
             None => return Err(ConfigError::MissingBucket),
             Some(v) if v.is_empty() => return Err(ConfigError::MissingBucket),
-            Some(v) => BucketName::parse(&v).map_err(|reason| ConfigError::InvalidBucket { value: v.clone(), reason })?,
+            Some(v) => BucketName::parse(&v).map_err(|reason| ConfigError::InvalidBucket {
+                value: v.clone(),
+                reason,
+            })?,
         };
-        let mut bytes = whole_number(env, ENV_SHIP_RATE_BYTES, DEFAULT_SHIP_RATE_BYTES, &mut warnings);
+        let mut bytes = whole_number(
+            env,
+            ENV_SHIP_RATE_BYTES,
+            DEFAULT_SHIP_RATE_BYTES,
+            &mut warnings,
+        );
         if bytes.get() > MAX_SHIP_RATE_BYTES {
             warnings.push(format!(
                 "{ENV_SHIP_RATE_BYTES} {} is above the maximum of {MAX_SHIP_RATE_BYTES} bytes (100 MiB); using {MAX_SHIP_RATE_BYTES}",
@@ -203,19 +214,39 @@ impl Config {
             ));
             bytes = NonZeroU64::new(MAX_SHIP_RATE_BYTES).expect("the maximum is not zero");
         }
-        let invokes = whole_number(env, ENV_SHIP_RATE_INVOKES, DEFAULT_SHIP_RATE_INVOKES, &mut warnings);
-        let ms = whole_number(env, ENV_SHIP_RATE_MILLISECONDS, DEFAULT_SHIP_RATE_MILLISECONDS, &mut warnings);
+        let invokes = whole_number(
+            env,
+            ENV_SHIP_RATE_INVOKES,
+            DEFAULT_SHIP_RATE_INVOKES,
+            &mut warnings,
+        );
+        let ms = whole_number(
+            env,
+            ENV_SHIP_RATE_MILLISECONDS,
+            DEFAULT_SHIP_RATE_MILLISECONDS,
+            &mut warnings,
+        );
         let log_types = log_types(env.get(ENV_LOG_TYPES), &mut warnings);
         let listener_port = listener_port(env.get(ENV_LISTENER_PORT), &mut warnings);
-        let custom_endpoint = env.get(ENV_ENDPOINT_URL_S3).or_else(|| env.get(ENV_ENDPOINT_URL)).is_some_and(|v| !v.is_empty());
+        let custom_endpoint = env
+            .get(ENV_ENDPOINT_URL_S3)
+            .or_else(|| env.get(ENV_ENDPOINT_URL))
+            .is_some_and(|v| !v.is_empty());
         let force_path_style = boolean(env, ENV_S3_FORCE_PATH_STYLE, custom_endpoint)?;
         let create_bucket = boolean(env, ENV_CREATE_BUCKET, true)?;
         let log_level = log_level(env.get(ENV_LOG_LEVEL), &mut warnings);
-        let function_name = env.get(ENV_FUNCTION_NAME).unwrap_or_default().to_lowercase();
+        let function_name = env
+            .get(ENV_FUNCTION_NAME)
+            .unwrap_or_default()
+            .to_lowercase();
         Ok(Parsed {
             config: Config {
                 bucket,
-                thresholds: Thresholds { bytes, invokes, elapsed: Duration::from_millis(ms.get()) },
+                thresholds: Thresholds {
+                    bytes,
+                    invokes,
+                    elapsed: Duration::from_millis(ms.get()),
+                },
                 log_types,
                 listener_port,
                 force_path_style,
@@ -231,7 +262,9 @@ impl Config {
 /// A whole number ≥ 1, or the default with a warning.
 fn whole_number(env: &dyn Env, var: &str, default: u64, warnings: &mut Vec<String>) -> NonZeroU64 {
     let fallback = NonZeroU64::new(default).expect("defaults are not zero");
-    let Some(raw) = env.get(var) else { return fallback };
+    let Some(raw) = env.get(var) else {
+        return fallback;
+    };
     match raw.trim().parse::<u64>().ok().and_then(NonZeroU64::new) {
         Some(n) if raw.trim() == raw => n,
         _ => {
@@ -251,7 +284,9 @@ fn boolean(env: &dyn Env, var: &'static str, default: bool) -> Result<bool, Conf
 }
 
 fn listener_port(raw: Option<String>, warnings: &mut Vec<String>) -> u16 {
-    let Some(raw) = raw else { return DEFAULT_LISTENER_PORT };
+    let Some(raw) = raw else {
+        return DEFAULT_LISTENER_PORT;
+    };
     match raw.parse::<u16>() {
         Ok(p) if p != 0 && p != RESERVED_PORT => p,
         _ => {
@@ -267,7 +302,9 @@ fn log_types(raw: Option<String>, warnings: &mut Vec<String>) -> Vec<LogType> {
     let default = DEFAULT_LOG_TYPES.to_vec();
     let Some(raw) = raw else { return default };
     let fallback = |why: &str, warnings: &mut Vec<String>| {
-        warnings.push(format!("{ENV_LOG_TYPES} {why}, got {raw:?}; using the default [\"platform\",\"function\"]"));
+        warnings.push(format!(
+            "{ENV_LOG_TYPES} {why}, got {raw:?}; using the default [\"platform\",\"function\"]"
+        ));
         DEFAULT_LOG_TYPES.to_vec()
     };
     let items: Vec<serde_json::Value> = match serde_json::from_str::<serde_json::Value>(&raw) {
@@ -293,7 +330,9 @@ fn log_types(raw: Option<String>, warnings: &mut Vec<String>) -> Vec<LogType> {
         ));
     }
     if duplicates {
-        warnings.push(format!("{ENV_LOG_TYPES} {raw:?} lists a type more than once; subscribing once"));
+        warnings.push(format!(
+            "{ENV_LOG_TYPES} {raw:?} lists a type more than once; subscribing once"
+        ));
     }
     if out.is_empty() {
         return fallback("names no known log type", warnings);

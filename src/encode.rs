@@ -21,10 +21,13 @@ mod tests {
 
     #[test]
     fn one_line_per_record_newline_terminated() {
-        let records = [Bytes::from_static(br#"{"a":1}"#), Bytes::from_static(br#"{"b":"x\ny"}"#)];
-        let body = ndjson(&records, 20);
+        let records = [
+            Bytes::from_static(br#"{"a":1}"#),
+            Bytes::from_static(br#"{"b":"x\ny"}"#),
+        ];
+        let body = ndjson(&records, 21);
         assert_eq!(&body[..], b"{\"a\":1}\n{\"b\":\"x\\ny\"}\n");
-        assert_eq!(body.len(), 20);
+        assert_eq!(body.len(), 21);
         assert_eq!(ndjson(&[], 0).len(), 0);
     }
 }

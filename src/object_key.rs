@@ -6,7 +6,12 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-pub fn object_key(sealed_at: DateTime<Utc>, environment_id: Uuid, function_name: &str, batch_id: Uuid) -> String {
+pub fn object_key(
+    sealed_at: DateTime<Utc>,
+    environment_id: Uuid,
+    function_name: &str,
+    batch_id: Uuid,
+) -> String {
     format!(
         "{}-{}/{}-{}-{}.log",
         sealed_at.format("%Y-%m-%d"),

@@ -191,6 +191,29 @@ impl Bus {
         }
     }
 
+    /// POSTs `body` as is to the destination of `extension`'s live subscription, as a misbehaving
+    /// platform would: for testing how an extension takes malformed or oversized deliveries.
+    /// Returns the HTTP status, or `None` when there is no such subscriber or the POST failed.
+    pub async fn deliver_raw(&self, extension: &str, body: Bytes) -> Option<u16> {
+        let sub = lock(&self.inner)
+            .subs
+            .iter()
+            .rev()
+            .find(|s| s.stats_name() == extension && lock(&s.task).is_some())
+            .cloned()?;
+        let req = http::Request::builder()
+            .method(sub.sub.method.clone())
+            .uri(format!("http://127.0.0.1:{}{}", sub.sub.port, sub.sub.path))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
+            .ok()?;
+        self.client
+            .request(req)
+            .await
+            .ok()
+            .map(|r| r.status().as_u16())
+    }
+
     pub fn stats(&self) -> Vec<SubscriberStats> {
         lock(&self.inner)
             .subs
@@ -205,6 +228,10 @@ impl Bus {
 }
 
 impl Subscriber {
+    fn stats_name(&self) -> String {
+        lock(&self.stats).extension.clone()
+    }
+
     fn wants(&self, event: &Event) -> Option<String> {
         let view = &self.view;
         let t = event.type_for(view)?;

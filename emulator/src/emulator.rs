@@ -334,6 +334,39 @@ impl Emulator {
         &self.lifecycle.invokes
     }
 
+    /// Every line extension `name`'s processes wrote to stdout or stderr, in order.
+    pub fn extension_output(&self, name: &str) -> Vec<String> {
+        let st = lock(&self.lifecycle.shared.state);
+        st.procs
+            .iter()
+            .filter(|p| p.name == name)
+            .flat_map(|p| p.output.iter().cloned())
+            .collect()
+    }
+
+    /// One invocation during which, halfway through the function, each of `bodies` is POSTed as is
+    /// to extension `name`'s listener, as a misbehaving platform would (malformed or oversized
+    /// deliveries). Returns the invoke and the status the extension answered to each body.
+    pub async fn invoke_with_raw_deliveries(
+        &mut self,
+        script: InvokeScript,
+        name: &str,
+        bodies: Vec<bytes::Bytes>,
+    ) -> (InvokeRecord, Vec<Option<u16>>) {
+        let bus = self.lifecycle.shared.bus.clone();
+        let name = name.to_string();
+        let half = script.duration / 2;
+        let raw = async move {
+            tokio::time::sleep(half).await;
+            let mut statuses = Vec::new();
+            for body in bodies {
+                statuses.push(bus.deliver_raw(&name, body).await);
+            }
+            statuses
+        };
+        tokio::join!(self.lifecycle.invoke(script), raw)
+    }
+
     /// The live extension processes: (name, pid).
     pub fn extension_pids(&self) -> Vec<(String, i32)> {
         let st = lock(&self.lifecycle.shared.state);

@@ -2,7 +2,9 @@
 //! checks the time threshold on a timer while the environment runs, seals batches into objects
 //! (key and body fixed here) and hands them to the shipper. It never does I/O itself.
 
-use super::messages::{AwaitLateRecords, IngestRecords, InvokeStarted, Pending, ShipBatch, Shutdown};
+use super::messages::{
+    AwaitLateRecords, IngestRecords, InvokeStarted, Pending, ShipBatch, Shutdown,
+};
 use crate::batch::{Batch, Batcher};
 use crate::config::Thresholds;
 use crate::encode;
@@ -70,16 +72,26 @@ impl BatchActor {
             reports_seen: VecDeque::new(),
             last_ingest: now,
             waiter: None,
-            tick: (thresholds.elapsed / 10).clamp(Duration::from_millis(10), Duration::from_secs(1)),
+            tick: (thresholds.elapsed / 10)
+                .clamp(Duration::from_millis(10), Duration::from_secs(1)),
             counters,
             log,
         }
     }
 
     fn seal(&self, batch: Batch) -> SealedObject {
-        let key = object_key(chrono::Utc::now(), self.environment_id, &self.function_name, Uuid::new_v4());
+        let key = object_key(
+            chrono::Utc::now(),
+            self.environment_id,
+            &self.function_name,
+            Uuid::new_v4(),
+        );
         debug!(self.log, "sealed"; "key" => &key, "records" => batch.records.len(), "bytes" => batch.body_bytes, "reason" => batch.reason.as_str());
-        SealedObject { key, body: encode::ndjson(&batch.records, batch.body_bytes), records: batch.records.len() }
+        SealedObject {
+            key,
+            body: encode::ndjson(&batch.records, batch.body_bytes),
+            records: batch.records.len(),
+        }
     }
 
     /// Hands a sealed batch to the shipper, holding this actor's mailbox until it is queued there:
@@ -110,10 +122,10 @@ impl BatchActor {
             _ => true,
         };
         let quiet = now.saturating_duration_since(self.last_ingest) >= w.quiet;
-        if (report_in && quiet) || now >= w.until {
-            if let Some(w) = self.waiter.take() {
-                let _ = w.done.send(());
-            }
+        if ((report_in && quiet) || now >= w.until)
+            && let Some(w) = self.waiter.take()
+        {
+            let _ = w.done.send(());
         }
     }
 }
@@ -170,7 +182,12 @@ impl Handler<AwaitLateRecords> for BatchActor {
 
     fn handle(&mut self, msg: AwaitLateRecords, ctx: &mut Context<Self>) -> Self::Result {
         let (done, wait) = oneshot::channel();
-        self.waiter = Some(LateRecordsWaiter { request_id: msg.request_id, quiet: msg.quiet, until: msg.until, done });
+        self.waiter = Some(LateRecordsWaiter {
+            request_id: msg.request_id,
+            quiet: msg.quiet,
+            until: msg.until,
+            done,
+        });
         self.poll_waiter(ctx);
         Box::pin(async move {
             let _ = wait.await;
@@ -189,7 +206,12 @@ impl Handler<Shutdown> for BatchActor {
             if let Some(object) = last {
                 let _ = ship.send(ShipBatch { object }).await;
             }
-            flush.send(super::messages::Flush { deadline: msg.deadline }).await.unwrap_or_default()
+            flush
+                .send(super::messages::Flush {
+                    deadline: msg.deadline,
+                })
+                .await
+                .unwrap_or_default()
         })
     }
 }

@@ -58,11 +58,28 @@ impl LifecycleActor {
         counters: Arc<Counters>,
         log: Logger,
     ) -> Self {
-        Self { client, id, batch, flush, server, counters, log, last_request: None, next_failures: 0, shutting_down: false }
+        Self {
+            client,
+            id,
+            batch,
+            flush,
+            server,
+            counters,
+            log,
+            last_request: None,
+            next_failures: 0,
+            shutting_down: false,
+        }
     }
 
     /// design.md §4: wait for late records, seal and ship everything, stop the listener, summarise, exit.
-    fn shut_down(&mut self, deadline: Instant, reason: String, exit_code: i32, ctx: &mut Context<Self>) {
+    fn shut_down(
+        &mut self,
+        deadline: Instant,
+        reason: String,
+        exit_code: i32,
+        ctx: &mut Context<Self>,
+    ) {
         if self.shutting_down {
             return;
         }
@@ -70,10 +87,19 @@ impl LifecycleActor {
         let batch = self.batch.clone();
         let server = self.server.clone();
         let request_id = self.last_request.clone();
-        let wait_until = deadline.checked_sub(SHIP_RESERVE).unwrap_or(deadline).max(Instant::now());
+        let wait_until = deadline
+            .checked_sub(SHIP_RESERVE)
+            .unwrap_or(deadline)
+            .max(Instant::now());
         let started = Instant::now();
         let sequence = async move {
-            let _ = batch.send(AwaitLateRecords { request_id, quiet: QUIET, until: wait_until }).await;
+            let _ = batch
+                .send(AwaitLateRecords {
+                    request_id,
+                    quiet: QUIET,
+                    until: wait_until,
+                })
+                .await;
             let pending = batch.send(Shutdown { deadline }).await.unwrap_or_default();
             server.stop(false).await;
             pending
@@ -112,7 +138,10 @@ impl Actor for LifecycleActor {
 
 /// `deadlineMs` (epoch milliseconds) as an Instant, less our margin.
 fn deadline_from_epoch_ms(ms: i64) -> Instant {
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     let left = Duration::from_millis(ms.saturating_sub(now_ms).max(0) as u64);
     Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
 }
@@ -172,7 +201,10 @@ impl Handler<Terminate> for LifecycleActor {
     type Result = ();
 
     fn handle(&mut self, _: Terminate, ctx: &mut Context<Self>) {
-        info!(self.log, "signal received; shutting down with the time a signal leaves");
+        info!(
+            self.log,
+            "signal received; shutting down with the time a signal leaves"
+        );
         self.shut_down(Instant::now() + SIGNAL_BUDGET, "signal".into(), 0, ctx);
     }
 }

@@ -54,7 +54,7 @@ pub struct Flush {
 }
 
 /// What is still unshipped.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, actix::MessageResponse)]
 pub struct Pending {
     pub batches: usize,
     pub records: usize,

@@ -32,7 +32,10 @@ impl Throttle {
     /// Adds `n`; returns the count to report when a line is due.
     fn note(&mut self, n: u64, now: Instant) -> Option<u64> {
         self.unreported += n;
-        if self.last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
             return None;
         }
         self.last = Some(now);
@@ -49,13 +52,22 @@ pub struct ReceiverState {
 
 impl ReceiverState {
     pub fn new(batch: Recipient<IngestRecords>, counters: Arc<Counters>, log: Logger) -> Self {
-        Self { batch, counters, log, throttle: Mutex::default() }
+        Self {
+            batch,
+            counters,
+            log,
+            throttle: Mutex::default(),
+        }
     }
 
     /// Counts `n` bad deliveries or elements in `counter` and logs at most once a second.
     fn bad_input(&self, counter: &std::sync::atomic::AtomicU64, n: u64, what: &str) {
         Counters::add(counter, n);
-        let due = self.throttle.lock().map(|mut t| t.note(n, Instant::now())).unwrap_or(None);
+        let due = self
+            .throttle
+            .lock()
+            .map(|mut t| t.note(n, Instant::now()))
+            .unwrap_or(None);
         if let Some(count) = due {
             warn!(self.log, "malformed deliveries from Lambda; answered 200 so they are not redelivered";
                 "count_since_last_report" => count, "latest" => what);
@@ -74,7 +86,11 @@ fn resolve_sandbox() -> Option<IpAddr> {
     // Resolution runs on a thread bounded to 300 ms: off Lambda a DNS lookup could hang init.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let ip = (SANDBOX_HOST, 0).to_socket_addrs().ok().and_then(|mut a| a.next()).map(|a| a.ip());
+        let ip = (SANDBOX_HOST, 0)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .map(|a| a.ip());
         let _ = tx.send(ip);
     });
     rx.recv_timeout(Duration::from_millis(300)).ok().flatten()
@@ -101,15 +117,26 @@ pub fn serve(listener: TcpListener, state: ReceiverState) -> std::io::Result<Ser
     .run())
 }
 
-async fn receive(req: actix_web::HttpRequest, state: web::Data<ReceiverState>, mut payload: web::Payload) -> HttpResponse {
-    if req.method() != actix_web::http::Method::POST && req.method() != actix_web::http::Method::PUT {
+async fn receive(
+    req: actix_web::HttpRequest,
+    state: web::Data<ReceiverState>,
+    mut payload: web::Payload,
+) -> HttpResponse {
+    if req.method() != actix_web::http::Method::POST && req.method() != actix_web::http::Method::PUT
+    {
         return HttpResponse::MethodNotAllowed().finish();
     }
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let Ok(chunk) = chunk else { return HttpResponse::BadRequest().finish() };
+        let Ok(chunk) = chunk else {
+            return HttpResponse::BadRequest().finish();
+        };
         if body.len() + chunk.len() > MAX_BODY {
-            state.bad_input(&state.counters.oversized, 1, "a body over 8 MiB (answered 413)");
+            state.bad_input(
+                &state.counters.oversized,
+                1,
+                "a body over 8 MiB (answered 413)",
+            );
             return HttpResponse::PayloadTooLarge().finish();
         }
         body.extend_from_slice(&chunk);
@@ -123,9 +150,21 @@ async fn receive(req: actix_web::HttpRequest, state: web::Data<ReceiverState>, m
         }
     };
     if delivery.malformed_elements > 0 {
-        state.bad_input(&state.counters.malformed, delivery.malformed_elements as u64, "array elements that are not {type,...} records (kept and shipped as received)");
+        state.bad_input(
+            &state.counters.malformed,
+            delivery.malformed_elements as u64,
+            "array elements that are not {type,...} records (kept and shipped as received)",
+        );
     }
-    if !delivery.records.is_empty() && state.batch.send(IngestRecords { records: delivery.records }).await.is_err() {
+    if !delivery.records.is_empty()
+        && state
+            .batch
+            .send(IngestRecords {
+                records: delivery.records,
+            })
+            .await
+            .is_err()
+    {
         // Shutting down: let Lambda keep the records and retry.
         return HttpResponse::ServiceUnavailable().finish();
     }

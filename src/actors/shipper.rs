@@ -51,8 +51,14 @@ impl ShipperActor {
     }
 
     fn publish(&self) {
-        let pending = Pending { batches: self.queue.len(), records: self.queue.iter().map(|o| o.records).sum() };
-        self.progress.send_replace(Progress { pending, stalled: self.stalled });
+        let pending = Pending {
+            batches: self.queue.len(),
+            records: self.queue.iter().map(|o| o.records).sum(),
+        };
+        self.progress.send_replace(Progress {
+            pending,
+            stalled: self.stalled,
+        });
     }
 
     /// Starts the next upload unless one runs or the queue is stalled.
@@ -60,7 +66,9 @@ impl ShipperActor {
         if self.uploading || self.stalled {
             return;
         }
-        let Some(obj) = self.queue.front().cloned() else { return };
+        let Some(obj) = self.queue.front().cloned() else {
+            return;
+        };
         self.uploading = true;
         let sink = self.sink.clone();
         let backoff = self.backoff;
@@ -72,26 +80,43 @@ impl ShipperActor {
             let result = match deadline {
                 Some(d) => tokio::time::timeout_at(d.into(), attempt)
                     .await
-                    .unwrap_or_else(|_| Err((ShipError::Transient("the deadline passed during the upload".into()), 0))),
+                    .unwrap_or_else(|_| {
+                        Err((
+                            ShipError::Transient("the deadline passed during the upload".into()),
+                            0,
+                        ))
+                    }),
                 None => attempt.await,
             };
             (obj, result, started.elapsed())
         };
-        ctx.spawn(upload.into_actor(self).map(|(obj, result, took), act, ctx| {
-            act.uploading = false;
-            act.finished(obj, result, took);
-            act.publish();
-            act.pump(ctx);
-        }));
+        ctx.spawn(
+            upload
+                .into_actor(self)
+                .map(|(obj, result, took), act, ctx| {
+                    act.uploading = false;
+                    act.finished(obj, result, took);
+                    act.publish();
+                    act.pump(ctx);
+                }),
+        );
     }
 
-    fn finished(&mut self, obj: SealedObject, result: Result<Shipped, (ShipError, u32)>, took: Duration) {
+    fn finished(
+        &mut self,
+        obj: SealedObject,
+        result: Result<Shipped, (ShipError, u32)>,
+        took: Duration,
+    ) {
         match result {
             Ok(shipped) => {
                 self.queue.pop_front();
                 Counters::add(&self.counters.shipped, obj.records as u64);
                 Counters::add(&self.counters.objects, 1);
-                Counters::add(&self.counters.failed_attempts, u64::from(shipped.attempts - 1));
+                Counters::add(
+                    &self.counters.failed_attempts,
+                    u64::from(shipped.attempts - 1),
+                );
                 info!(self.log, "shipped";
                     "key" => &obj.key, "records" => obj.records, "bytes" => obj.body.len(),
                     "ms" => took.as_millis() as u64, "attempts" => shipped.attempts);
@@ -101,8 +126,12 @@ impl ShipperActor {
                 Counters::add(&self.counters.failed_attempts, u64::from(attempts.max(1)));
                 let hint = match &e {
                     ShipError::Transient(_) => "kept; retried at the next invoke and at shutdown",
-                    ShipError::NoSuchBucket => "kept; create the bucket or set ADAPTIVE_BATCHING_EXTENSION_CREATE_BUCKET=true",
-                    ShipError::Refused { .. } => "kept; check the function role's s3:PutObject permission, the bucket's region and its KMS key policy",
+                    ShipError::NoSuchBucket => {
+                        "kept; create the bucket or set ADAPTIVE_BATCHING_EXTENSION_CREATE_BUCKET=true"
+                    }
+                    ShipError::Refused { .. } => {
+                        "kept; check the function role's s3:PutObject permission, the bucket's region and its KMS key policy"
+                    }
                 };
                 warn!(self.log, "ship failed";
                     "key" => &obj.key, "records" => obj.records, "attempts" => attempts,

@@ -1,8 +1,12 @@
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    let mut m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    m.entry(ENV_S3_BUCKET.into()).or_insert_with(|| "my-logs".into());
+    let mut m: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    m.entry(ENV_S3_BUCKET.into())
+        .or_insert_with(|| "my-logs".into());
     m
 }
 
@@ -31,9 +35,15 @@ fn defaults_match_the_go_sample() {
 fn bucket_is_required_and_must_follow_the_naming_rules() {
     let mut m = env(&[]);
     m.remove(ENV_S3_BUCKET);
-    assert_eq!(Config::from_env(&m).unwrap_err(), ConfigError::MissingBucket);
+    assert_eq!(
+        Config::from_env(&m).unwrap_err(),
+        ConfigError::MissingBucket
+    );
     m.insert(ENV_S3_BUCKET.into(), String::new());
-    assert_eq!(Config::from_env(&m).unwrap_err(), ConfigError::MissingBucket);
+    assert_eq!(
+        Config::from_env(&m).unwrap_err(),
+        ConfigError::MissingBucket
+    );
     for (bad, why) in [
         ("ab", "3 to 63"),
         ("My_Bucket", "lower-case"),
@@ -45,7 +55,12 @@ fn bucket_is_required_and_must_follow_the_naming_rules() {
     ] {
         let e = Config::from_env(&env(&[(ENV_S3_BUCKET, bad)])).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.starts_with(&format!("{ENV_S3_BUCKET} {bad:?} is not a valid S3 bucket name")), "{msg}");
+        assert!(
+            msg.starts_with(&format!(
+                "{ENV_S3_BUCKET} {bad:?} is not a valid S3 bucket name"
+            )),
+            "{msg}"
+        );
         assert!(msg.contains(why), "{msg}");
     }
     assert!(Config::from_env(&env(&[(ENV_S3_BUCKET, "logs.example-1")])).is_ok());
@@ -54,18 +69,32 @@ fn bucket_is_required_and_must_follow_the_naming_rules() {
 #[test]
 fn numbers_that_do_not_parse_or_are_zero_fall_back_with_one_warning_each() {
     for bad in ["", "abc", "10,000", "1e3", "0", "-5", " 5"] {
-        let p = parse(&[(ENV_SHIP_RATE_BYTES, bad), (ENV_SHIP_RATE_INVOKES, bad), (ENV_SHIP_RATE_MILLISECONDS, bad)]);
+        let p = parse(&[
+            (ENV_SHIP_RATE_BYTES, bad),
+            (ENV_SHIP_RATE_INVOKES, bad),
+            (ENV_SHIP_RATE_MILLISECONDS, bad),
+        ]);
         assert_eq!(p.config.thresholds.bytes.get(), 4096);
         assert_eq!(p.config.thresholds.invokes.get(), 10);
         assert_eq!(p.config.thresholds.elapsed, Duration::from_secs(10));
         assert_eq!(
             p.warnings[0],
-            format!("{ENV_SHIP_RATE_BYTES} must be a whole number of at least 1, got {bad:?}; using the default 4096")
+            format!(
+                "{ENV_SHIP_RATE_BYTES} must be a whole number of at least 1, got {bad:?}; using the default 4096"
+            )
         );
         assert_eq!(p.warnings.len(), 3);
     }
-    let p = parse(&[(ENV_SHIP_RATE_BYTES, "+2048"), (ENV_SHIP_RATE_INVOKES, "1"), (ENV_SHIP_RATE_MILLISECONDS, "250")]);
-    assert_eq!(p.config.thresholds.bytes.get(), 2048, "a leading + is accepted, as Go's ParseInt does");
+    let p = parse(&[
+        (ENV_SHIP_RATE_BYTES, "+2048"),
+        (ENV_SHIP_RATE_INVOKES, "1"),
+        (ENV_SHIP_RATE_MILLISECONDS, "250"),
+    ]);
+    assert_eq!(
+        p.config.thresholds.bytes.get(),
+        2048,
+        "a leading + is accepted, as Go's ParseInt does"
+    );
     assert_eq!(p.config.thresholds.invokes.get(), 1);
     assert_eq!(p.config.thresholds.elapsed, Duration::from_millis(250));
     assert!(p.warnings.is_empty());
@@ -85,17 +114,43 @@ fn log_types_fall_back_drop_unknowns_and_duplicates() {
     for (raw, want, warning) in [
         ("not json", d.clone(), Some("is not valid JSON")),
         ("[]", d.clone(), Some("is an empty array")),
-        ("{\"a\":1}", d.clone(), Some("must be a JSON array of strings")),
-        ("\"platform\"", d.clone(), Some("must be a JSON array of strings")),
+        (
+            "{\"a\":1}",
+            d.clone(),
+            Some("must be a JSON array of strings"),
+        ),
+        (
+            "\"platform\"",
+            d.clone(),
+            Some("must be a JSON array of strings"),
+        ),
         ("[1,2]", d.clone(), Some("ignoring them")),
-        ("[\"platform\",\"bogus\"]", vec![LogType::Platform], Some("ignoring them")),
-        ("[\"platform\",\"platform\"]", vec![LogType::Platform], Some("more than once")),
-        ("[\"extension\",\"function\",\"platform\"]", vec![LogType::Extension, LogType::Function, LogType::Platform], None),
+        (
+            "[\"platform\",\"bogus\"]",
+            vec![LogType::Platform],
+            Some("ignoring them"),
+        ),
+        (
+            "[\"platform\",\"platform\"]",
+            vec![LogType::Platform],
+            Some("more than once"),
+        ),
+        (
+            "[\"extension\",\"function\",\"platform\"]",
+            vec![LogType::Extension, LogType::Function, LogType::Platform],
+            None,
+        ),
     ] {
         let p = parse(&[(ENV_LOG_TYPES, raw)]);
         assert_eq!(p.config.log_types, want, "{raw}");
         match warning {
-            Some(w) => assert!(p.warnings.iter().any(|x| x.contains(w) && x.starts_with(ENV_LOG_TYPES)), "{raw}: {:?}", p.warnings),
+            Some(w) => assert!(
+                p.warnings
+                    .iter()
+                    .any(|x| x.contains(w) && x.starts_with(ENV_LOG_TYPES)),
+                "{raw}: {:?}",
+                p.warnings
+            ),
             None => assert!(p.warnings.is_empty()),
         }
     }
@@ -103,29 +158,63 @@ fn log_types_fall_back_drop_unknowns_and_duplicates() {
 
 #[test]
 fn listener_port_range_and_the_reserved_port() {
-    assert_eq!(parse(&[(ENV_LISTENER_PORT, "8080")]).config.listener_port, 8080);
+    assert_eq!(
+        parse(&[(ENV_LISTENER_PORT, "8080")]).config.listener_port,
+        8080
+    );
     for bad in ["0", "9001", "65536", "http"] {
         let p = parse(&[(ENV_LISTENER_PORT, bad)]);
         assert_eq!(p.config.listener_port, 1234);
-        assert!(p.warnings[0].contains("other than 9001"), "{:?}", p.warnings);
+        assert!(
+            p.warnings[0].contains("other than 9001"),
+            "{:?}",
+            p.warnings
+        );
     }
 }
 
 #[test]
 fn path_style_defaults_to_true_with_a_custom_endpoint_and_booleans_are_strict() {
-    assert!(parse(&[(ENV_ENDPOINT_URL_S3, "http://127.0.0.1:9000")]).config.force_path_style);
-    assert!(parse(&[(ENV_ENDPOINT_URL, "http://127.0.0.1:9000")]).config.force_path_style);
-    assert!(!parse(&[(ENV_ENDPOINT_URL_S3, "http://x"), (ENV_S3_FORCE_PATH_STYLE, "FALSE")]).config.force_path_style);
+    assert!(
+        parse(&[(ENV_ENDPOINT_URL_S3, "http://127.0.0.1:9000")])
+            .config
+            .force_path_style
+    );
+    assert!(
+        parse(&[(ENV_ENDPOINT_URL, "http://127.0.0.1:9000")])
+            .config
+            .force_path_style
+    );
+    assert!(
+        !parse(&[
+            (ENV_ENDPOINT_URL_S3, "http://x"),
+            (ENV_S3_FORCE_PATH_STYLE, "FALSE")
+        ])
+        .config
+        .force_path_style
+    );
     assert!(!parse(&[(ENV_CREATE_BUCKET, "false")]).config.create_bucket);
     let e = Config::from_env(&env(&[(ENV_CREATE_BUCKET, "yes")])).unwrap_err();
-    assert_eq!(e.to_string(), format!("{ENV_CREATE_BUCKET} must be \"true\" or \"false\", got \"yes\""));
+    assert_eq!(
+        e.to_string(),
+        format!("{ENV_CREATE_BUCKET} must be \"true\" or \"false\", got \"yes\"")
+    );
 }
 
 #[test]
 fn log_level_values_and_fallback() {
-    assert_eq!(parse(&[(ENV_LOG_LEVEL, "DEBUG")]).config.log_level, LogLevel::Debug);
-    assert_eq!(parse(&[(ENV_LOG_LEVEL, "warn")]).config.log_level, LogLevel::Warn);
-    assert_eq!(parse(&[(ENV_LOG_LEVEL, "error")]).config.log_level, LogLevel::Error);
+    assert_eq!(
+        parse(&[(ENV_LOG_LEVEL, "DEBUG")]).config.log_level,
+        LogLevel::Debug
+    );
+    assert_eq!(
+        parse(&[(ENV_LOG_LEVEL, "warn")]).config.log_level,
+        LogLevel::Warn
+    );
+    assert_eq!(
+        parse(&[(ENV_LOG_LEVEL, "error")]).config.log_level,
+        LogLevel::Error
+    );
     let p = parse(&[(ENV_LOG_LEVEL, "loud")]);
     assert_eq!(p.config.log_level, LogLevel::Info);
     assert_eq!(p.warnings.len(), 1);

@@ -33,9 +33,15 @@ mod tests {
         let without = r#"{"eventType":"INVOKE","deadlineMs":1700000060123,"requestId":"r","invokedFunctionArn":"arn"}"#;
         assert_eq!(
             serde_json::from_str::<NextEvent>(with).unwrap(),
-            NextEvent::Invoke { request_id: "3da1f2dc-3222-475e-9205-e2e6c6318895".into(), deadline_ms: 1_700_000_060_123 }
+            NextEvent::Invoke {
+                request_id: "3da1f2dc-3222-475e-9205-e2e6c6318895".into(),
+                deadline_ms: 1_700_000_060_123
+            }
         );
-        assert!(matches!(serde_json::from_str::<NextEvent>(without).unwrap(), NextEvent::Invoke { .. }));
+        assert!(matches!(
+            serde_json::from_str::<NextEvent>(without).unwrap(),
+            NextEvent::Invoke { .. }
+        ));
     }
 
     #[test]
@@ -45,7 +51,13 @@ mod tests {
                 r#"{{"eventType":"SHUTDOWN","shutdownReason":"{reason}","deadlineMs":1700000062000}}"#
             ))
             .unwrap();
-            assert_eq!(e, NextEvent::Shutdown { shutdown_reason: reason.into(), deadline_ms: 1_700_000_062_000 });
+            assert_eq!(
+                e,
+                NextEvent::Shutdown {
+                    shutdown_reason: reason.into(),
+                    deadline_ms: 1_700_000_062_000
+                }
+            );
         }
     }
 }

@@ -57,9 +57,13 @@ struct PeekRequest<'a> {
 
 /// Splits `body` into records without copying them.
 pub fn parse_delivery(body: &Bytes) -> Result<Delivery, NotAnArray> {
-    let elements: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| NotAnArray(e.to_string()))?;
+    let elements: Vec<&RawValue> =
+        serde_json::from_slice(body).map_err(|e| NotAnArray(e.to_string()))?;
     let base = body.as_ptr() as usize;
-    let mut out = Delivery { records: Vec::with_capacity(elements.len()), malformed_elements: 0 };
+    let mut out = Delivery {
+        records: Vec::with_capacity(elements.len()),
+        malformed_elements: 0,
+    };
     for el in elements {
         let text = el.get();
         // `RawValue` borrows from `body`, so its offset there gives a zero-copy slice.
@@ -87,7 +91,11 @@ pub fn parse_delivery(body: &Bytes) -> Result<Delivery, NotAnArray> {
                 (Kind::Other, None)
             }
         };
-        out.records.push(Record { raw, kind, request_id });
+        out.records.push(Record {
+            raw,
+            kind,
+            request_id,
+        });
     }
     Ok(out)
 }
@@ -114,7 +122,10 @@ mod tests {
             Bytes::from_static(br#"{"time":"2020-08-20T12:31:32.123Z","type":"function","record":"Hello World\n"}"#)
         );
         assert_eq!(d.records[0].kind, Kind::Start);
-        assert_eq!(d.records[0].request_id.as_deref(), Some("6f7f0961f83442118a7af6fe80b88d56"));
+        assert_eq!(
+            d.records[0].request_id.as_deref(),
+            Some("6f7f0961f83442118a7af6fe80b88d56")
+        );
         assert_eq!(d.records[2].kind, Kind::RuntimeDone);
         assert_eq!(d.records[1].kind, Kind::Other);
         // Zero-copy: the record points into the body.
@@ -126,7 +137,10 @@ mod tests {
         let body = Bytes::from_static(br#"[{"time":"2022-10-21T14:05:05.766Z","type":"platform.report","record":{"requestId":"459921b5-681c-4a96-beb0-81e0aa586026","metrics":{"durationMs":2599.4,"billedDurationMs":2600,"memorySizeMB":128,"maxMemoryUsedMB":94,"initDurationMs":549.04},"tracing":{"spanId":"24cd7d670fa455f0","type":"X-Amzn-Trace-Id","value":"Root=1-6352a70e-1e2c502e358361800241fd45;Parent=35465b3a9e2f7c6a;Sampled=1"},"status":"success"}}]"#);
         let d = parse_delivery(&body).unwrap();
         assert_eq!(d.records[0].kind, Kind::Report);
-        assert_eq!(d.records[0].request_id.as_deref(), Some("459921b5-681c-4a96-beb0-81e0aa586026"));
+        assert_eq!(
+            d.records[0].request_id.as_deref(),
+            Some("459921b5-681c-4a96-beb0-81e0aa586026")
+        );
     }
 
     #[test]
@@ -136,14 +150,25 @@ mod tests {
         assert_eq!(d.malformed_elements, 2);
         assert_eq!(d.records.len(), 4);
         assert_eq!(d.records[0].raw, Bytes::from_static(b"42"));
-        assert_eq!(&d.records[2].raw[..], br#"{"time":"t","type":"function","record":{"message":"a \"quoted\" \u00e9"}}"#);
+        assert_eq!(
+            &d.records[2].raw[..],
+            br#"{"time":"t","type":"function","record":{"message":"a \"quoted\" \u00e9"}}"#
+        );
     }
 
     #[test]
     fn a_body_that_is_not_an_array_is_refused() {
-        for body in [&b"{\"a\":1}"[..], b"not json", b"[{\"type\":\"function\"}", b""] {
+        for body in [
+            &b"{\"a\":1}"[..],
+            b"not json",
+            b"[{\"type\":\"function\"}",
+            b"",
+        ] {
             assert!(parse_delivery(&Bytes::copy_from_slice(body)).is_err());
         }
-        assert_eq!(parse_delivery(&Bytes::from_static(b"[]")).unwrap(), Delivery::default());
+        assert_eq!(
+            parse_delivery(&Bytes::from_static(b"[]")).unwrap(),
+            Delivery::default()
+        );
     }
 }

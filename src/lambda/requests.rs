@@ -40,7 +40,11 @@ pub struct Buffering {
     pub timeout_ms: u32,
 }
 
-pub const DEFAULT_BUFFERING: Buffering = Buffering { max_items: 1000, max_bytes: 262_144, timeout_ms: 25 };
+pub const DEFAULT_BUFFERING: Buffering = Buffering {
+    max_items: 1000,
+    max_bytes: 262_144,
+    timeout_ms: 25,
+};
 
 /// A subscription request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +73,11 @@ impl Subscription {
 
 /// `{"events": [...]}` for register.
 pub fn register_body(invoke: bool) -> Value {
-    if invoke { json!({"events": ["INVOKE", "SHUTDOWN"]}) } else { json!({"events": ["SHUTDOWN"]}) }
+    if invoke {
+        json!({"events": ["INVOKE", "SHUTDOWN"]})
+    } else {
+        json!({"events": ["SHUTDOWN"]})
+    }
 }
 
 /// The optional body of `init/error` and `exit/error`.
@@ -83,7 +91,12 @@ mod tests {
 
     #[test]
     fn logs_subscription_body() {
-        let s = Subscription { api: LogsApi::Logs, types: vec![LogType::Platform, LogType::Function], buffering: DEFAULT_BUFFERING, port: 1234 };
+        let s = Subscription {
+            api: LogsApi::Logs,
+            types: vec![LogType::Platform, LogType::Function],
+            buffering: DEFAULT_BUFFERING,
+            port: 1234,
+        };
         assert_eq!(
             s.body(),
             json!({"schemaVersion":"2021-03-18","types":["platform","function"],

@@ -10,7 +10,9 @@ pub mod retry;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketLocationConstraint, CompletedMultipartUpload, CompletedPart, CreateBucketConfiguration};
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, CompletedMultipartUpload, CompletedPart, CreateBucketConfiguration,
+};
 use bytes::Bytes;
 use retry::Backoff;
 use std::time::Instant;
@@ -47,7 +49,9 @@ impl ShipError {
         matches!(self, ShipError::Transient(_))
     }
 
-    fn from_sdk<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Self {
+    fn from_sdk<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+        e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> Self {
         let status = e.raw_response().map(|r| r.status().as_u16());
         match &e {
             SdkError::ServiceError(se) => {
@@ -55,16 +59,48 @@ impl ShipError {
                 let message = se.err().message().unwrap_or("").to_string();
                 if code == "NoSuchBucket" {
                     ShipError::NoSuchBucket
-                } else if matches!(status, Some(500..=599)) || matches!(code.as_str(), "SlowDown" | "RequestTimeout" | "Throttling" | "ThrottlingException" | "RequestTimeTooSkewed" | "InternalError" | "ServiceUnavailable") {
-                    ShipError::Transient(format!("{code} (HTTP {}): {message}", status.unwrap_or(0)))
+                } else if matches!(status, Some(500..=599))
+                    || matches!(
+                        code.as_str(),
+                        "SlowDown"
+                            | "RequestTimeout"
+                            | "Throttling"
+                            | "ThrottlingException"
+                            | "RequestTimeTooSkewed"
+                            | "InternalError"
+                            | "ServiceUnavailable"
+                    )
+                {
+                    ShipError::Transient(format!(
+                        "{code} (HTTP {}): {message}",
+                        status.unwrap_or(0)
+                    ))
                 } else {
-                    ShipError::Refused { code: if code.is_empty() { format!("HTTP {}", status.unwrap_or(0)) } else { code }, message }
+                    ShipError::Refused {
+                        code: if code.is_empty() {
+                            format!("HTTP {}", status.unwrap_or(0))
+                        } else {
+                            code
+                        },
+                        message,
+                    }
                 }
             }
             // Dispatch failures, timeouts and unreadable answers are the network's doing.
-            other => ShipError::Transient(format!("{}", aws_sdk_s3::error::DisplayErrorContext(other))),
+            other => {
+                ShipError::Transient(format!("{}", aws_sdk_s3::error::DisplayErrorContext(other)))
+            }
         }
     }
+}
+
+/// The HTTP client for S3: hyper with rustls (ring), HTTPS to AWS and plain HTTP to a local endpoint.
+pub fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
 }
 
 /// The outcome of shipping one object.
@@ -86,19 +122,32 @@ impl S3Sink {
     /// Builds the client from the SDK's standard chain (`AWS_REGION`, the Lambda credentials,
     /// `AWS_ENDPOINT_URL_S3`). Makes no network call.
     pub async fn from_env(bucket: &str, force_path_style: bool, create_bucket: bool) -> Self {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http).load().await;
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http_client())
+            .load()
+            .await;
+        Self::new(&shared, bucket, force_path_style, create_bucket)
+    }
+
+    /// Builds the client from an SDK configuration (tests build one by hand).
+    pub fn new(
+        shared: &aws_config::SdkConfig,
+        bucket: &str,
+        force_path_style: bool,
+        create_bucket: bool,
+    ) -> Self {
         let region = shared.region().map(|r| r.to_string());
-        let conf = aws_sdk_s3::config::Builder::from(&shared)
+        let conf = aws_sdk_s3::config::Builder::from(shared)
             .force_path_style(force_path_style)
             // Our own retry loop owns the policy (deadline-bounded, batch kept on failure).
             .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
             .build();
-        Self { client: aws_sdk_s3::Client::from_conf(conf), bucket: bucket.to_string(), region, create_bucket }
+        Self {
+            client: aws_sdk_s3::Client::from_conf(conf),
+            bucket: bucket.to_string(),
+            region,
+            create_bucket,
+        }
     }
 
     /// One attempt at writing `obj`.
@@ -134,7 +183,9 @@ impl S3Sink {
             let mut parts = Vec::new();
             for (i, start) in (0..obj.body.len()).step_by(PART_SIZE).enumerate() {
                 let n = i as i32 + 1;
-                let chunk = obj.body.slice(start..(start + PART_SIZE).min(obj.body.len()));
+                let chunk = obj
+                    .body
+                    .slice(start..(start + PART_SIZE).min(obj.body.len()));
                 let r = self
                     .client
                     .upload_part()
@@ -146,14 +197,23 @@ impl S3Sink {
                     .send()
                     .await
                     .map_err(ShipError::from_sdk)?;
-                parts.push(CompletedPart::builder().part_number(n).set_e_tag(r.e_tag().map(str::to_string)).build());
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(n)
+                        .set_e_tag(r.e_tag().map(str::to_string))
+                        .build(),
+                );
             }
             self.client
                 .complete_multipart_upload()
                 .bucket(&self.bucket)
                 .key(&obj.key)
                 .upload_id(&id)
-                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
                 .send()
                 .await
                 .map_err(ShipError::from_sdk)
@@ -161,7 +221,14 @@ impl S3Sink {
         .await;
         if result.is_err() {
             // Best effort: an abandoned upload costs storage until a lifecycle rule removes it.
-            let _ = self.client.abort_multipart_upload().bucket(&self.bucket).key(&obj.key).upload_id(&id).send().await;
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&obj.key)
+                .upload_id(&id)
+                .send()
+                .await;
         }
         result.map(|_| ())
     }
@@ -170,7 +237,9 @@ impl S3Sink {
         let mut req = self.client.create_bucket().bucket(&self.bucket);
         if let Some(region) = self.region.as_deref().filter(|r| *r != "us-east-1") {
             req = req.create_bucket_configuration(
-                CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region)).build(),
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(region))
+                    .build(),
             );
         }
         match req.send().await {
@@ -183,7 +252,12 @@ impl S3Sink {
     }
 
     /// Writes `obj`, retrying transient failures with `backoff` until `deadline`.
-    pub async fn ship(&self, obj: &SealedObject, backoff: Backoff, deadline: Option<Instant>) -> Result<Shipped, (ShipError, u32)> {
+    pub async fn ship(
+        &self,
+        obj: &SealedObject,
+        backoff: Backoff,
+        deadline: Option<Instant>,
+    ) -> Result<Shipped, (ShipError, u32)> {
         let mut attempts = 0;
         let mut created = false;
         loop {

@@ -343,6 +343,7 @@ impl Lifecycle {
             killed_at_deadline: false,
             crashed: false,
             post_runtime: Vec::new(),
+            output: Vec::new(),
         });
         let echo = shared.settings.echo_extension_output;
         for stream in [
@@ -354,6 +355,9 @@ impl Lifecycle {
             process::read_lines(stream, move |line| {
                 if echo {
                     eprintln!("[{name}] {line}");
+                }
+                if let Some(p) = lock(&shared.state).procs.iter_mut().find(|p| p.pid == pid) {
+                    p.output.push(line.clone());
                 }
                 shared.bus.emit(Event::ExtensionLog { line });
             });

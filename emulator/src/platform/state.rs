@@ -119,6 +119,8 @@ pub(crate) struct Proc {
     pub crashed: bool,
     /// Per invoke: the runtime's `runtimeDone` → this extension's `next`.
     pub post_runtime: Vec<Duration>,
+    /// Every line the process wrote to stdout or stderr.
+    pub output: Vec<String>,
 }
 
 /// A fatal error that fails the current init or invoke and resets the environment.

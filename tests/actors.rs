@@ -1,0 +1,311 @@
+//! Each actor alone, with recording probe actors for its neighbours and the real things where they
+//! run here (the emulator's S3 endpoint, a real HTTP listener).
+
+use actix::prelude::*;
+use adaptive_batching_extension::actors::batch::{BatchActor, ShipperHandles};
+use adaptive_batching_extension::actors::messages::{
+    Flush, IngestRecords, InvokeStarted, Pending, ShipBatch, Shutdown,
+};
+use adaptive_batching_extension::actors::receiver::{self, ReceiverState};
+use adaptive_batching_extension::actors::shipper::ShipperActor;
+use adaptive_batching_extension::config::Thresholds;
+use adaptive_batching_extension::lambda::records::{Kind, Record};
+use adaptive_batching_extension::sink::retry::Backoff;
+use adaptive_batching_extension::sink::{S3Sink, SealedObject};
+use adaptive_batching_extension::stats::Counters;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use bytes::Bytes;
+use lambda_emulator::s3::{Faults, S3Endpoint};
+use std::num::NonZeroU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn log() -> slog::Logger {
+    slog::Logger::root(slog::Discard, slog::o!())
+}
+
+async fn sink_for(ep: &S3Endpoint) -> S3Sink {
+    let c = ep.credentials();
+    let creds = aws_sdk_s3::config::Credentials::new(
+        &c.access_key_id,
+        &c.secret_access_key,
+        Some(c.session_token.clone()),
+        None,
+        "test",
+    );
+    let shared = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(ep.region().to_string()))
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(creds))
+        .endpoint_url(ep.url())
+        .http_client(adaptive_batching_extension::sink::http_client())
+        .build();
+    S3Sink::new(&shared, "logs", true, true)
+}
+
+const FAST: Backoff = Backoff {
+    base: Duration::from_millis(5),
+    cap: Duration::from_millis(20),
+    attempts: 3,
+};
+
+/// Records every message it receives, in order.
+#[derive(Default, Clone)]
+struct Probe {
+    seen: Arc<Mutex<Vec<String>>>,
+    ships: Arc<Mutex<Vec<SealedObject>>>,
+    ingested: Arc<Mutex<Vec<Record>>>,
+}
+
+impl Actor for Probe {
+    type Context = Context<Self>;
+}
+
+impl Handler<ShipBatch> for Probe {
+    type Result = ();
+    fn handle(&mut self, msg: ShipBatch, _: &mut Context<Self>) {
+        self.seen.lock().unwrap().push("ship".into());
+        self.ships.lock().unwrap().push(msg.object);
+    }
+}
+
+impl Handler<Flush> for Probe {
+    type Result = Pending;
+    fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Pending {
+        self.seen.lock().unwrap().push("flush".into());
+        Pending::default()
+    }
+}
+
+impl Handler<IngestRecords> for Probe {
+    type Result = ();
+    fn handle(&mut self, msg: IngestRecords, _: &mut Context<Self>) {
+        self.ingested.lock().unwrap().extend(msg.records);
+    }
+}
+
+fn record(text: &'static str) -> Record {
+    Record {
+        raw: Bytes::from_static(text.as_bytes()),
+        kind: Kind::Other,
+        request_id: None,
+    }
+}
+
+fn batch_actor(probe: &Addr<Probe>, bytes: u64, invokes: u64) -> Addr<BatchActor> {
+    let thresholds = Thresholds {
+        bytes: NonZeroU64::new(bytes).unwrap(),
+        invokes: NonZeroU64::new(invokes).unwrap(),
+        elapsed: Duration::from_secs(3600),
+    };
+    BatchActor::new(
+        thresholds,
+        ShipperHandles {
+            ship: probe.clone().recipient(),
+            flush: probe.clone().recipient(),
+        },
+        uuid::Uuid::nil(),
+        "fn".into(),
+        true,
+        Arc::new(Counters::default()),
+        log(),
+    )
+    .start()
+}
+
+#[actix_rt::test]
+async fn shipper_writes_to_s3_and_keeps_a_failed_batch_under_its_key() {
+    let ep = S3Endpoint::start("us-east-1").await.unwrap();
+    ep.create_bucket("logs");
+    let counters = Arc::new(Counters::default());
+    let shipper = ShipperActor::new(sink_for(&ep).await, FAST, counters.clone(), log()).start();
+    let obj = SealedObject {
+        key: "k/one.log".into(),
+        body: Bytes::from_static(b"{\"a\":1}\n"),
+        records: 1,
+    };
+    ep.set_faults(Faults {
+        fail_next_puts: 3,
+        ..Faults::default()
+    });
+    shipper
+        .send(ShipBatch {
+            object: obj.clone(),
+        })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let pending = shipper.send(Flush { deadline }).await.unwrap();
+    assert_eq!(
+        pending,
+        Pending {
+            batches: 1,
+            records: 1
+        },
+        "three attempts failed: kept"
+    );
+    assert!(ep.object("logs", "k/one.log").is_none());
+    let pending = shipper.send(Flush { deadline }).await.unwrap();
+    assert_eq!(
+        pending,
+        Pending::default(),
+        "shipped at the next opportunity"
+    );
+    assert_eq!(
+        ep.object("logs", "k/one.log").unwrap().body.as_ref(),
+        b"{\"a\":1}\n"
+    );
+    assert_eq!(ep.writes().len(), 1);
+    assert_eq!(Counters::get(&counters.shipped), 1);
+    assert_eq!(Counters::get(&counters.failed_attempts), 3);
+}
+
+#[actix_rt::test]
+async fn shipper_creates_a_missing_bucket_then_writes() {
+    let ep = S3Endpoint::start("eu-west-1").await.unwrap();
+    let shipper = ShipperActor::new(
+        sink_for(&ep).await,
+        FAST,
+        Arc::new(Counters::default()),
+        log(),
+    )
+    .start();
+    shipper
+        .send(ShipBatch {
+            object: SealedObject {
+                key: "a.log".into(),
+                body: Bytes::from_static(b"1\n"),
+                records: 1,
+            },
+        })
+        .await
+        .unwrap();
+    let pending = shipper
+        .send(Flush {
+            deadline: Instant::now() + Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+    assert_eq!(pending, Pending::default());
+    assert!(
+        ep.object("logs", "a.log").is_some(),
+        "created with the region's LocationConstraint"
+    );
+}
+
+#[actix_rt::test]
+async fn batch_actor_seals_on_bytes_and_invokes_and_flushes_at_shutdown() {
+    let probe = Probe::default();
+    let addr = probe.clone().start();
+    let batch = batch_actor(&addr, 20, 2);
+    // 9 + 1 bytes each: the second record reaches 20.
+    batch
+        .send(IngestRecords {
+            records: vec![
+                record("{\"n\":\"01\"}"),
+                record("{\"n\":\"02\"}"),
+                record("{\"n\":\"03\"}"),
+            ],
+        })
+        .await
+        .unwrap();
+    batch
+        .send(InvokeStarted {
+            request_id: "a".into(),
+        })
+        .await
+        .unwrap();
+    batch
+        .send(InvokeStarted {
+            request_id: "b".into(),
+        })
+        .await
+        .unwrap();
+    batch
+        .send(IngestRecords {
+            records: vec![record("{\"n\":\"04\"}")],
+        })
+        .await
+        .unwrap();
+    let pending = batch
+        .send(Shutdown {
+            deadline: Instant::now() + Duration::from_secs(1),
+        })
+        .await
+        .unwrap();
+    assert_eq!(pending, Pending::default());
+    let ships = probe.ships.lock().unwrap().clone();
+    let bodies: Vec<&[u8]> = ships.iter().map(|o| o.body.as_ref()).collect();
+    assert_eq!(
+        bodies,
+        vec![
+            &b"{\"n\":\"01\"}\n{\"n\":\"02\"}\n"[..],
+            b"{\"n\":\"03\"}\n",
+            b"{\"n\":\"04\"}\n"
+        ]
+    );
+    assert!(ships.iter().all(|o| o.key.starts_with(&format!(
+        "{}-00000000-0000-0000-0000-000000000000/fn-",
+        chrono::Utc::now().format("%Y-%m-%d")
+    ))));
+    assert_eq!(
+        *probe.seen.lock().unwrap(),
+        vec!["ship", "ship", "ship", "flush"],
+        "the final batch is queued before the flush"
+    );
+}
+
+#[actix_rt::test]
+async fn receiver_forwards_exact_records_and_answers_bad_input_without_crashing() {
+    let probe = Probe::default();
+    let addr = probe.clone().start();
+    let counters = Arc::new(Counters::default());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = receiver::serve(
+        listener,
+        ReceiverState::new(addr.recipient(), counters.clone(), log()),
+    )
+    .unwrap();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    let client = awc::Client::default();
+    let url = format!("http://127.0.0.1:{port}/");
+    let good = r#"[{"time":"t","type":"platform.report","record":{"requestId":"r1","metrics":{}}}, {"time":"t","type":"function","record":"a\n"}]"#;
+    assert_eq!(
+        client.post(&url).send_body(good).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        client.put(&url).send_body("[]").await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        client
+            .post(&url)
+            .send_body("garbage")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let big = vec![b'['; receiver::MAX_BODY + 1];
+    assert_eq!(
+        client.post(&url).send_body(big).await.unwrap().status(),
+        413
+    );
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 405);
+    let got = probe.ingested.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        &got[0].raw[..],
+        br#"{"time":"t","type":"platform.report","record":{"requestId":"r1","metrics":{}}}"#
+    );
+    assert_eq!(
+        (got[0].kind, got[0].request_id.as_deref()),
+        (Kind::Report, Some("r1"))
+    );
+    assert_eq!(Counters::get(&counters.malformed), 1);
+    assert_eq!(Counters::get(&counters.oversized), 1);
+    handle.stop(false).await;
+}

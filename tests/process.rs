@@ -1,0 +1,438 @@
+//! The release binary launched by the emulated Lambda platform exactly as Lambda would: named file
+//! in an extensions directory, `AWS_LAMBDA_RUNTIME_API`, freeze between invokes, shutdown deadline.
+
+use crate::support::*;
+use bytes::Bytes;
+use lambda_emulator::s3::Faults;
+use lambda_emulator::{InvokeScript, InvokeStatus, Script};
+use std::time::Duration;
+
+fn lines(n: usize, bytes: usize) -> InvokeScript {
+    InvokeScript {
+        lines: n,
+        line_bytes: bytes,
+        duration: Duration::from_millis(10),
+    }
+}
+
+fn assert_clean_exit(emu: &lambda_emulator::Emulator) {
+    let report = emu.report();
+    let ext = report.extensions.last().expect("an extension ran");
+    assert_eq!(
+        ext.exit_code,
+        Some(0),
+        "exit 0: {:?}",
+        emu.extension_output(NAME)
+    );
+    assert!(!ext.killed_at_deadline, "exited before the deadline");
+    let summary = log_lines(emu)
+        .into_iter()
+        .find(|l| l["msg"] == "shutdown summary")
+        .expect("a summary line");
+    assert_eq!(summary["accounted"], true, "{summary}");
+    assert_eq!(summary["failed"], 0, "{summary}");
+}
+
+#[tokio::test]
+async fn defaults_over_100_invokes_ship_every_record_exactly_once() {
+    let l = layer();
+    let mut emu = l.function().start().await.unwrap();
+    let report = emu
+        .run(&Script {
+            invocations: 100,
+            invoke: lines(5, 200),
+            gap: Duration::from_millis(2),
+            late_lines: 0,
+            concurrency: 1,
+        })
+        .await;
+    assert!(
+        report.init_failures.is_empty(),
+        "{:?}",
+        emu.extension_output(NAME)
+    );
+    assert_eq!(report.invocations.success, 100);
+    assert_shipped_exactly_once(&emu);
+    assert_no_key_rewritten_differently(&emu);
+    let objects = objects(&emu);
+    // 5 × ~330 B per invoke against the 4096-byte threshold: the bytes threshold drives most ships.
+    assert!(objects.len() > 10, "{} objects", objects.len());
+    let env_prefix = objects
+        .keys()
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    for key in objects.keys() {
+        // YYYY-MM-DD-<environment id>/<function>-<unix ms>-<uuid>.log
+        let (prefix, file) = key.split_once('/').unwrap();
+        assert_eq!(prefix, env_prefix, "one environment id per process");
+        assert_eq!(prefix.len(), 10 + 1 + 36);
+        assert!(uuid::Uuid::parse_str(&prefix[11..]).is_ok());
+        let rest = file
+            .strip_prefix("demo-fn-")
+            .expect("lower-cased function name");
+        let (ms, uuid) = rest.strip_suffix(".log").unwrap().split_once('-').unwrap();
+        assert!(
+            ms.parse::<u64>().is_ok() && uuid::Uuid::parse_str(uuid).is_ok(),
+            "{key}"
+        );
+    }
+    assert_clean_exit(&emu);
+    let shipped = log_lines(&emu)
+        .into_iter()
+        .filter(|l| l["msg"] == "shipped")
+        .count();
+    assert_eq!(shipped, objects.len(), "one log line per ship");
+}
+
+#[tokio::test]
+async fn bytes_threshold_alone_seals_when_the_body_reaches_it() {
+    let l = layer();
+    let mut emu = l
+        .function()
+        .env("ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_BYTES", "3000")
+        .env("ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_INVOKES", "100000")
+        .env(
+            "ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_MILLISECONDS",
+            "3600000",
+        )
+        .start()
+        .await
+        .unwrap();
+    emu.run(&Script {
+        invocations: 12,
+        invoke: lines(4, 300),
+        gap: Duration::from_millis(2),
+        late_lines: 0,
+        concurrency: 1,
+    })
+    .await;
+    assert_shipped_exactly_once(&emu);
+    let sealed_at_shutdown = emu.s3().writes().last().unwrap().key.clone();
+    for o in emu.s3().objects(BUCKET) {
+        if o.key == sealed_at_shutdown {
+            continue;
+        }
+        let last_line = o.body[..o.body.len() - 1]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        assert!(
+            o.size >= 3000,
+            "{} sealed below the threshold: {}",
+            o.key,
+            o.size
+        );
+        assert!(
+            last_line < 3000,
+            "{} was not sealed as soon as it crossed: without its last line {}",
+            o.key,
+            last_line
+        );
+    }
+    assert_clean_exit(&emu);
+}
+
+#[tokio::test]
+async fn invokes_threshold_alone_ships_every_n_invokes() {
+    let l = layer();
+    let mut emu = l
+        .function()
+        .env("ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_BYTES", "100000000")
+        .env("ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_INVOKES", "3")
+        .env(
+            "ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_MILLISECONDS",
+            "3600000",
+        )
+        .start()
+        .await
+        .unwrap();
+    emu.run(&Script {
+        invocations: 9,
+        invoke: lines(2, 100),
+        gap: Duration::from_millis(2),
+        late_lines: 0,
+        concurrency: 1,
+    })
+    .await;
+    assert_shipped_exactly_once(&emu);
+    // Ships at INVOKE 3, 6 and 9, then the rest at SHUTDOWN.
+    assert_eq!(emu.s3().writes().len(), 4);
+    assert_clean_exit(&emu);
+}
+
+#[tokio::test]
+async fn time_threshold_ships_during_a_long_invocation() {
+    let l = layer();
+    let mut emu = l
+        .function()
+        .env("ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_BYTES", "100000000")
+        .env("ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_INVOKES", "100000")
+        .env("ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_MILLISECONDS", "300")
+        .start()
+        .await
+        .unwrap();
+    emu.init().await.unwrap();
+    let long = emu
+        .invoke(InvokeScript {
+            lines: 10,
+            line_bytes: 100,
+            duration: Duration::from_millis(2000),
+        })
+        .await;
+    let during: Vec<_> = emu
+        .s3()
+        .writes()
+        .into_iter()
+        .filter(|w| w.at_ms < long.runtime_done_ms.unwrap())
+        .collect();
+    assert!(
+        during.len() >= 2,
+        "the timer shipped while the function ran: {during:?}"
+    );
+    emu.shutdown(0).await;
+    assert_shipped_exactly_once(&emu);
+    assert_clean_exit(&emu);
+}
+
+#[tokio::test]
+async fn s3_failing_for_a_while_then_recovering_loses_nothing() {
+    let l = layer();
+    let mut emu = l
+        .function()
+        .env("ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_INVOKES", "2")
+        .s3_faults(Faults {
+            fail_next_puts: 9,
+            ..Faults::default()
+        })
+        .start()
+        .await
+        .unwrap();
+    let report = emu
+        .run(&Script {
+            invocations: 12,
+            invoke: lines(3, 150),
+            gap: Duration::from_millis(2),
+            late_lines: 0,
+            concurrency: 1,
+        })
+        .await;
+    assert_eq!(report.invocations.success, 12);
+    assert!(report.s3.injected_faults == 9);
+    assert_shipped_exactly_once(&emu);
+    assert_no_key_rewritten_differently(&emu);
+    let warnings = log_lines(&emu)
+        .into_iter()
+        .filter(|l| l["msg"] == "ship failed")
+        .count();
+    assert!(warnings >= 1, "the failure was logged");
+    assert_clean_exit(&emu);
+}
+
+#[tokio::test]
+async fn records_delivered_after_shutdown_are_shipped() {
+    let l = layer();
+    let mut emu = l.function().start().await.unwrap();
+    emu.run(&Script {
+        invocations: 3,
+        invoke: lines(2, 100),
+        gap: Duration::from_millis(2),
+        late_lines: 5,
+        concurrency: 1,
+    })
+    .await;
+    assert_shipped_exactly_once(&emu);
+    let shipped = shipped_lines(&emu).join("\n");
+    assert_eq!(shipped.matches("late line").count(), 5);
+    // The last invoke's report came after SHUTDOWN and was waited for.
+    let last = emu.invokes().last().unwrap().request_id.clone();
+    let reports: Vec<serde_json::Value> = shipped_lines(&emu)
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["type"] == "platform.report")
+        .collect();
+    assert!(
+        reports.iter().any(|r| r["record"]["requestId"] == last),
+        "the last report is in S3"
+    );
+    assert_clean_exit(&emu);
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_deliveries_between_good_ones_lose_nothing() {
+    let l = layer();
+    let mut emu = l.function().start().await.unwrap();
+    emu.init().await.unwrap();
+    emu.invoke(lines(3, 100)).await;
+    let bodies = vec![
+        Bytes::from_static(b"this is not json"),
+        Bytes::from_static(b"{\"an\":\"object, not an array\"}"),
+        Bytes::from(vec![b' '; 9 * 1024 * 1024]),
+        Bytes::from_static(br#"[{"time":"2026-01-01T00:00:00.000Z","type":"function","record":"injected good line\n"}, 7]"#),
+    ];
+    let (mid, statuses) = emu
+        .invoke_with_raw_deliveries(
+            InvokeScript {
+                lines: 3,
+                line_bytes: 100,
+                duration: Duration::from_millis(300),
+            },
+            NAME,
+            bodies,
+        )
+        .await;
+    assert_eq!(mid.status, InvokeStatus::Success);
+    assert_eq!(statuses, vec![Some(200), Some(200), Some(413), Some(200)]);
+    emu.invoke(lines(3, 100)).await;
+    emu.shutdown(0).await;
+    let shipped = shipped_lines(&emu);
+    assert!(shipped.iter().any(|l| l.contains("injected good line")));
+    assert!(
+        shipped.iter().any(|l| l == "7"),
+        "an odd element is kept as received"
+    );
+    for line in emu.function_lines() {
+        assert_eq!(
+            shipped.iter().filter(|l| l.contains(line.as_str())).count(),
+            1
+        );
+    }
+    let summary = log_lines(&emu)
+        .into_iter()
+        .find(|l| l["msg"] == "shutdown summary")
+        .unwrap();
+    assert_eq!(
+        summary["malformed"], 3,
+        "two bad bodies and one odd element: {summary}"
+    );
+    assert_eq!(summary["oversized"], 1);
+    assert_eq!(emu.report().extensions[0].exit_code, Some(0));
+}
+
+#[tokio::test]
+async fn a_taken_port_is_an_init_error_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let l = layer();
+    let mut emu = l
+        .function()
+        .env(
+            "ADAPTIVE_BATCHING_EXTENSION_LISTENER_PORT",
+            port.to_string(),
+        )
+        .start()
+        .await
+        .unwrap();
+    let err = emu.init().await.unwrap_err();
+    assert_eq!(err.error_type, "Extension.InitError");
+    assert_eq!(
+        err.extension_error_type.as_deref(),
+        Some("Extension.ListenerFailed")
+    );
+    let message = err.message.unwrap();
+    assert!(
+        message.contains(&format!("127.0.0.1:{port}"))
+            && message.contains("ADAPTIVE_BATCHING_EXTENSION_LISTENER_PORT"),
+        "{message}"
+    );
+    let exit = emu.report().extensions[0].exit_code;
+    assert_eq!(exit, Some(1), "exits non-zero");
+}
+
+#[tokio::test]
+async fn a_missing_or_invalid_bucket_is_an_init_error_naming_the_variable() {
+    let l = layer();
+    let mut emu = lambda_emulator::EmulatorBuilder::new(&l.extensions)
+        .start()
+        .await
+        .unwrap();
+    let err = emu.init().await.unwrap_err();
+    assert_eq!(
+        err.extension_error_type.as_deref(),
+        Some("Extension.ConfigInvalid")
+    );
+    assert_eq!(
+        err.message.as_deref(),
+        Some(
+            "ADAPTIVE_BATCHING_EXTENSION_S3_BUCKET is required: set it to the name of the bucket that receives the logs"
+        )
+    );
+    let mut emu = lambda_emulator::EmulatorBuilder::new(&l.extensions)
+        .env("ADAPTIVE_BATCHING_EXTENSION_S3_BUCKET", "Bad_Bucket")
+        .start()
+        .await
+        .unwrap();
+    let err = emu.init().await.unwrap_err();
+    assert!(err.message.unwrap().starts_with(
+        "ADAPTIVE_BATCHING_EXTENSION_S3_BUCKET \"Bad_Bucket\" is not a valid S3 bucket name"
+    ));
+}
+
+#[tokio::test]
+async fn a_missing_bucket_is_created_lazily_at_the_first_write() {
+    let l = layer();
+    let mut emu = lambda_emulator::EmulatorBuilder::new(&l.extensions)
+        .function_name("demo-fn")
+        .env("ADAPTIVE_BATCHING_EXTENSION_S3_BUCKET", BUCKET)
+        .env(
+            "ADAPTIVE_BATCHING_EXTENSION_LISTENER_PORT",
+            free_port().to_string(),
+        )
+        .start()
+        .await
+        .unwrap();
+    emu.init().await.unwrap();
+    assert!(
+        emu.s3().requests().is_empty(),
+        "nothing about the bucket is done at init"
+    );
+    emu.invoke(lines(2, 100)).await;
+    emu.shutdown(0).await;
+    assert!(emu.s3().bucket_exists(BUCKET));
+    let ops: Vec<String> = emu
+        .s3()
+        .requests()
+        .into_iter()
+        .map(|r| r.operation)
+        .collect();
+    assert_eq!(ops, vec!["PutObject", "CreateBucket", "PutObject"]);
+    assert_shipped_exactly_once(&emu);
+}
+
+#[tokio::test]
+async fn sigterm_ships_what_is_buffered_and_exits_zero() {
+    let l = layer();
+    let mut emu = l.function().start().await.unwrap();
+    emu.init().await.unwrap();
+    emu.invoke(lines(3, 100)).await;
+    emu.invoke(lines(3, 100)).await;
+    let (_, pid) = emu.extension_pids()[0].clone();
+    // The environment is frozen: the signal is handled at SIGCONT.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+        libc::kill(pid, libc::SIGCONT);
+    }
+    let exited = async {
+        while !emu.extension_pids().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(3), exited)
+        .await
+        .expect("the extension exits after SIGTERM");
+    assert_eq!(emu.report().extensions[0].exit_code, Some(0));
+    // Everything it had received is in S3 (what the frozen platform still held never reached it).
+    let mut shipped = shipped_lines(&emu);
+    let mut delivered = delivered_records(&emu);
+    shipped.sort();
+    delivered.sort();
+    assert!(
+        delivered
+            .iter()
+            .any(|r| r.contains("invoke 000001 line 0003"))
+    );
+    assert_eq!(shipped, delivered);
+}
