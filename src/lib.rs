@@ -13,7 +13,7 @@
 //!
 //! ## Layout
 //!
-//! * `main.rs` — wiring only: logging, configuration, the actors, the exit code.
+//! * `main.rs` — the exit code; [`app`] — starting: configuration, listener, register, subscribe, actors.
 //! * [`config`] — every environment variable, parsed once into types that cannot be misused.
 //! * [`logging`] — slog JSON lines on stdout.
 //! * [`lambda`] — events, lenient delivery parsing, request bodies, the Extensions API client.
@@ -30,6 +30,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod actors;
+pub mod app;
 pub mod batch;
 pub mod config;
 pub mod encode;

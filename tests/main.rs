@@ -5,4 +5,5 @@
 mod support;
 
 mod actors;
+mod in_process;
 mod process;

@@ -41,6 +41,13 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Expects an extension named `name` that the caller runs itself (see [`Settings::attached`]);
+    /// connect it to [`Emulator::runtime_api`] with [`Emulator::extension_env`].
+    pub fn attach(mut self, name: impl Into<String>) -> Self {
+        self.settings.attached.push(name.into());
+        self
+    }
+
     /// Creates a bucket on the S3 endpoint before the run.
     pub fn bucket(mut self, name: impl Into<String>) -> Self {
         self.buckets.push(name.into());
@@ -309,6 +316,14 @@ impl Emulator {
     /// `127.0.0.1:<port>`, what `AWS_LAMBDA_RUNTIME_API` is set to.
     pub fn runtime_api(&self) -> SocketAddr {
         self.runtime_api
+    }
+
+    /// The environment a launched extension gets (platform variables plus the caller's), for an
+    /// attached one to use.
+    pub fn extension_env(&self) -> Vec<(String, String)> {
+        let mut env = self.lifecycle.base_env.clone();
+        env.extend(self.lifecycle.shared.settings.env.iter().cloned());
+        env
     }
 
     pub fn settings(&self) -> &Settings {

@@ -27,8 +27,11 @@ enum Command {
 #[derive(Parser)]
 struct RunArgs {
     /// Directory whose executables are started as extensions (file name = extension name).
+    #[arg(long, required_unless_present = "extension")]
+    extensions: Option<PathBuf>,
+    /// An extension binary to start, under its file name (repeatable; instead of --extensions).
     #[arg(long)]
-    extensions: PathBuf,
+    extension: Vec<PathBuf>,
     #[arg(long, default_value_t = 10)]
     invocations: u64,
     /// Function lines per invocation.
@@ -110,6 +113,22 @@ struct RunArgs {
     dump_s3: Option<PathBuf>,
 }
 
+/// Links each binary into a fresh directory under its file name.
+fn stage(binaries: &[PathBuf]) -> std::io::Result<Option<tempfile::TempDir>> {
+    if binaries.is_empty() {
+        return Ok(None);
+    }
+    let dir = tempfile::tempdir()?;
+    for b in binaries {
+        let path = std::fs::canonicalize(b)?;
+        let name = path
+            .file_name()
+            .ok_or_else(|| std::io::Error::other(format!("{} has no file name", b.display())))?;
+        std::os::unix::fs::symlink(&path, dir.path().join(name))?;
+    }
+    Ok(Some(dir))
+}
+
 fn parse_kv(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -129,7 +148,23 @@ fn parse_window(s: &str) -> Result<(u64, u64), String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let Command::Run(a) = Cli::parse().command;
-    let mut b = EmulatorBuilder::new(&a.extensions)
+    // Single binaries are linked into a temporary extensions directory, as a layer would place them.
+    let staged = match stage(&a.extension) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("lambda-emulator: cannot stage the extensions: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let dir = match (&a.extensions, &staged) {
+        (Some(d), _) => d.clone(),
+        (None, Some(t)) => t.path().to_path_buf(),
+        (None, None) => {
+            eprintln!("lambda-emulator: give --extensions DIR or --extension BINARY");
+            return ExitCode::from(2);
+        }
+    };
+    let mut b = EmulatorBuilder::new(&dir)
         .function_name(&a.function_name)
         .memory_mb(a.memory_mb)
         .region(&a.region)

@@ -32,6 +32,9 @@ pub struct Settings {
     pub extensions_dir: PathBuf,
     /// Variables added to the extensions' environment (the function's configuration).
     pub env: Vec<(String, String)>,
+    /// Extensions the caller runs itself (in-process, say) under these names: init waits for them
+    /// to register as if they had been launched; there is no process to freeze or kill.
+    pub attached: Vec<String>,
     pub function_name: String,
     pub function_version: String,
     pub memory_mb: u64,
@@ -68,6 +71,7 @@ impl Default for Settings {
         Self {
             extensions_dir: PathBuf::from("/opt/extensions"),
             env: Vec::new(),
+            attached: Vec::new(),
             function_name: "emulated-function".into(),
             function_version: "$LATEST".into(),
             memory_mb: 128,

@@ -3,7 +3,6 @@
 //! `next`, so nothing is left uploading when the environment freezes. SHUTDOWN (or SIGTERM/SIGINT)
 //! runs the shutdown sequence of design.md §4 once, and the process exits 0 before the deadline.
 
-use super::batch::BatchActor;
 use super::messages::{AwaitLateRecords, Flush, InvokeStarted, Pending, Shutdown};
 use crate::lambda::client::ExtensionsClient;
 use crate::lambda::events::NextEvent;
@@ -35,12 +34,20 @@ struct PollNext;
 #[rtype(result = "()")]
 pub struct Terminate;
 
+/// The neighbours LifecycleActor talks to, each as the narrowest handle (tests put probes there).
+pub struct Neighbours {
+    pub invoke: Recipient<InvokeStarted>,
+    pub late_records: Recipient<AwaitLateRecords>,
+    pub shutdown: Recipient<Shutdown>,
+    pub flush: Recipient<Flush>,
+    /// The listener, stopped at the end of the shutdown sequence.
+    pub listener: Option<ServerHandle>,
+}
+
 pub struct LifecycleActor {
     client: ExtensionsClient,
     id: String,
-    batch: Addr<BatchActor>,
-    flush: Recipient<Flush>,
-    server: ServerHandle,
+    n: Neighbours,
     counters: Arc<Counters>,
     log: Logger,
     last_request: Option<String>,
@@ -52,18 +59,14 @@ impl LifecycleActor {
     pub fn new(
         client: ExtensionsClient,
         id: String,
-        batch: Addr<BatchActor>,
-        flush: Recipient<Flush>,
-        server: ServerHandle,
+        neighbours: Neighbours,
         counters: Arc<Counters>,
         log: Logger,
     ) -> Self {
         Self {
             client,
             id,
-            batch,
-            flush,
-            server,
+            n: neighbours,
             counters,
             log,
             last_request: None,
@@ -84,8 +87,9 @@ impl LifecycleActor {
             return;
         }
         self.shutting_down = true;
-        let batch = self.batch.clone();
-        let server = self.server.clone();
+        let late = self.n.late_records.clone();
+        let shutdown = self.n.shutdown.clone();
+        let listener = self.n.listener.clone();
         let request_id = self.last_request.clone();
         let wait_until = deadline
             .checked_sub(SHIP_RESERVE)
@@ -93,15 +97,20 @@ impl LifecycleActor {
             .max(Instant::now());
         let started = Instant::now();
         let sequence = async move {
-            let _ = batch
+            let _ = late
                 .send(AwaitLateRecords {
                     request_id,
                     quiet: QUIET,
                     until: wait_until,
                 })
                 .await;
-            let pending = batch.send(Shutdown { deadline }).await.unwrap_or_default();
-            server.stop(false).await;
+            let pending = shutdown
+                .send(Shutdown { deadline })
+                .await
+                .unwrap_or_default();
+            if let Some(l) = listener {
+                l.stop(false).await;
+            }
             pending
         };
         ctx.wait(sequence.into_actor(self).map(move |pending: Pending, act, _| {
@@ -162,11 +171,11 @@ impl Handler<PollNext> for LifecycleActor {
             Ok(NextEvent::Invoke { request_id, deadline_ms }) => {
                 act.next_failures = 0;
                 act.last_request = Some(request_id.clone());
-                let batch = act.batch.clone();
-                let flush = act.flush.clone();
+                let invoke = act.n.invoke.clone();
+                let flush = act.n.flush.clone();
                 let deadline = deadline_from_epoch_ms(deadline_ms);
                 let work = async move {
-                    let _ = batch.send(InvokeStarted { request_id }).await;
+                    let _ = invoke.send(InvokeStarted { request_id }).await;
                     // Finish (or give up on, bounded) uploads before the environment may freeze.
                     let _ = flush.send(Flush { deadline }).await;
                 };

@@ -191,7 +191,11 @@ impl Lifecycle {
             st.subscriptions_open = true;
             st.shutting_down = false;
             st.fatal.clear();
-            st.launched = found.iter().map(|(n, _)| n.clone()).collect();
+            st.launched = found
+                .iter()
+                .map(|(n, _)| n.clone())
+                .chain(s.attached.iter().cloned())
+                .collect();
             st.generation
         };
         shared.bus.begin_init();
@@ -207,7 +211,7 @@ impl Lifecycle {
             self.launch(generation, name, path, &env)?;
         }
 
-        let names = found.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        let names = lock(&shared.state).launched.clone();
         let registered = shared
             .wait_until(Some(deadline), |st| {
                 if let Some(f) = st.fatal.first() {
@@ -837,6 +841,13 @@ impl Lifecycle {
             }
             let _ = shared
                 .wait_until(Some(Instant::now() + Duration::from_secs(2)), all_exited)
+                .await;
+        }
+        if !s.attached.is_empty() {
+            // An attached extension's exit cannot be seen: let it have what Lambda held, by the deadline.
+            shared
+                .bus
+                .wait_drained(deadline.saturating_duration_since(Instant::now()))
                 .await;
         }
         shared.bus.end_generation(generation);

@@ -1,0 +1,210 @@
+//! The lifecycle actor, then the whole actor system, run in-process against the emulator's
+//! Extensions API and S3 endpoint (the emulator's "attached" mode: it waits for an extension it did
+//! not launch). Each runs in an actix System of its own thread, as in the real process.
+
+use crate::support::{BUCKET, assert_shipped_exactly_once, free_port};
+use actix::prelude::*;
+use adaptive_batching_extension::actors::lifecycle::{LifecycleActor, Neighbours};
+use adaptive_batching_extension::actors::messages::{
+    AwaitLateRecords, Flush, InvokeStarted, Pending, Shutdown,
+};
+use adaptive_batching_extension::app::{self, S3Config};
+use adaptive_batching_extension::lambda::client::ExtensionsClient;
+use adaptive_batching_extension::stats::Counters;
+use lambda_emulator::{EmulatorBuilder, InvokeScript};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const ATTACHED: &str = "in-process";
+
+fn discard() -> slog::Logger {
+    slog::Logger::root(slog::Discard, slog::o!())
+}
+
+/// Runs `start` in a new actix System on its own thread; the handle yields the System's exit code.
+fn in_system<F, Fut>(start: F) -> std::thread::JoinHandle<i32>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = bool>,
+{
+    std::thread::spawn(move || {
+        let system = System::new();
+        if !system.block_on(start()) {
+            return -1;
+        }
+        system.run_with_code().unwrap_or(-2)
+    })
+}
+
+/// Stands in for BatchActor and ShipperActor: records what LifecycleActor asks, in order.
+#[derive(Clone, Default)]
+struct Probe(Arc<Mutex<Vec<String>>>);
+
+impl Actor for Probe {
+    type Context = Context<Self>;
+}
+
+impl Handler<InvokeStarted> for Probe {
+    type Result = ();
+    fn handle(&mut self, m: InvokeStarted, _: &mut Context<Self>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("invoke {}", m.request_id));
+    }
+}
+
+impl Handler<Flush> for Probe {
+    type Result = Pending;
+    fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Pending {
+        self.0.lock().unwrap().push("flush".into());
+        Pending::default()
+    }
+}
+
+impl Handler<AwaitLateRecords> for Probe {
+    type Result = ();
+    fn handle(&mut self, m: AwaitLateRecords, _: &mut Context<Self>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("late-records {}", m.request_id.unwrap_or_default()));
+    }
+}
+
+impl Handler<Shutdown> for Probe {
+    type Result = Pending;
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Pending {
+        self.0.lock().unwrap().push("shutdown".into());
+        Pending::default()
+    }
+}
+
+#[tokio::test]
+async fn lifecycle_actor_drives_invokes_and_the_shutdown_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut emu = EmulatorBuilder::new(dir.path())
+        .attach(ATTACHED)
+        .start()
+        .await
+        .unwrap();
+    let api = emu.runtime_api().to_string();
+    let seen = Probe::default();
+    let probe = seen.clone();
+    let system = in_system(move || async move {
+        let client = ExtensionsClient::new(&api);
+        let Ok(id) = client.register(ATTACHED, true).await else {
+            return false;
+        };
+        let p = probe.start();
+        let n = Neighbours {
+            invoke: p.clone().recipient(),
+            late_records: p.clone().recipient(),
+            shutdown: p.clone().recipient(),
+            flush: p.recipient(),
+            listener: None,
+        };
+        LifecycleActor::new(client, id, n, Arc::new(Counters::default()), discard()).start();
+        true
+    });
+    emu.init().await.unwrap();
+    let a = emu
+        .invoke(InvokeScript {
+            lines: 1,
+            line_bytes: 10,
+            duration: Duration::from_millis(5),
+        })
+        .await;
+    let b = emu
+        .invoke(InvokeScript {
+            lines: 1,
+            line_bytes: 10,
+            duration: Duration::from_millis(5),
+        })
+        .await;
+    emu.shutdown(0).await;
+    let code = tokio::task::spawn_blocking(move || system.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    assert_eq!(
+        *seen.0.lock().unwrap(),
+        vec![
+            format!("invoke {}", a.request_id),
+            "flush".into(),
+            format!("invoke {}", b.request_id),
+            "flush".into(),
+            format!("late-records {}", b.request_id),
+            "shutdown".into(),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_whole_actor_system_ships_every_record_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut emu = EmulatorBuilder::new(dir.path())
+        .attach(ATTACHED)
+        .function_name("in-proc-fn")
+        .bucket(BUCKET)
+        .env("ADAPTIVE_BATCHING_EXTENSION_S3_BUCKET", BUCKET)
+        .env(
+            "ADAPTIVE_BATCHING_EXTENSION_LISTENER_PORT",
+            port.to_string(),
+        )
+        .start()
+        .await
+        .unwrap();
+    let api = emu.runtime_api().to_string();
+    let env: HashMap<String, String> = emu.extension_env().into_iter().collect();
+    let s3 = emu.s3().clone();
+    let system = in_system(move || async move {
+        let c = s3.credentials();
+        let creds = aws_sdk_s3::config::Credentials::new(
+            &c.access_key_id,
+            &c.secret_access_key,
+            Some(c.session_token.clone()),
+            None,
+            "test",
+        );
+        let shared = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(s3.region().to_string()))
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(creds))
+            .endpoint_url(s3.url())
+            .http_client(adaptive_batching_extension::sink::http_client())
+            .build();
+        app::start(
+            ATTACHED,
+            &api,
+            &env,
+            S3Config::Given(shared),
+            Some(discard()),
+        )
+        .await
+        .is_ok()
+    });
+    emu.init().await.unwrap();
+    for _ in 0..20 {
+        emu.invoke(InvokeScript {
+            lines: 4,
+            line_bytes: 150,
+            duration: Duration::from_millis(5),
+        })
+        .await;
+    }
+    emu.shutdown(2).await;
+    let code = tokio::task::spawn_blocking(move || system.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    assert_shipped_exactly_once(&emu);
+    assert!(
+        emu.s3()
+            .objects(BUCKET)
+            .iter()
+            .all(|o| o.key.contains("/in-proc-fn-"))
+    );
+}
