@@ -25,7 +25,7 @@ pub enum S3Config {
     /// The SDK's standard chain (region, credentials, `AWS_ENDPOINT_URL_S3` from the environment).
     StandardChain,
     /// A configuration built by the caller (tests).
-    Given(aws_config::SdkConfig),
+    Given(Box<aws_config::SdkConfig>),
 }
 
 /// Registers (so that `init/error` can be posted) and reports an init failure; returns the exit code.

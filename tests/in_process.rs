@@ -180,7 +180,7 @@ async fn the_whole_actor_system_ships_every_record_in_process() {
             ATTACHED,
             &api,
             &env,
-            S3Config::Given(shared),
+            S3Config::Given(Box::new(shared)),
             Some(discard()),
         )
         .await
