@@ -48,8 +48,14 @@ pub(crate) fn signal_group(pid: i32, signal: i32) {
     }
 }
 
-/// Calls `on_exit` from a dedicated thread when the process ends.
-pub(crate) fn watch_exit(pid: i32, on_exit: impl FnOnce(ExitInfo) + Send + 'static) {
+/// Calls `on_exit` from a dedicated thread when the process ends, once the output readers
+/// (`streams_ended`) have read everything it wrote (or after 500 ms, should a forked child keep the
+/// pipes open).
+pub(crate) fn watch_exit(
+    pid: i32,
+    streams_ended: Vec<std::sync::mpsc::Receiver<()>>,
+    on_exit: impl FnOnce(ExitInfo) + Send + 'static,
+) {
     std::thread::spawn(move || {
         let mut status: libc::c_int = 0;
         // SAFETY: rusage is plain old data that wait4 fills in.
@@ -64,6 +70,9 @@ pub(crate) fn watch_exit(pid: i32, on_exit: impl FnOnce(ExitInfo) + Send + 'stat
             break r;
         };
         let at = Instant::now();
+        for ended in streams_ended {
+            let _ = ended.recv_timeout(Duration::from_millis(500));
+        }
         let (code, signal) = if r == pid {
             if libc::WIFEXITED(status) {
                 (Some(libc::WEXITSTATUS(status)), None)
@@ -89,11 +98,13 @@ pub(crate) fn watch_exit(pid: i32, on_exit: impl FnOnce(ExitInfo) + Send + 'stat
     });
 }
 
-/// Calls `on_line` from a dedicated thread for every line the stream yields.
+/// Calls `on_line` from a dedicated thread for every line the stream yields; the returned
+/// receiver gets a message at the end of the stream.
 pub(crate) fn read_lines(
     stream: impl Read + Send + 'static,
     mut on_line: impl FnMut(String) + Send + 'static,
-) {
+) -> std::sync::mpsc::Receiver<()> {
+    let (done, ended) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             match line {
@@ -101,7 +112,9 @@ pub(crate) fn read_lines(
                 Err(_) => break,
             }
         }
+        let _ = done.send(());
     });
+    ended
 }
 
 /// The state letter of `/proc/<pid>/stat` (`T` = stopped), if the process exists.

@@ -350,13 +350,14 @@ impl Lifecycle {
             output: Vec::new(),
         });
         let echo = shared.settings.echo_extension_output;
+        let mut streams_ended = Vec::new();
         for stream in [
             Box::new(spawned.stdout) as Box<dyn std::io::Read + Send>,
             Box::new(spawned.stderr),
         ] {
             let shared = shared.clone();
             let name = name.to_string();
-            process::read_lines(stream, move |line| {
+            streams_ended.push(process::read_lines(stream, move |line| {
                 if echo {
                     eprintln!("[{name}] {line}");
                 }
@@ -364,10 +365,10 @@ impl Lifecycle {
                     p.output.push(line.clone());
                 }
                 shared.bus.emit(Event::ExtensionLog { line });
-            });
+            }));
         }
         let name = name.to_string();
-        process::watch_exit(pid, move |exit: ExitInfo| {
+        process::watch_exit(pid, streams_ended, move |exit: ExitInfo| {
             {
                 let mut st = lock(&shared.state);
                 let crash = st.generation == generation && !st.shutting_down;
