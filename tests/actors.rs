@@ -13,7 +13,6 @@ use adaptive_batching_extension::lambda::records::{Kind, Record};
 use adaptive_batching_extension::sink::retry::Backoff;
 use adaptive_batching_extension::sink::{S3Sink, SealedObject};
 use adaptive_batching_extension::stats::Counters;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
 use bytes::Bytes;
 use lambda_emulator::s3::{Faults, S3Endpoint};
 use std::num::NonZeroU64;
@@ -25,22 +24,7 @@ fn log() -> slog::Logger {
 }
 
 async fn sink_for(ep: &S3Endpoint) -> S3Sink {
-    let c = ep.credentials();
-    let creds = aws_sdk_s3::config::Credentials::new(
-        &c.access_key_id,
-        &c.secret_access_key,
-        Some(c.session_token.clone()),
-        None,
-        "test",
-    );
-    let shared = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(ep.region().to_string()))
-        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(creds))
-        .endpoint_url(ep.url())
-        .http_client(adaptive_batching_extension::sink::http_client())
-        .build();
-    S3Sink::new(&shared, "logs", true, true)
+    S3Sink::new(&crate::support::sdk_config(ep), "logs", true, true)
 }
 
 const FAST: Backoff = Backoff {

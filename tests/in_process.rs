@@ -2,7 +2,7 @@
 //! Extensions API and S3 endpoint (the emulator's "attached" mode: it waits for an extension it did
 //! not launch). Each runs in an actix System of its own thread, as in the real process.
 
-use crate::support::{BUCKET, assert_shipped_exactly_once, free_port};
+use crate::support::{BUCKET, assert_shipped_exactly_once, free_port, script};
 use actix::prelude::*;
 use adaptive_batching_extension::actors::lifecycle::{LifecycleActor, Neighbours};
 use adaptive_batching_extension::actors::messages::{
@@ -11,10 +11,9 @@ use adaptive_batching_extension::actors::messages::{
 use adaptive_batching_extension::app::{self, S3Config};
 use adaptive_batching_extension::lambda::client::ExtensionsClient;
 use adaptive_batching_extension::stats::Counters;
-use lambda_emulator::{EmulatorBuilder, InvokeScript};
+use lambda_emulator::EmulatorBuilder;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 const ATTACHED: &str = "in-process";
 
@@ -109,20 +108,8 @@ async fn lifecycle_actor_drives_invokes_and_the_shutdown_sequence() {
         true
     });
     emu.init().await.unwrap();
-    let a = emu
-        .invoke(InvokeScript {
-            lines: 1,
-            line_bytes: 10,
-            duration: Duration::from_millis(5),
-        })
-        .await;
-    let b = emu
-        .invoke(InvokeScript {
-            lines: 1,
-            line_bytes: 10,
-            duration: Duration::from_millis(5),
-        })
-        .await;
+    let a = emu.invoke(script(1, 10, 5)).await;
+    let b = emu.invoke(script(1, 10, 5)).await;
     emu.shutdown(0).await;
     let code = tokio::task::spawn_blocking(move || system.join().unwrap())
         .await
@@ -161,21 +148,7 @@ async fn the_whole_actor_system_ships_every_record_in_process() {
     let env: HashMap<String, String> = emu.extension_env().into_iter().collect();
     let s3 = emu.s3().clone();
     let system = in_system(move || async move {
-        let c = s3.credentials();
-        let creds = aws_sdk_s3::config::Credentials::new(
-            &c.access_key_id,
-            &c.secret_access_key,
-            Some(c.session_token.clone()),
-            None,
-            "test",
-        );
-        let shared = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(s3.region().to_string()))
-            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(creds))
-            .endpoint_url(s3.url())
-            .http_client(adaptive_batching_extension::sink::http_client())
-            .build();
+        let shared = crate::support::sdk_config(&s3);
         app::start(
             ATTACHED,
             &api,
@@ -188,12 +161,7 @@ async fn the_whole_actor_system_ships_every_record_in_process() {
     });
     emu.init().await.unwrap();
     for _ in 0..20 {
-        emu.invoke(InvokeScript {
-            lines: 4,
-            line_bytes: 150,
-            duration: Duration::from_millis(5),
-        })
-        .await;
+        emu.invoke(script(4, 150, 5)).await;
     }
     emu.shutdown(2).await;
     let code = tokio::task::spawn_blocking(move || system.join().unwrap())

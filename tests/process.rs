@@ -8,11 +8,7 @@ use lambda_emulator::{InvokeScript, InvokeStatus, Script};
 use std::time::Duration;
 
 fn lines(n: usize, bytes: usize) -> InvokeScript {
-    InvokeScript {
-        lines: n,
-        line_bytes: bytes,
-        duration: Duration::from_millis(10),
-    }
+    script(n, bytes, 10)
 }
 
 fn assert_clean_exit(emu: &lambda_emulator::Emulator) {
@@ -91,14 +87,7 @@ async fn defaults_over_100_invokes_ship_every_record_exactly_once() {
 #[tokio::test]
 async fn bytes_threshold_alone_seals_when_the_body_reaches_it() {
     let l = layer();
-    let mut emu = l
-        .function()
-        .env("ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_BYTES", "3000")
-        .env("ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_INVOKES", "100000")
-        .env(
-            "ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_MILLISECONDS",
-            "3600000",
-        )
+    let mut emu = ship_rates(l.function(), 3000, 100000, 3600000)
         .start()
         .await
         .unwrap();
@@ -139,14 +128,7 @@ async fn bytes_threshold_alone_seals_when_the_body_reaches_it() {
 #[tokio::test]
 async fn invokes_threshold_alone_ships_every_n_invokes() {
     let l = layer();
-    let mut emu = l
-        .function()
-        .env("ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_BYTES", "100000000")
-        .env("ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_INVOKES", "3")
-        .env(
-            "ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_MILLISECONDS",
-            "3600000",
-        )
+    let mut emu = ship_rates(l.function(), 100000000, 3, 3600000)
         .start()
         .await
         .unwrap();
@@ -167,22 +149,12 @@ async fn invokes_threshold_alone_ships_every_n_invokes() {
 #[tokio::test]
 async fn time_threshold_ships_during_a_long_invocation() {
     let l = layer();
-    let mut emu = l
-        .function()
-        .env("ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_BYTES", "100000000")
-        .env("ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_INVOKES", "100000")
-        .env("ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_MILLISECONDS", "300")
+    let mut emu = ship_rates(l.function(), 100000000, 100000, 300)
         .start()
         .await
         .unwrap();
     emu.init().await.unwrap();
-    let long = emu
-        .invoke(InvokeScript {
-            lines: 10,
-            line_bytes: 100,
-            duration: Duration::from_millis(2000),
-        })
-        .await;
+    let long = emu.invoke(script(10, 100, 2000)).await;
     let during: Vec<_> = emu
         .s3()
         .writes()
@@ -274,15 +246,7 @@ async fn malformed_and_oversized_deliveries_between_good_ones_lose_nothing() {
         Bytes::from_static(br#"[{"time":"2026-01-01T00:00:00.000Z","type":"function","record":"injected good line\n"}, 7]"#),
     ];
     let (mid, statuses) = emu
-        .invoke_with_raw_deliveries(
-            InvokeScript {
-                lines: 3,
-                line_bytes: 100,
-                duration: Duration::from_millis(300),
-            },
-            NAME,
-            bodies,
-        )
+        .invoke_with_raw_deliveries(script(3, 100, 300), NAME, bodies)
         .await;
     assert_eq!(mid.status, InvokeStatus::Success);
     assert_eq!(statuses, vec![Some(200), Some(200), Some(413), Some(200)]);

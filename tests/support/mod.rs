@@ -46,6 +46,50 @@ impl Lambda {
     }
 }
 
+/// The SDK configuration an extension in this process uses to reach the emulator's S3 endpoint.
+pub fn sdk_config(ep: &lambda_emulator::s3::S3Endpoint) -> aws_config::SdkConfig {
+    let c = ep.credentials();
+    let creds = aws_sdk_s3::config::Credentials::new(
+        &c.access_key_id,
+        &c.secret_access_key,
+        Some(c.session_token.clone()),
+        None,
+        "emulator",
+    );
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(ep.region().to_string()))
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(creds))
+        .endpoint_url(ep.url())
+        .http_client(adaptive_batching_extension::sink::http_client())
+        .build()
+}
+
+/// Sets the three ship rates (bytes, invokes, milliseconds).
+pub fn ship_rates(b: EmulatorBuilder, bytes: u64, invokes: u64, ms: u64) -> EmulatorBuilder {
+    b.env(
+        "ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_BYTES",
+        bytes.to_string(),
+    )
+    .env(
+        "ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_INVOKES",
+        invokes.to_string(),
+    )
+    .env(
+        "ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_MILLISECONDS",
+        ms.to_string(),
+    )
+}
+
+/// One invocation: `lines` function lines of `line_bytes` over `ms` milliseconds.
+pub fn script(lines: usize, line_bytes: usize, ms: u64) -> lambda_emulator::InvokeScript {
+    lambda_emulator::InvokeScript {
+        lines,
+        line_bytes,
+        duration: Duration::from_millis(ms),
+    }
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -99,6 +99,13 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Outcome {
     }
 }
 
+fn unknown_identifier() -> ApiError {
+    ApiError::forbidden(
+        "Extension.UnknownExtensionIdentifier",
+        "Unknown extension identifier",
+    )
+}
+
 /// The extension named by the identifier header, or the documented 403.
 fn identify(shared: &Shared, req: &Request<Incoming>) -> Result<(Uuid, String), ApiError> {
     let raw = req
@@ -308,13 +315,7 @@ async fn next(shared: &Arc<Shared>, req: Request<Incoming>) -> Outcome {
             p.first_next_at.get_or_insert(now);
         }
         let Some(ext) = st.exts.iter_mut().find(|e| e.id == id) else {
-            return err(
-                ApiError::forbidden(
-                    "Extension.UnknownExtensionIdentifier",
-                    "Unknown extension identifier",
-                ),
-                Some(name),
-            );
+            return err(unknown_identifier(), Some(name));
         };
         ext.next_calls += 1;
         ext.last_next_at = Some(now);
@@ -439,13 +440,7 @@ async fn subscribe(shared: &Arc<Shared>, req: Request<Incoming>, api: ApiKind) -
         let mut st = lock(&shared.state);
         let generation = st.generation;
         let Some(ext) = st.exts.iter_mut().find(|e| e.id == id) else {
-            return err(
-                ApiError::forbidden(
-                    "Extension.UnknownExtensionIdentifier",
-                    "Unknown extension identifier",
-                ),
-                Some(name),
-            );
+            return err(unknown_identifier(), Some(name));
         };
         match ext.subscribed {
             Some(prev) if prev != api => {

@@ -259,17 +259,7 @@ impl Lifecycle {
         });
 
         let ready = shared
-            .wait_until(Some(deadline), |st| {
-                if let Some(f) = st.fatal.first() {
-                    return Some(Err(f.clone()));
-                }
-                let all = st
-                    .exts
-                    .iter()
-                    .filter(|e| e.generation == generation)
-                    .all(|e| e.waiting());
-                all.then_some(Ok(()))
-            })
+            .until_waiting(deadline, |e| e.generation == generation)
             .await;
         match ready {
             Some(Ok(())) => {}
@@ -568,16 +558,8 @@ impl Lifecycle {
         });
 
         let done = shared
-            .wait_until(Some(deadline), |st| {
-                if let Some(f) = st.fatal.first() {
-                    return Some(Err(f.clone()));
-                }
-                let all = st
-                    .exts
-                    .iter()
-                    .filter(|e| e.generation == generation && e.invoke && !e.errored)
-                    .all(|e| e.waiting());
-                all.then_some(Ok(()))
+            .until_waiting(deadline, |e| {
+                e.generation == generation && e.invoke && !e.errored
             })
             .await;
         let mut rec = InvokeRecord {

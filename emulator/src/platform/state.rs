@@ -159,6 +159,26 @@ impl Shared {
         }
     }
 
+    /// Waits until every extension `select` picks is blocked in `event/next`; a fatal error of the
+    /// generation ends the wait early (`Err`); `None` at `deadline`.
+    pub async fn until_waiting(
+        &self,
+        deadline: Instant,
+        select: impl Fn(&Ext) -> bool,
+    ) -> Option<Result<(), Fatal>> {
+        self.wait_until(Some(deadline), |st| {
+            if let Some(f) = st.fatal.first() {
+                return Some(Err(f.clone()));
+            }
+            st.exts
+                .iter()
+                .filter(|e| select(e))
+                .all(Ext::waiting)
+                .then_some(Ok(()))
+        })
+        .await
+    }
+
     pub fn notify(&self) {
         self.changed.notify_waiters();
     }

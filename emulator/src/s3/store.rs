@@ -96,6 +96,16 @@ impl Store {
         }
     }
 
+    fn lookup(&self, bucket: &str, key: &str) -> S3Result<StoredObject> {
+        self.require_bucket(bucket)?;
+        lock(&self.inner)
+            .buckets
+            .get(bucket)
+            .and_then(|b| b.get(key))
+            .cloned()
+            .ok_or_else(|| s3_error!(NoSuchKey))
+    }
+
     fn require_bucket(&self, bucket: &str) -> S3Result<()> {
         if lock(&self.inner).buckets.contains_key(bucket) {
             Ok(())
@@ -140,6 +150,41 @@ struct Claimed {
     crc64nvme: Option<String>,
     algorithm: Option<ChecksumAlgorithm>,
     content_md5: Option<String>,
+}
+
+/// The [`Claimed`] checksums of a PutObject or UploadPart input (the fields have the same names).
+macro_rules! claimed {
+    ($input:ident) => {
+        Claimed {
+            crc32: $input.checksum_crc32,
+            crc32c: $input.checksum_crc32c,
+            sha1: $input.checksum_sha1,
+            sha256: $input.checksum_sha256,
+            crc64nvme: $input.checksum_crc64nvme,
+            algorithm: $input.checksum_algorithm,
+            content_md5: $input.content_md5,
+        }
+    };
+}
+
+/// A GetObject or HeadObject output describing `obj` (the fields have the same names).
+macro_rules! described {
+    ($ty:ident, $obj:expr, $($extra:tt)*) => {{
+        let obj: StoredObject = $obj;
+        $ty {
+            content_length: Some(obj.size as i64),
+            content_type: obj.content_type,
+            content_encoding: obj.content_encoding,
+            e_tag: Some(ETag::Strong(obj.etag)),
+            last_modified: Some(ts(obj.last_modified)),
+            metadata: Some(obj.metadata.into_iter().collect()),
+            server_side_encryption: obj.server_side_encryption.map(ServerSideEncryption::from),
+            ssekms_key_id: obj.sse_kms_key_id,
+            storage_class: obj.storage_class.map(StorageClass::from),
+            $($extra)*
+            ..Default::default()
+        }
+    }};
 }
 
 fn verify(
@@ -291,19 +336,7 @@ impl S3 for Store {
         let input = req.input;
         self.require_bucket(&input.bucket)?;
         let body = collect(input.body).await?;
-        let checksums = verify(
-            Claimed {
-                crc32: input.checksum_crc32,
-                crc32c: input.checksum_crc32c,
-                sha1: input.checksum_sha1,
-                sha256: input.checksum_sha256,
-                crc64nvme: input.checksum_crc64nvme,
-                algorithm: input.checksum_algorithm,
-                content_md5: input.content_md5,
-            },
-            trailers,
-            &body,
-        )?;
+        let checksums = verify(claimed!(input), trailers, &body)?;
         let etag = md5_hex(&body);
         let obj = StoredObject {
             bucket: input.bucket,
@@ -343,51 +376,17 @@ impl S3 for Store {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        self.require_bucket(&req.input.bucket)?;
-        let obj = lock(&self.inner)
-            .buckets
-            .get(&req.input.bucket)
-            .and_then(|b| b.get(&req.input.key))
-            .cloned()
-            .ok_or_else(|| s3_error!(NoSuchKey))?;
-        Ok(S3Response::new(GetObjectOutput {
-            content_length: Some(obj.size as i64),
-            content_type: obj.content_type,
-            content_encoding: obj.content_encoding,
-            e_tag: Some(ETag::Strong(obj.etag)),
-            last_modified: Some(ts(obj.last_modified)),
-            metadata: Some(obj.metadata.into_iter().collect()),
-            server_side_encryption: obj.server_side_encryption.map(ServerSideEncryption::from),
-            ssekms_key_id: obj.sse_kms_key_id,
-            storage_class: obj.storage_class.map(StorageClass::from),
-            body: Some(StreamingBlob::from(s3s::Body::from(obj.body))),
-            ..Default::default()
-        }))
+        let obj = self.lookup(&req.input.bucket, &req.input.key)?;
+        let body = Some(StreamingBlob::from(s3s::Body::from(obj.body.clone())));
+        Ok(S3Response::new(described!(GetObjectOutput, obj, body,)))
     }
 
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        self.require_bucket(&req.input.bucket)?;
-        let obj = lock(&self.inner)
-            .buckets
-            .get(&req.input.bucket)
-            .and_then(|b| b.get(&req.input.key))
-            .cloned()
-            .ok_or_else(|| s3_error!(NoSuchKey))?;
-        Ok(S3Response::new(HeadObjectOutput {
-            content_length: Some(obj.size as i64),
-            content_type: obj.content_type,
-            content_encoding: obj.content_encoding,
-            e_tag: Some(ETag::Strong(obj.etag)),
-            last_modified: Some(ts(obj.last_modified)),
-            metadata: Some(obj.metadata.into_iter().collect()),
-            server_side_encryption: obj.server_side_encryption.map(ServerSideEncryption::from),
-            ssekms_key_id: obj.sse_kms_key_id,
-            storage_class: obj.storage_class.map(StorageClass::from),
-            ..Default::default()
-        }))
+        let obj = self.lookup(&req.input.bucket, &req.input.key)?;
+        Ok(S3Response::new(described!(HeadObjectOutput, obj,)))
     }
 
     async fn list_objects_v2(
@@ -488,19 +487,7 @@ impl S3 for Store {
             return Err(s3_error!(NoSuchUpload));
         }
         let body = collect(input.body).await?;
-        let checksums = verify(
-            Claimed {
-                crc32: input.checksum_crc32,
-                crc32c: input.checksum_crc32c,
-                sha1: input.checksum_sha1,
-                sha256: input.checksum_sha256,
-                crc64nvme: input.checksum_crc64nvme,
-                algorithm: input.checksum_algorithm,
-                content_md5: input.content_md5,
-            },
-            trailers,
-            &body,
-        )?;
+        let checksums = verify(claimed!(input), trailers, &body)?;
         let etag = md5_hex(&body);
         let mut inner = lock(&self.inner);
         let up = inner
