@@ -1,13 +1,14 @@
 //! Starting the extension: configuration, listener, register, subscribe, the actors. `main.rs` calls
 //! [`start`] inside an actix System; tests call it in-process against the emulator.
 
-use crate::actors::batch::{BatchActor, ShipperHandles};
+use crate::actors::batch::{BatchActor, BatchSettings, ShipperHandles};
 use crate::actors::lifecycle::{LifecycleActor, Neighbours, Terminate};
 use crate::actors::receiver::{self, ReceiverState};
 use crate::actors::shipper::ShipperActor;
-use crate::config::{Config, Env, LogLevel, LogType};
+use crate::config::Api;
+use crate::config::{Config, ENV_INITIALIZATION_TYPE, Env, LogLevel, LogType, MANAGED_INSTANCES};
 use crate::lambda::client::{ExtensionsClient, Subscribed};
-use crate::lambda::requests::{DEFAULT_BUFFERING, LogsApi, Subscription};
+use crate::lambda::requests::{LogsApi, Subscription};
 use crate::sink::{S3Sink, retry::DEFAULT_BACKOFF};
 use crate::{logging, stats::Counters};
 use actix::{Actor, Addr};
@@ -28,30 +29,38 @@ pub enum S3Config {
     Given(Box<aws_config::SdkConfig>),
 }
 
-/// Registers (so that `init/error` can be posted) and reports an init failure; returns the exit code.
-async fn fail_init(
-    client: &ExtensionsClient,
-    log: &Logger,
-    name: &str,
-    id: Option<String>,
-    error_type: &str,
-    message: &str,
-) -> u8 {
-    error!(log, "init failed"; "error_type" => error_type, "error" => message);
-    let id = match id {
-        Some(id) => id,
-        None => match client.register(name, true).await {
-            Ok(id) => id,
-            Err(e) => {
-                error!(log, "cannot register to report the init failure"; "error" => e.to_string());
-                return 1;
-            }
-        },
-    };
-    if let Err(e) = client.report_error(&id, true, error_type, message).await {
-        error!(log, "cannot report init/error"; "error" => e.to_string());
+/// What a failure before the first `next` needs: register if not yet done (so that `init/error` can
+/// be posted), report, and give the exit code.
+struct Init<'a> {
+    client: &'a ExtensionsClient,
+    log: &'a Logger,
+    name: &'a str,
+    /// Register for INVOKE too (never on Managed Instances, which refuse it).
+    invoke: bool,
+}
+
+impl Init<'_> {
+    async fn fail(&self, id: Option<&str>, error_type: &str, message: &str) -> u8 {
+        error!(self.log, "init failed"; "error_type" => error_type, "error" => message);
+        let id = match id {
+            Some(id) => id.to_string(),
+            None => match self.client.register(self.name, self.invoke).await {
+                Ok(id) => id,
+                Err(e) => {
+                    error!(self.log, "cannot register to report the init failure"; "error" => e.to_string());
+                    return 1;
+                }
+            },
+        };
+        if let Err(e) = self
+            .client
+            .report_error(&id, true, error_type, message)
+            .await
+        {
+            error!(self.log, "cannot report init/error"; "error" => e.to_string());
+        }
+        1
     }
-    1
 }
 
 /// Starts the extension. Must run inside an actix System. On a failure before the first `next` it
@@ -63,28 +72,30 @@ pub async fn start(
     s3: S3Config,
     log: Option<Logger>,
 ) -> Result<Running, u8> {
-    let name = name.to_string();
     let client = ExtensionsClient::new(runtime_api);
     let parsed = Config::from_env(env);
     let log = log.unwrap_or_else(|| {
-        let level = parsed
-            .as_ref()
-            .map(|p| p.config.log_level)
-            .unwrap_or(LogLevel::Info);
-        logging::init(level)
+        logging::init(
+            parsed
+                .as_ref()
+                .map(|p| p.config.log_level)
+                .unwrap_or(LogLevel::Info),
+        )
     });
+    // Known before the configuration is: a registration to report a bad one must not ask for INVOKE there.
+    let managed = env.get(ENV_INITIALIZATION_TYPE).as_deref() == Some(MANAGED_INSTANCES);
+    let init = Init {
+        client: &client,
+        log: &log,
+        name,
+        invoke: !managed,
+    };
     let parsed = match parsed {
         Ok(p) => p,
         Err(e) => {
-            return Err(fail_init(
-                &client,
-                &log,
-                &name,
-                None,
-                "Extension.ConfigInvalid",
-                &e.to_string(),
-            )
-            .await);
+            return Err(init
+                .fail(None, "Extension.ConfigInvalid", &e.to_string())
+                .await);
         }
     };
     for w in &parsed.warnings {
@@ -101,28 +112,20 @@ pub async fn start(
                 "cannot listen on {addr} (ADAPTIVE_BATCHING_EXTENSION_LISTENER_PORT={}): {e}",
                 config.listener_port
             );
-            return Err(fail_init(
-                &client,
-                &log,
-                &name,
-                None,
-                "Extension.ListenerFailed",
-                &message,
-            )
-            .await);
+            return Err(init.fail(None, "Extension.ListenerFailed", &message).await);
         }
     };
     let local = listener.local_addr().map_err(|_| 1u8)?;
-    let listening = local.to_string();
 
-    let id = match client.register(&name, true).await {
+    let id = match client.register(name, !managed).await {
         Ok(id) => id,
         Err(e) => {
-            error!(log, "register failed"; "name" => &name, "error" => e.to_string());
+            error!(log, "register failed"; "name" => name, "error" => e.to_string());
             return Err(1);
         }
     };
-    info!(log, "registered"; "name" => &name, "listener" => &listening, "bucket" => config.bucket.as_str());
+    info!(log, "registered"; "name" => name, "listener" => local.to_string(), "bucket" => config.bucket.as_str(),
+        "managed_instances" => managed);
 
     let counters = Arc::new(Counters::default());
     let sink = match s3 {
@@ -141,16 +144,27 @@ pub async fn start(
             config.create_bucket,
         ),
     };
-    let shipper = ShipperActor::new(sink, DEFAULT_BACKOFF, counters.clone(), log.clone()).start();
+    let shipper = ShipperActor::new(
+        sink,
+        DEFAULT_BACKOFF,
+        managed,
+        counters.clone(),
+        log.clone(),
+    )
+    .start();
     let batch = BatchActor::new(
-        config.thresholds,
+        BatchSettings {
+            thresholds: config.thresholds,
+            environment_id: uuid::Uuid::new_v4(),
+            function_name: config.function_name.clone(),
+            platform_records: config.log_types.contains(&LogType::Platform),
+            managed_instances: managed,
+        },
         ShipperHandles {
             ship: shipper.clone().recipient(),
             flush: shipper.clone().recipient(),
+            restored: shipper.clone().recipient(),
         },
-        uuid::Uuid::new_v4(),
-        config.function_name.clone(),
-        config.log_types.contains(&LogType::Platform),
         counters.clone(),
         log.clone(),
     )
@@ -161,44 +175,38 @@ pub async fn start(
     ) {
         Ok(s) => s,
         Err(e) => {
-            return Err(fail_init(
-                &client,
-                &log,
-                &name,
-                Some(id),
-                "Extension.ListenerFailed",
-                &e.to_string(),
-            )
-            .await);
+            return Err(init
+                .fail(Some(&id), "Extension.ListenerFailed", &e.to_string())
+                .await);
         }
     };
     let server_handle = server.handle();
     actix_rt::spawn(server);
 
+    let api = match config.api {
+        Api::Logs => LogsApi::Logs,
+        Api::Telemetry => LogsApi::Telemetry {
+            managed_instances: managed,
+        },
+    };
     let sub = Subscription {
-        api: LogsApi::Logs,
+        api,
         types: config.log_types.clone(),
-        buffering: DEFAULT_BUFFERING,
+        buffering: config.buffering,
         port: config.listener_port,
     };
     match client.subscribe(&id, &sub).await {
         Ok(Subscribed::Yes) => {
-            info!(log, "subscribed"; "api" => "logs", "types" => format!("{:?}", sub.body()["types"]))
+            info!(log, "subscribed"; "api" => api.name(), "schema" => api.schema(),
+            "types" => sub.body()["types"].to_string())
         }
-        Ok(Subscribed::NotSupported) => warn!(
-            log,
-            "the Logs API is not supported here (202); running without records"
-        ),
+        Ok(Subscribed::NotSupported) => {
+            warn!(log, "this sandbox does not support the API (202); running without records"; "api" => api.name())
+        }
         Err(e) => {
-            return Err(fail_init(
-                &client,
-                &log,
-                &name,
-                Some(id),
-                "Extension.SubscribeFailed",
-                &e.to_string(),
-            )
-            .await);
+            return Err(init
+                .fail(Some(&id), "Extension.SubscribeFailed", &e.to_string())
+                .await);
         }
     }
 
@@ -209,7 +217,8 @@ pub async fn start(
         flush: shipper.recipient(),
         listener: Some(server_handle),
     };
-    let lifecycle = LifecycleActor::new(client, id, neighbours, counters, log.clone()).start();
+    let lifecycle =
+        LifecycleActor::new(client, id, neighbours, managed, counters, log.clone()).start();
     let on_signal = lifecycle.clone();
     actix_rt::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};

@@ -71,7 +71,18 @@ impl Batcher {
 
     /// An INVOKE arrived: count it, then check the invokes and time thresholds.
     pub fn on_invoke(&mut self, now: Instant) -> Option<Batch> {
+        self.count_invoke();
+        self.check(now)
+    }
+
+    /// Counts an invocation without checking (Managed Instances count `platform.start` records and
+    /// check on the timer).
+    pub fn count_invoke(&mut self) {
         self.invokes += 1;
+    }
+
+    /// Checks the invokes and time thresholds.
+    pub fn check(&mut self, now: Instant) -> Option<Batch> {
         if self.invokes >= self.thresholds.invokes.get() {
             return self.seal(SealReason::Invokes, now);
         }
@@ -183,6 +194,17 @@ mod tests {
             b.on_invoke(t0 + Duration::from_millis(400)).unwrap().reason,
             SealReason::Elapsed
         );
+    }
+
+    #[test]
+    fn counted_invokes_seal_at_the_next_check() {
+        let t0 = Instant::now();
+        let mut b = Batcher::new(thresholds(1_000_000, 2, 60_000), t0);
+        b.push(rec(3), t0);
+        b.count_invoke();
+        assert!(b.check(t0).is_none());
+        b.count_invoke();
+        assert_eq!(b.check(t0).unwrap().reason, SealReason::Invokes);
     }
 
     #[test]

@@ -29,6 +29,13 @@ pub const ENV_LISTENER_PORT: &str = "ADAPTIVE_BATCHING_EXTENSION_LISTENER_PORT";
 pub const ENV_S3_FORCE_PATH_STYLE: &str = "ADAPTIVE_BATCHING_EXTENSION_S3_FORCE_PATH_STYLE";
 pub const ENV_CREATE_BUCKET: &str = "ADAPTIVE_BATCHING_EXTENSION_CREATE_BUCKET";
 pub const ENV_LOG_LEVEL: &str = "ADAPTIVE_BATCHING_EXTENSION_LOG_LEVEL";
+pub const ENV_API: &str = "ADAPTIVE_BATCHING_EXTENSION_API";
+pub const ENV_BUFFER_MAX_ITEMS: &str = "ADAPTIVE_BATCHING_EXTENSION_BUFFER_MAX_ITEMS";
+pub const ENV_BUFFER_MAX_BYTES: &str = "ADAPTIVE_BATCHING_EXTENSION_BUFFER_MAX_BYTES";
+pub const ENV_BUFFER_TIMEOUT_MS: &str = "ADAPTIVE_BATCHING_EXTENSION_BUFFER_TIMEOUT_MS";
+/// `lambda-managed-instances` on Lambda Managed Instances (spec §5.1).
+pub const ENV_INITIALIZATION_TYPE: &str = "AWS_LAMBDA_INITIALIZATION_TYPE";
+pub const MANAGED_INSTANCES: &str = "lambda-managed-instances";
 
 pub const ENV_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 pub const ENV_REGION: &str = "AWS_REGION";
@@ -138,6 +145,32 @@ impl LogType {
 
 pub const DEFAULT_LOG_TYPES: [LogType; 2] = [LogType::Platform, LogType::Function];
 
+/// The API that delivers records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// The Telemetry API (AWS's recommendation; the only one on Managed Instances).
+    Telemetry,
+    /// The legacy Logs API, the Go sample's.
+    Logs,
+}
+
+/// How Lambda batches deliveries to us. The defaults are the documented minima, so records arrive
+/// quickly and in small pieces (Datadog and OTel use the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buffering {
+    pub max_items: u32,
+    pub max_bytes: u32,
+    pub timeout_ms: u32,
+}
+
+pub const DEFAULT_BUFFERING: Buffering = Buffering {
+    max_items: 1000,
+    max_bytes: 262_144,
+    timeout_ms: 25,
+};
+/// AWS's ranges for both APIs: (min, max) of maxItems, maxBytes, timeoutMs.
+pub const BUFFER_RANGES: [(u32, u32); 3] = [(1000, 10_000), (262_144, 1_048_576), (25, 30_000)];
+
 /// The extension's own log level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -170,6 +203,10 @@ pub struct Config {
     pub log_level: LogLevel,
     /// `AWS_LAMBDA_FUNCTION_NAME`, lower-cased for object keys.
     pub function_name: String,
+    pub api: Api,
+    pub buffering: Buffering,
+    /// Running on Lambda Managed Instances: SHUTDOWN only, no freeze, thresholds on the timer.
+    pub managed_instances: bool,
 }
 
 /// A configuration the extension cannot run with.
@@ -181,6 +218,8 @@ pub enum ConfigError {
     InvalidBucket { value: String, reason: String },
     #[error("{var} must be \"true\" or \"false\", got {value:?}")]
     InvalidBool { var: &'static str, value: String },
+    #[error("{ENV_API} must be \"telemetry\" or \"logs\", got {value:?}")]
+    InvalidApi { value: String },
 }
 
 /// A configuration plus the warnings parsing it produced, to be logged once at start.
@@ -239,6 +278,47 @@ impl Config {
             .get(ENV_FUNCTION_NAME)
             .unwrap_or_default()
             .to_lowercase();
+        let managed_instances =
+            env.get(ENV_INITIALIZATION_TYPE).as_deref() == Some(MANAGED_INSTANCES);
+        let api = match env.get(ENV_API).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("telemetry") => Api::Telemetry,
+            Some("logs") if managed_instances => {
+                warnings.push(format!(
+                    "{ENV_API} \"logs\": Lambda Managed Instances have no Logs API; using the Telemetry API"
+                ));
+                Api::Telemetry
+            }
+            Some("logs") => Api::Logs,
+            Some(_) => {
+                return Err(ConfigError::InvalidApi {
+                    value: env.get(ENV_API).unwrap_or_default(),
+                });
+            }
+        };
+        let [items, bytes_range, timeout] = BUFFER_RANGES;
+        let buffering = Buffering {
+            max_items: bounded(
+                env,
+                ENV_BUFFER_MAX_ITEMS,
+                DEFAULT_BUFFERING.max_items,
+                items,
+                &mut warnings,
+            ),
+            max_bytes: bounded(
+                env,
+                ENV_BUFFER_MAX_BYTES,
+                DEFAULT_BUFFERING.max_bytes,
+                bytes_range,
+                &mut warnings,
+            ),
+            timeout_ms: bounded(
+                env,
+                ENV_BUFFER_TIMEOUT_MS,
+                DEFAULT_BUFFERING.timeout_ms,
+                timeout,
+                &mut warnings,
+            ),
+        };
         Ok(Parsed {
             config: Config {
                 bucket,
@@ -253,6 +333,9 @@ impl Config {
                 create_bucket,
                 log_level,
                 function_name,
+                api,
+                buffering,
+                managed_instances,
             },
             warnings,
         })
@@ -270,6 +353,39 @@ fn whole_number(env: &dyn Env, var: &str, default: u64, warnings: &mut Vec<Strin
         _ => {
             warnings.push(format!("{var} must be a whole number of at least 1, got {raw:?}; using the default {default}"));
             fallback
+        }
+    }
+}
+
+/// A whole number within AWS's `(min, max)`: out of range → the nearest bound, unparsable → the
+/// default; each with a warning.
+fn bounded(
+    env: &dyn Env,
+    var: &str,
+    default: u32,
+    (min, max): (u32, u32),
+    warnings: &mut Vec<String>,
+) -> u32 {
+    let Some(raw) = env.get(var) else {
+        return default;
+    };
+    match raw.parse::<i64>() {
+        Ok(n) if n < i64::from(min) => {
+            warnings.push(format!(
+                "{var} {n} is below AWS's minimum of {min}; using {min}"
+            ));
+            min
+        }
+        Ok(n) if n > i64::from(max) => {
+            warnings.push(format!(
+                "{var} {n} is above AWS's maximum of {max}; using {max}"
+            ));
+            max
+        }
+        Ok(n) => n as u32,
+        Err(_) => {
+            warnings.push(format!("{var} must be a whole number from {min} to {max}, got {raw:?}; using the default {default}"));
+            default
         }
     }
 }

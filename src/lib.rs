@@ -20,6 +20,7 @@
 //! * [`batch`] — the pure core: buffer and thresholds. [`encode`] — NDJSON bodies. [`object_key`] — keys.
 //! * [`sink`] — S3 through the official SDK, with the retry policy as a type.
 //! * [`actors`] — LifecycleActor, LogReceiver, BatchActor, ShipperActor and their messages.
+//! * [`snapshot`] — SnapStart: restore detection, keys unique across restored copies.
 //! * [`stats`] — counters for the shutdown summary.
 //!
 //! Pure modules (`batch`, `encode`, `object_key`, `lambda::records`, `config`) know nothing of
@@ -38,4 +39,5 @@ pub mod lambda;
 pub mod logging;
 pub mod object_key;
 pub mod sink;
+pub mod snapshot;
 pub mod stats;

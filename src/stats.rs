@@ -17,6 +17,10 @@ pub struct Counters {
     pub malformed: AtomicU64,
     /// Deliveries over the body limit (answered 413).
     pub oversized: AtomicU64,
+    /// Records Lambda says it dropped before they reached us (`platform.logsDropped`).
+    pub lambda_dropped: AtomicU64,
+    /// SnapStart restores seen.
+    pub restores: AtomicU64,
 }
 
 impl Counters {
@@ -26,5 +30,46 @@ impl Counters {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+}
+
+/// At most one report per period: counts what happened in between.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    last: Option<std::time::Instant>,
+    unreported: u64,
+}
+
+impl Throttle {
+    /// Adds `n`; returns the count to report when a report is due (`period` after the last one).
+    pub fn note(
+        &mut self,
+        n: u64,
+        now: std::time::Instant,
+        period: std::time::Duration,
+    ) -> Option<u64> {
+        self.unreported += n;
+        if self.last.is_some_and(|t| now.duration_since(t) < period) {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.unreported))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn throttle_reports_at_most_once_a_period_with_the_count() {
+        let mut t = Throttle::default();
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        assert_eq!(t.note(1, t0, s), Some(1));
+        assert_eq!(t.note(2, t0 + Duration::from_millis(10), s), None);
+        assert_eq!(t.note(3, t0 + Duration::from_millis(500), s), None);
+        assert_eq!(t.note(1, t0 + Duration::from_millis(1001), s), Some(6));
     }
 }

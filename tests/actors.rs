@@ -2,9 +2,9 @@
 //! run here (the emulator's S3 endpoint, a real HTTP listener).
 
 use actix::prelude::*;
-use adaptive_batching_extension::actors::batch::{BatchActor, ShipperHandles};
+use adaptive_batching_extension::actors::batch::{BatchActor, BatchSettings, ShipperHandles};
 use adaptive_batching_extension::actors::messages::{
-    Flush, IngestRecords, InvokeStarted, Pending, ShipBatch, Shutdown,
+    Flush, IngestRecords, InvokeStarted, Pending, Restored, ShipBatch, Shutdown,
 };
 use adaptive_batching_extension::actors::receiver::{self, ReceiverState};
 use adaptive_batching_extension::actors::shipper::ShipperActor;
@@ -61,6 +61,13 @@ impl Handler<Flush> for Probe {
     }
 }
 
+impl Handler<Restored> for Probe {
+    type Result = ();
+    fn handle(&mut self, _: Restored, _: &mut Context<Self>) {
+        self.seen.lock().unwrap().push("restored".into());
+    }
+}
+
 impl Handler<IngestRecords> for Probe {
     type Result = ();
     fn handle(&mut self, msg: IngestRecords, _: &mut Context<Self>) {
@@ -82,19 +89,19 @@ fn batch_actor(probe: &Addr<Probe>, bytes: u64, invokes: u64) -> Addr<BatchActor
         invokes: NonZeroU64::new(invokes).unwrap(),
         elapsed: Duration::from_secs(3600),
     };
-    BatchActor::new(
+    let settings = BatchSettings {
         thresholds,
-        ShipperHandles {
-            ship: probe.clone().recipient(),
-            flush: probe.clone().recipient(),
-        },
-        uuid::Uuid::nil(),
-        "fn".into(),
-        true,
-        Arc::new(Counters::default()),
-        log(),
-    )
-    .start()
+        environment_id: uuid::Uuid::nil(),
+        function_name: "fn".into(),
+        platform_records: true,
+        managed_instances: false,
+    };
+    let handles = ShipperHandles {
+        ship: probe.clone().recipient(),
+        flush: probe.clone().recipient(),
+        restored: probe.clone().recipient(),
+    };
+    BatchActor::new(settings, handles, Arc::new(Counters::default()), log()).start()
 }
 
 #[actix_rt::test]
@@ -102,7 +109,8 @@ async fn shipper_writes_to_s3_and_keeps_a_failed_batch_under_its_key() {
     let ep = S3Endpoint::start("us-east-1").await.unwrap();
     ep.create_bucket("logs");
     let counters = Arc::new(Counters::default());
-    let shipper = ShipperActor::new(sink_for(&ep).await, FAST, counters.clone(), log()).start();
+    let shipper =
+        ShipperActor::new(sink_for(&ep).await, FAST, false, counters.clone(), log()).start();
     let obj = SealedObject {
         key: "k/one.log".into(),
         body: Bytes::from_static(b"{\"a\":1}\n"),
@@ -150,6 +158,7 @@ async fn shipper_creates_a_missing_bucket_then_writes() {
     let shipper = ShipperActor::new(
         sink_for(&ep).await,
         FAST,
+        false,
         Arc::new(Counters::default()),
         log(),
     )

@@ -104,7 +104,15 @@ async fn lifecycle_actor_drives_invokes_and_the_shutdown_sequence() {
             flush: p.recipient(),
             listener: None,
         };
-        LifecycleActor::new(client, id, n, Arc::new(Counters::default()), discard()).start();
+        LifecycleActor::new(
+            client,
+            id,
+            n,
+            false,
+            Arc::new(Counters::default()),
+            discard(),
+        )
+        .start();
         true
     });
     emu.init().await.unwrap();

@@ -7,3 +7,4 @@ mod support;
 mod actors;
 mod in_process;
 mod process;
+mod telemetry;

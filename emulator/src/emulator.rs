@@ -74,6 +74,12 @@ impl EmulatorBuilder {
         self
     }
 
+    /// SnapStart: `initializationType` is `snap-start`; call [`Emulator::restore`] after init.
+    pub fn snap_start(mut self) -> Self {
+        self.settings.snap_start = true;
+        self
+    }
+
     /// Lambda Managed Instances; function lines default to the JSON log format there.
     pub fn managed_instances(mut self) -> Self {
         self.settings.mode = Mode::ManagedInstances;
@@ -277,6 +283,12 @@ impl Emulator {
         self.lifecycle
             .invoke_concurrently(count, concurrency, script)
             .await
+    }
+
+    /// SnapStart: restores the frozen environment from its snapshot (see `Lifecycle::restore`).
+    /// The wall-clock jump of a real restore cannot be reproduced for a process here.
+    pub async fn restore(&mut self) {
+        self.lifecycle.restore().await;
     }
 
     /// Lets time pass; a classic environment stays frozen meanwhile.

@@ -55,6 +55,8 @@ pub struct ReportMetrics {
     pub memory_size_mb: u64,
     pub max_memory_used_mb: u64,
     pub init_duration_ms: Option<f64>,
+    /// SnapStart: the first report after a restore.
+    pub restore_duration_ms: Option<f64>,
     /// Managed Instances report only `durationMs` (spec §5.1).
     pub managed_instances: bool,
 }
@@ -85,6 +87,15 @@ pub enum Event {
     InitReport {
         initialization_type: String,
         phase: &'static str,
+        duration_ms: f64,
+    },
+    /// SnapStart: the environment is being restored from a snapshot (Telemetry only).
+    RestoreStart {
+        function_name: String,
+        function_version: String,
+    },
+    RestoreRuntimeDone,
+    RestoreReport {
         duration_ms: f64,
     },
     Start {
@@ -147,7 +158,15 @@ impl Event {
             Event::InitStart { .. } if telemetry => "platform.initStart",
             Event::InitRuntimeDone { .. } if telemetry => "platform.initRuntimeDone",
             Event::InitReport { .. } if telemetry => "platform.initReport",
-            Event::InitStart { .. } | Event::InitRuntimeDone { .. } | Event::InitReport { .. } => {
+            Event::RestoreStart { .. } if telemetry => "platform.restoreStart",
+            Event::RestoreRuntimeDone if telemetry => "platform.restoreRuntimeDone",
+            Event::RestoreReport { .. } if telemetry => "platform.restoreReport",
+            Event::InitStart { .. }
+            | Event::InitRuntimeDone { .. }
+            | Event::InitReport { .. }
+            | Event::RestoreStart { .. }
+            | Event::RestoreRuntimeDone
+            | Event::RestoreReport { .. } => {
                 return None;
             }
             Event::Start { .. } => "platform.start",
@@ -215,6 +234,18 @@ impl Event {
                 "initializationType": initialization_type, "phase": phase,
                 "metrics": {"durationMs": round3(*duration_ms)},
             }),
+            Event::RestoreStart {
+                function_name,
+                function_version,
+            } => json!({
+                "runtimeVersion": "provided:al2023.emulated",
+                "functionName": function_name,
+                "functionVersion": function_version,
+            }),
+            Event::RestoreRuntimeDone => json!({"status": "success"}),
+            Event::RestoreReport { duration_ms } => {
+                json!({"status": "success", "metrics": {"durationMs": round3(*duration_ms)}})
+            }
             Event::Start {
                 request_id,
                 version,
@@ -250,6 +281,9 @@ impl Event {
                     });
                     if let Some(init) = metrics.init_duration_ms {
                         m["initDurationMs"] = json!(round3(init));
+                    }
+                    if let Some(restore) = metrics.restore_duration_ms {
+                        m["restoreDurationMs"] = json!(round3(restore));
                     }
                     m
                 };
@@ -406,6 +440,7 @@ mod tests {
             memory_size_mb: 128,
             max_memory_used_mb: 40,
             init_duration_ms: None,
+            restore_duration_ms: None,
             managed_instances: true,
         };
         let ev = Event::Report {

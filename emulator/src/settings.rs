@@ -52,6 +52,8 @@ pub struct Settings {
     pub upper_case_shutdown_reason: bool,
     /// Also send SIGTERM to every extension when SHUTDOWN is released.
     pub sigterm_on_shutdown: bool,
+    /// SnapStart: init creates the snapshot; [`crate::Emulator::restore`] restores from it.
+    pub snap_start: bool,
     /// The function's `LogFormat` is JSON.
     pub json_log_format: bool,
     pub delivery_failure: DeliveryFailure,
@@ -84,6 +86,7 @@ impl Default for Settings {
             shutdown_budget: Duration::from_millis(1700),
             upper_case_shutdown_reason: false,
             sigterm_on_shutdown: false,
+            snap_start: false,
             json_log_format: false,
             delivery_failure: DeliveryFailure::Retry,
             subscriber_buffer_cap: 4 * 1024 * 1024,
@@ -102,6 +105,7 @@ impl Settings {
     /// `AWS_LAMBDA_INITIALIZATION_TYPE` and the telemetry `initializationType`.
     pub fn initialization_type(&self) -> &'static str {
         match self.mode {
+            Mode::Classic if self.snap_start => "snap-start",
             Mode::Classic => "on-demand",
             Mode::ManagedInstances => "lambda-managed-instances",
         }

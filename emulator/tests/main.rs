@@ -8,3 +8,4 @@ mod extensions_api;
 mod lifecycle;
 mod managed_instances;
 mod s3_endpoint;
+mod snap_start;

@@ -1,9 +1,15 @@
-//! BatchActor: the actor shell around [`crate::batch::Batcher`]. It counts records and INVOKEs,
-//! checks the time threshold on a timer while the environment runs, seals batches into objects
-//! (key and body fixed here) and hands them to the shipper. It never does I/O itself.
+//! BatchActor: the actor shell around [`crate::batch::Batcher`]. It counts records and invocations,
+//! checks the thresholds on a timer while the environment runs, seals batches into objects (key and
+//! body fixed here) and hands them to the shipper. It never does I/O itself.
+//!
+//! It also reads the few records that change what it does: `platform.report` (what SHUTDOWN waits
+//! for), `platform.start` (the invocation count on Managed Instances, which have no INVOKE event),
+//! `platform.logsDropped` (counted and reported), `platform.restoreStart` (SnapStart, see
+//! [`crate::snapshot`]). Requests are told apart by `requestId`, never by "the current invocation":
+//! records of one invoke routinely arrive during the next or after SHUTDOWN.
 
 use super::messages::{
-    AwaitLateRecords, IngestRecords, InvokeStarted, Pending, ShipBatch, Shutdown,
+    AwaitLateRecords, Flush, IngestRecords, InvokeStarted, Pending, Restored, ShipBatch, Shutdown,
 };
 use crate::batch::{Batch, Batcher};
 use crate::config::Thresholds;
@@ -11,26 +17,44 @@ use crate::encode;
 use crate::lambda::records::Kind;
 use crate::object_key::object_key;
 use crate::sink::SealedObject;
-use crate::stats::Counters;
+use crate::snapshot;
+use crate::stats::{Counters, Throttle};
 use actix::prelude::*;
-use slog::{Logger, debug};
+use chrono::{DateTime, Utc};
+use slog::{Logger, debug, info, warn};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-/// How many `platform.report` request ids to remember (only the last invoke's matters).
-const REPORTS_REMEMBERED: usize = 64;
+/// How many request ids to remember, reported or still open (only the latest matter).
+const REQUESTS_REMEMBERED: usize = 1024;
+/// At most one line per this about records Lambda dropped.
+const DROPPED_REPORT_PERIOD: Duration = Duration::from_secs(10);
+
+/// What BatchActor is configured with.
+pub struct BatchSettings {
+    pub thresholds: Thresholds,
+    /// A v4 UUID made once per process (renewed after a SnapStart restore).
+    pub environment_id: Uuid,
+    pub function_name: String,
+    /// Whether `platform` records are subscribed (else no report will ever come).
+    pub platform_records: bool,
+    /// Lambda Managed Instances: invocations counted from `platform.start`, thresholds on the timer.
+    pub managed_instances: bool,
+}
 
 /// Where BatchActor sends sealed batches and asks for the final flush.
 pub struct ShipperHandles {
     pub ship: Recipient<ShipBatch>,
-    pub flush: Recipient<super::messages::Flush>,
+    pub flush: Recipient<Flush>,
+    pub restored: Recipient<Restored>,
 }
 
 struct LateRecordsWaiter {
     request_id: Option<String>,
+    all_open: bool,
     quiet: Duration,
     until: Instant,
     done: oneshot::Sender<()>,
@@ -38,15 +62,20 @@ struct LateRecordsWaiter {
 
 pub struct BatchActor {
     batcher: Batcher,
+    settings: BatchSettings,
     shipper: ShipperHandles,
-    environment_id: Uuid,
-    function_name: String,
-    /// Whether `platform` records are subscribed (else no report will ever come).
-    platform_records: bool,
     reports_seen: VecDeque<String>,
+    /// Requests with a `platform.start` and no `platform.report` yet.
+    open_requests: VecDeque<String>,
     last_ingest: Instant,
+    /// Wall-clock time of the last record (identical in every copy of a snapshot).
+    last_ingest_wall: DateTime<Utc>,
+    /// Batches sealed so far (identical in every copy of a snapshot).
+    sealed: u64,
+    last_tick: (SystemTime, Instant),
     waiter: Option<LateRecordsWaiter>,
-    /// How often the time threshold is checked while the environment runs.
+    dropped_throttle: Throttle,
+    /// How often the thresholds are checked while the environment runs.
     tick: Duration,
     counters: Arc<Counters>,
     log: Logger,
@@ -54,37 +83,45 @@ pub struct BatchActor {
 
 impl BatchActor {
     pub fn new(
-        thresholds: Thresholds,
+        settings: BatchSettings,
         shipper: ShipperHandles,
-        environment_id: Uuid,
-        function_name: String,
-        platform_records: bool,
         counters: Arc<Counters>,
         log: Logger,
     ) -> Self {
         let now = Instant::now();
         Self {
-            batcher: Batcher::new(thresholds, now),
+            batcher: Batcher::new(settings.thresholds, now),
+            // On Managed Instances the timer also carries the invocations threshold: check it often.
+            tick: (settings.thresholds.elapsed / 10).clamp(
+                Duration::from_millis(10),
+                if settings.managed_instances {
+                    Duration::from_millis(100)
+                } else {
+                    Duration::from_secs(1)
+                },
+            ),
+            settings,
             shipper,
-            environment_id,
-            function_name,
-            platform_records,
             reports_seen: VecDeque::new(),
+            open_requests: VecDeque::new(),
             last_ingest: now,
+            last_ingest_wall: Utc::now(),
+            sealed: 0,
+            last_tick: (SystemTime::now(), now),
             waiter: None,
-            tick: (thresholds.elapsed / 10)
-                .clamp(Duration::from_millis(10), Duration::from_secs(1)),
+            dropped_throttle: Throttle::default(),
             counters,
             log,
         }
     }
 
-    fn seal(&self, batch: Batch) -> SealedObject {
+    fn seal(&mut self, batch: Batch, at: DateTime<Utc>, batch_id: Uuid) -> SealedObject {
+        self.sealed += 1;
         let key = object_key(
-            chrono::Utc::now(),
-            self.environment_id,
-            &self.function_name,
-            Uuid::new_v4(),
+            at,
+            self.settings.environment_id,
+            &self.settings.function_name,
+            batch_id,
         );
         debug!(self.log, "sealed"; "key" => &key, "records" => batch.records.len(), "bytes" => batch.body_bytes, "reason" => batch.reason.as_str());
         SealedObject {
@@ -97,13 +134,40 @@ impl BatchActor {
     /// Hands a sealed batch to the shipper, holding this actor's mailbox until it is queued there:
     /// batches keep their order and a slow shipper pushes back.
     fn ship(&mut self, batch: Batch, ctx: &mut Context<Self>) {
-        let object = self.seal(batch);
+        let object = self.seal(batch, Utc::now(), Uuid::new_v4());
+        self.send_object(object, ctx);
+    }
+
+    fn send_object(&mut self, object: SealedObject, ctx: &mut Context<Self>) {
         let send = self.shipper.ship.send(ShipBatch { object });
         ctx.wait(send.into_actor(self).map(|res, act, _| {
             if let Err(e) = res {
                 slog::error!(act.log, "the shipper is gone; a batch could not be queued"; "error" => e.to_string());
             }
         }));
+    }
+
+    /// SnapStart restore: seal what the snapshot held under a key every copy derives alike, take a
+    /// new environment id for what follows, and have the shipper open new connections.
+    fn restored(&mut self, why: &str, ctx: &mut Context<Self>) {
+        if let Some(b) = self.batcher.seal_all(Instant::now()) {
+            let id = snapshot::batch_id_before_snapshot(self.settings.environment_id, self.sealed);
+            let object = self.seal(b, self.last_ingest_wall, id);
+            self.send_object(object, ctx);
+        }
+        let previous = std::mem::replace(&mut self.settings.environment_id, Uuid::new_v4());
+        Counters::add(&self.counters.restores, 1);
+        info!(self.log, "restored from a snapshot"; "detected_by" => why,
+            "previous_environment_id" => previous.to_string(), "environment_id" => self.settings.environment_id.to_string());
+        let notify = self.shipper.restored.send(Restored);
+        ctx.wait(notify.into_actor(self).map(|_, _, _| ()));
+    }
+
+    fn remember(list: &mut VecDeque<String>, id: String) {
+        if list.len() == REQUESTS_REMEMBERED {
+            list.pop_front();
+        }
+        list.push_back(id);
     }
 
     /// Re-checks the late-records waiter every few milliseconds until it is answered.
@@ -117,15 +181,33 @@ impl BatchActor {
     fn check_waiter(&mut self) {
         let Some(w) = &self.waiter else { return };
         let now = Instant::now();
-        let report_in = match (&w.request_id, self.platform_records) {
-            (Some(id), true) => self.reports_seen.contains(id),
-            _ => true,
-        };
+        let reports_in = !self.settings.platform_records
+            || match &w.request_id {
+                Some(id) => self.reports_seen.contains(id),
+                None => !w.all_open || self.open_requests.is_empty(),
+            };
         let quiet = now.saturating_duration_since(self.last_ingest) >= w.quiet;
-        if ((report_in && quiet) || now >= w.until)
+        if ((reports_in && quiet) || now >= w.until)
             && let Some(w) = self.waiter.take()
         {
             let _ = w.done.send(());
+        }
+    }
+
+    fn on_tick(&mut self, ctx: &mut Context<Self>) {
+        let now = (SystemTime::now(), Instant::now());
+        if snapshot::wall_clock_jumped(self.last_tick, now) {
+            self.restored("wall clock jump", ctx);
+        }
+        self.last_tick = now;
+        // On Managed Instances the invocation count is checked here too: there is no INVOKE event.
+        let sealed = if self.settings.managed_instances {
+            self.batcher.check(now.1)
+        } else {
+            self.batcher.on_tick(now.1)
+        };
+        if let Some(b) = sealed {
+            self.ship(b, ctx);
         }
     }
 }
@@ -134,12 +216,8 @@ impl Actor for BatchActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // Time threshold while the environment runs (a frozen one runs no timer: INVOKE covers it).
-        ctx.run_interval(self.tick, |act, ctx| {
-            if let Some(b) = act.batcher.on_tick(Instant::now()) {
-                act.ship(b, ctx);
-            }
-        });
+        // While the environment runs (a frozen one runs no timer: INVOKE covers it).
+        ctx.run_interval(self.tick, |act, ctx| act.on_tick(ctx));
     }
 }
 
@@ -150,19 +228,37 @@ impl Handler<IngestRecords> for BatchActor {
         let now = Instant::now();
         Counters::add(&self.counters.received, msg.records.len() as u64);
         for r in msg.records {
-            if r.kind == Kind::Report
-                && let Some(id) = r.request_id
-            {
-                if self.reports_seen.len() == REPORTS_REMEMBERED {
-                    self.reports_seen.pop_front();
+            match (r.kind, r.request_id) {
+                (Kind::Start, Some(id)) => {
+                    if self.settings.managed_instances {
+                        self.batcher.count_invoke();
+                    }
+                    Self::remember(&mut self.open_requests, id);
                 }
-                self.reports_seen.push_back(id);
+                (Kind::Report, Some(id)) => {
+                    self.open_requests.retain(|open| *open != id);
+                    Self::remember(&mut self.reports_seen, id);
+                }
+                (Kind::LogsDropped { records }, _) => {
+                    Counters::add(&self.counters.lambda_dropped, records);
+                    if let Some(n) = self
+                        .dropped_throttle
+                        .note(records, now, DROPPED_REPORT_PERIOD)
+                    {
+                        warn!(self.log, "Lambda dropped records before delivering them (platform.logsDropped)";
+                            "records_since_last_report" => n, "total" => Counters::get(&self.counters.lambda_dropped));
+                    }
+                }
+                // This record and the ones after it belong to the restored environment.
+                (Kind::RestoreStart, _) => self.restored("platform.restoreStart", ctx),
+                _ => {}
             }
             if let Some(b) = self.batcher.push(r.raw, now) {
                 self.ship(b, ctx);
             }
         }
         self.last_ingest = now;
+        self.last_ingest_wall = Utc::now();
         self.check_waiter();
     }
 }
@@ -184,6 +280,7 @@ impl Handler<AwaitLateRecords> for BatchActor {
         let (done, wait) = oneshot::channel();
         self.waiter = Some(LateRecordsWaiter {
             request_id: msg.request_id,
+            all_open: msg.all_open,
             quiet: msg.quiet,
             until: msg.until,
             done,
@@ -199,7 +296,10 @@ impl Handler<Shutdown> for BatchActor {
     type Result = ResponseFuture<Pending>;
 
     fn handle(&mut self, msg: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
-        let last = self.batcher.seal_all(Instant::now()).map(|b| self.seal(b));
+        let last = self
+            .batcher
+            .seal_all(Instant::now())
+            .map(|b| self.seal(b, Utc::now(), Uuid::new_v4()));
         let ship = self.shipper.ship.clone();
         let flush = self.shipper.flush.clone();
         Box::pin(async move {
@@ -207,7 +307,7 @@ impl Handler<Shutdown> for BatchActor {
                 let _ = ship.send(ShipBatch { object }).await;
             }
             flush
-                .send(super::messages::Flush {
+                .send(Flush {
                     deadline: msg.deadline,
                 })
                 .await

@@ -50,6 +50,8 @@ pub struct LifecycleActor {
     n: Neighbours,
     counters: Arc<Counters>,
     log: Logger,
+    /// Managed Instances: no INVOKE names the last request; SHUTDOWN waits for every open one.
+    managed_instances: bool,
     last_request: Option<String>,
     next_failures: u32,
     shutting_down: bool,
@@ -60,6 +62,7 @@ impl LifecycleActor {
         client: ExtensionsClient,
         id: String,
         neighbours: Neighbours,
+        managed_instances: bool,
         counters: Arc<Counters>,
         log: Logger,
     ) -> Self {
@@ -67,6 +70,7 @@ impl LifecycleActor {
             client,
             id,
             n: neighbours,
+            managed_instances,
             counters,
             log,
             last_request: None,
@@ -91,6 +95,7 @@ impl LifecycleActor {
         let shutdown = self.n.shutdown.clone();
         let listener = self.n.listener.clone();
         let request_id = self.last_request.clone();
+        let all_open = self.managed_instances;
         let wait_until = deadline
             .checked_sub(SHIP_RESERVE)
             .unwrap_or(deadline)
@@ -100,6 +105,7 @@ impl LifecycleActor {
             let _ = late
                 .send(AwaitLateRecords {
                     request_id,
+                    all_open,
                     quiet: QUIET,
                     until: wait_until,
                 })
@@ -125,6 +131,7 @@ impl LifecycleActor {
                     "failed" => pending.records, "failed_batches" => pending.batches,
                     "failed_attempts" => Counters::get(&c.failed_attempts),
                     "malformed" => Counters::get(&c.malformed), "oversized" => Counters::get(&c.oversized),
+                    "lambda_dropped" => Counters::get(&c.lambda_dropped), "restores" => Counters::get(&c.restores),
                     "accounted" => received == shipped + pending.records as u64,
                     "ms" => started.elapsed().as_millis() as u64)
             };

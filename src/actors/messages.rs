@@ -21,11 +21,14 @@ pub struct InvokeStarted {
 }
 
 /// Sent by LifecycleActor to BatchActor at SHUTDOWN: answered once Lambda has delivered what it
-/// still held (the `platform.report` of `request_id`, then `quiet` without a delivery), or at `until`.
+/// still held (the `platform.report` of `request_id`, or on Managed Instances of every request with
+/// a `platform.start` and no report yet, then `quiet` without a delivery), or at `until`.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct AwaitLateRecords {
     pub request_id: Option<String>,
+    /// Wait for the reports of every started request (Managed Instances: no INVOKE names the last).
+    pub all_open: bool,
     pub quiet: Duration,
     pub until: Instant,
 }
@@ -43,6 +46,12 @@ pub struct Shutdown {
 pub struct ShipBatch {
     pub object: SealedObject,
 }
+
+/// Sent by BatchActor to ShipperActor when the environment was restored from a SnapStart snapshot:
+/// connections opened before the snapshot are not to be trusted.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Restored;
 
 /// Sent by LifecycleActor (before each `next`) and BatchActor (at shutdown) to ShipperActor: ship
 /// everything pending, batches that failed before included; answered when nothing is pending, when

@@ -6,7 +6,7 @@
 
 use super::messages::IngestRecords;
 use crate::lambda::records::parse_delivery;
-use crate::stats::Counters;
+use crate::stats::{Counters, Throttle};
 use actix::Recipient;
 use actix_web::{App, HttpResponse, HttpServer, dev::Server, web};
 use bytes::BytesMut;
@@ -20,28 +20,6 @@ use std::time::{Duration, Instant};
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
 /// The host Lambda delivers to; it resolves only inside Lambda.
 pub const SANDBOX_HOST: &str = "sandbox.localdomain";
-
-/// At most one line a second about malformed deliveries.
-#[derive(Default)]
-struct Throttle {
-    last: Option<Instant>,
-    unreported: u64,
-}
-
-impl Throttle {
-    /// Adds `n`; returns the count to report when a line is due.
-    fn note(&mut self, n: u64, now: Instant) -> Option<u64> {
-        self.unreported += n;
-        if self
-            .last
-            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
-        {
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.unreported))
-    }
-}
 
 pub struct ReceiverState {
     batch: Recipient<IngestRecords>,
@@ -66,7 +44,7 @@ impl ReceiverState {
         let due = self
             .throttle
             .lock()
-            .map(|mut t| t.note(n, Instant::now()))
+            .map(|mut t| t.note(n, Instant::now(), Duration::from_secs(1)))
             .unwrap_or(None);
         if let Some(count) = due {
             warn!(self.log, "malformed deliveries from Lambda; answered 200 so they are not redelivered";
@@ -169,19 +147,4 @@ async fn receive(
         return HttpResponse::ServiceUnavailable().finish();
     }
     HttpResponse::Ok().finish()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn throttle_reports_at_most_once_a_second_with_the_count() {
-        let mut t = Throttle::default();
-        let t0 = Instant::now();
-        assert_eq!(t.note(1, t0), Some(1));
-        assert_eq!(t.note(2, t0 + Duration::from_millis(10)), None);
-        assert_eq!(t.note(3, t0 + Duration::from_millis(500)), None);
-        assert_eq!(t.note(1, t0 + Duration::from_millis(1001)), Some(6));
-    }
 }

@@ -3,7 +3,7 @@
 //! the queue waits for the next opportunity (a [`Flush`]: every INVOKE and the shutdown), and the
 //! batch keeps its key, so a retry overwrites rather than duplicates.
 
-use super::messages::{Flush, Pending, ShipBatch};
+use super::messages::{Flush, Pending, Restored, ShipBatch};
 use crate::sink::retry::Backoff;
 use crate::sink::{S3Sink, SealedObject, ShipError, Shipped};
 use crate::stats::Counters;
@@ -13,6 +13,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// How long a stalled queue waits on Managed Instances before the next round.
+const STALLED_RETRY: Duration = Duration::from_secs(5);
 
 /// The queue's state as Flush waiters see it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -30,14 +33,24 @@ pub struct ShipperActor {
     stalled: bool,
     /// The deadline of the latest Flush: retries never wait past it.
     deadline: Option<Instant>,
+    /// Managed Instances: no INVOKE brings a next opportunity, so a stalled queue is retried on a timer.
+    retry_stalled_every: Option<Duration>,
     progress: watch::Sender<Progress>,
     counters: Arc<Counters>,
     log: Logger,
 }
 
 impl ShipperActor {
-    pub fn new(sink: S3Sink, backoff: Backoff, counters: Arc<Counters>, log: Logger) -> Self {
+    /// `managed_instances`: retry a stalled queue every few seconds, since no INVOKE will.
+    pub fn new(
+        sink: S3Sink,
+        backoff: Backoff,
+        managed_instances: bool,
+        counters: Arc<Counters>,
+        log: Logger,
+    ) -> Self {
         Self {
+            retry_stalled_every: managed_instances.then_some(STALLED_RETRY),
             sink,
             backoff,
             queue: VecDeque::new(),
@@ -97,6 +110,14 @@ impl ShipperActor {
                     act.uploading = false;
                     act.finished(obj, result, took);
                     act.publish();
+                    if act.stalled
+                        && let Some(every) = act.retry_stalled_every
+                    {
+                        ctx.run_later(every, |act, ctx| {
+                            act.stalled = false;
+                            act.pump(ctx);
+                        });
+                    }
                     act.pump(ctx);
                 }),
         );
@@ -170,5 +191,13 @@ impl Handler<Flush> for ShipperActor {
             let _ = tokio::time::timeout_at(msg.deadline.into(), settled).await;
             rx.borrow().pending
         })
+    }
+}
+
+impl Handler<Restored> for ShipperActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Restored, _: &mut Context<Self>) {
+        self.sink.reconnect();
     }
 }

@@ -219,3 +219,64 @@ fn log_level_values_and_fallback() {
     assert_eq!(p.config.log_level, LogLevel::Info);
     assert_eq!(p.warnings.len(), 1);
 }
+
+#[test]
+fn api_defaults_to_telemetry_and_logs_is_refused_on_managed_instances() {
+    assert_eq!(parse(&[]).config.api, Api::Telemetry);
+    assert_eq!(parse(&[(ENV_API, "LOGS")]).config.api, Api::Logs);
+    let mi = parse(&[
+        (ENV_API, "logs"),
+        (ENV_INITIALIZATION_TYPE, "lambda-managed-instances"),
+    ]);
+    assert_eq!(mi.config.api, Api::Telemetry);
+    assert!(mi.config.managed_instances);
+    assert!(mi.warnings[0].contains("Managed Instances have no Logs API"));
+    assert!(
+        !parse(&[(ENV_INITIALIZATION_TYPE, "on-demand")])
+            .config
+            .managed_instances
+    );
+    let e = Config::from_env(&env(&[(ENV_API, "kinesis")])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("{ENV_API} must be \"telemetry\" or \"logs\", got \"kinesis\"")
+    );
+}
+
+#[test]
+fn buffering_is_clamped_to_aws_ranges_with_a_warning() {
+    let d = parse(&[]).config.buffering;
+    assert_eq!(
+        d,
+        Buffering {
+            max_items: 1000,
+            max_bytes: 262_144,
+            timeout_ms: 25
+        }
+    );
+    let p = parse(&[
+        (ENV_BUFFER_MAX_ITEMS, "50000"),
+        (ENV_BUFFER_MAX_BYTES, "1"),
+        (ENV_BUFFER_TIMEOUT_MS, "100"),
+    ]);
+    assert_eq!(
+        p.config.buffering,
+        Buffering {
+            max_items: 10_000,
+            max_bytes: 262_144,
+            timeout_ms: 100
+        }
+    );
+    assert_eq!(
+        p.warnings,
+        vec![
+            format!("{ENV_BUFFER_MAX_ITEMS} 50000 is above AWS's maximum of 10000; using 10000"),
+            format!("{ENV_BUFFER_MAX_BYTES} 1 is below AWS's minimum of 262144; using 262144"),
+        ]
+    );
+    let p = parse(&[(ENV_BUFFER_TIMEOUT_MS, "soon")]);
+    assert_eq!(p.config.buffering.timeout_ms, 25);
+    assert!(p.warnings[0].starts_with(&format!(
+        "{ENV_BUFFER_TIMEOUT_MS} must be a whole number from 25 to 30000"
+    )));
+}

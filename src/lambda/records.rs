@@ -15,6 +15,12 @@ pub enum Kind {
     Start,
     RuntimeDone,
     Report,
+    /// SnapStart: this environment was restored from a snapshot.
+    RestoreStart,
+    /// Lambda dropped records before they reached us (`droppedRecords` of them).
+    LogsDropped {
+        records: u64,
+    },
     Other,
 }
 
@@ -55,6 +61,12 @@ struct PeekRequest<'a> {
     request_id: Option<Cow<'a, str>>,
 }
 
+#[derive(Deserialize)]
+struct PeekDropped {
+    #[serde(rename = "droppedRecords", default)]
+    dropped_records: u64,
+}
+
 /// Splits `body` into records without copying them.
 pub fn parse_delivery(body: &Bytes) -> Result<Delivery, NotAnArray> {
     let elements: Vec<&RawValue> =
@@ -75,14 +87,21 @@ pub fn parse_delivery(body: &Bytes) -> Result<Delivery, NotAnArray> {
                     "platform.start" => Kind::Start,
                     "platform.runtimeDone" => Kind::RuntimeDone,
                     "platform.report" => Kind::Report,
+                    "platform.restoreStart" => Kind::RestoreStart,
+                    "platform.logsDropped" => Kind::LogsDropped {
+                        records: p
+                            .record
+                            .and_then(|r| serde_json::from_str::<PeekDropped>(r.get()).ok())
+                            .map_or(0, |d| d.dropped_records),
+                    },
                     _ => Kind::Other,
                 };
                 let request_id = match kind {
-                    Kind::Other => None,
-                    _ => p
+                    Kind::Start | Kind::RuntimeDone | Kind::Report => p
                         .record
                         .and_then(|r| serde_json::from_str::<PeekRequest>(r.get()).ok())
                         .and_then(|r| r.request_id.map(Cow::into_owned)),
+                    _ => None,
                 };
                 (kind, request_id)
             }
@@ -153,6 +172,30 @@ mod tests {
         assert_eq!(
             &d.records[2].raw[..],
             br#"{"time":"t","type":"function","record":{"message":"a \"quoted\" \u00e9"}}"#
+        );
+    }
+
+    #[test]
+    fn reads_logs_dropped_and_restore_start_and_keeps_object_function_records() {
+        let body = Bytes::from_static(br#"[{"time":"t","type":"platform.logsDropped","record":{"reason":"Consumer seems to have fallen behind as it has not acknowledged receipt of logs.","droppedRecords":123,"droppedBytes":12345}},{"time":"t","type":"platform.restoreStart","record":{}},{"time":"t","type":"function","record":{"timestamp":"t","level":"INFO","message":"m","requestId":"r"}},{"time":"t","type":"platform.futureEvent","record":{"x":1}}]"#);
+        let d = parse_delivery(&body).unwrap();
+        let kinds: Vec<Kind> = d.records.iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                Kind::LogsDropped { records: 123 },
+                Kind::RestoreStart,
+                Kind::Other,
+                Kind::Other
+            ]
+        );
+        assert_eq!(
+            d.malformed_elements, 0,
+            "unknown types and object records are records"
+        );
+        assert_eq!(
+            d.records[2].request_id, None,
+            "function records are not correlated by their text"
         );
     }
 

@@ -1,7 +1,7 @@
 //! Request bodies of the Lambda APIs, as plain values. The subscription is the one seam between the
 //! Logs API (the Go sample's) and the Telemetry API (a later issue).
 
-use crate::config::LogType;
+use crate::config::{Buffering, LogType};
 use serde_json::{Value, json};
 
 pub const EXTENSIONS_API: &str = "2020-01-01";
@@ -10,41 +10,42 @@ pub const NEXT_PATH: &str = "/2020-01-01/extension/event/next";
 pub const INIT_ERROR_PATH: &str = "/2020-01-01/extension/init/error";
 pub const EXIT_ERROR_PATH: &str = "/2020-01-01/extension/exit/error";
 
-/// The API that delivers the records.
+/// The API that delivers the records, with its schema version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogsApi {
     /// Logs API 2020-08-15 with schema 2021-03-18 (which adds `platform.runtimeDone`).
     Logs,
+    /// Telemetry API 2022-07-01: schema 2022-12-13, or 2025-01-29 (required on Managed Instances).
+    Telemetry { managed_instances: bool },
 }
 
 impl LogsApi {
     pub fn path(self) -> &'static str {
         match self {
             LogsApi::Logs => "/2020-08-15/logs",
+            LogsApi::Telemetry { .. } => "/2022-07-01/telemetry",
         }
     }
 
     pub fn schema(self) -> &'static str {
         match self {
             LogsApi::Logs => "2021-03-18",
+            LogsApi::Telemetry {
+                managed_instances: false,
+            } => "2022-12-13",
+            LogsApi::Telemetry {
+                managed_instances: true,
+            } => "2025-01-29",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LogsApi::Logs => "logs",
+            LogsApi::Telemetry { .. } => "telemetry",
         }
     }
 }
-
-/// How Lambda should batch deliveries to us: the documented minima, so records arrive quickly
-/// and in small pieces (Datadog and OTel use the same).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Buffering {
-    pub max_items: u32,
-    pub max_bytes: u32,
-    pub timeout_ms: u32,
-}
-
-pub const DEFAULT_BUFFERING: Buffering = Buffering {
-    max_items: 1000,
-    max_bytes: 262_144,
-    timeout_ms: 25,
-};
 
 /// A subscription request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +95,7 @@ mod tests {
         let s = Subscription {
             api: LogsApi::Logs,
             types: vec![LogType::Platform, LogType::Function],
-            buffering: DEFAULT_BUFFERING,
+            buffering: crate::config::DEFAULT_BUFFERING,
             port: 1234,
         };
         assert_eq!(
@@ -104,5 +105,27 @@ mod tests {
                    "destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:1234"}})
         );
         assert_eq!(s.api.path(), "/2020-08-15/logs");
+    }
+
+    #[test]
+    fn telemetry_subscription_schema_depends_on_managed_instances() {
+        let mut s = Subscription {
+            api: LogsApi::Telemetry {
+                managed_instances: false,
+            },
+            types: vec![LogType::Function],
+            buffering: crate::config::DEFAULT_BUFFERING,
+            port: 4321,
+        };
+        assert_eq!(s.body()["schemaVersion"], "2022-12-13");
+        assert_eq!(s.api.path(), "/2022-07-01/telemetry");
+        s.api = LogsApi::Telemetry {
+            managed_instances: true,
+        };
+        assert_eq!(s.body()["schemaVersion"], "2025-01-29");
+        assert_eq!(
+            s.body()["destination"]["URI"],
+            "http://sandbox.localdomain:4321"
+        );
     }
 }

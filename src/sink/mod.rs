@@ -94,6 +94,21 @@ impl ShipError {
     }
 }
 
+fn client(
+    shared: &aws_config::SdkConfig,
+    force_path_style: bool,
+    http: Option<aws_sdk_s3::config::SharedHttpClient>,
+) -> aws_sdk_s3::Client {
+    let mut conf = aws_sdk_s3::config::Builder::from(shared)
+        .force_path_style(force_path_style)
+        // Our own retry loop owns the policy (deadline-bounded, batch kept on failure).
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled());
+    if let Some(http) = http {
+        conf = conf.http_client(http);
+    }
+    aws_sdk_s3::Client::from_conf(conf.build())
+}
+
 /// The HTTP client for S3: hyper with rustls (ring), HTTPS to AWS and plain HTTP to a local endpoint.
 pub fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
     aws_smithy_http_client::Builder::new()
@@ -113,6 +128,9 @@ pub struct Shipped {
 #[derive(Clone)]
 pub struct S3Sink {
     client: aws_sdk_s3::Client,
+    /// Kept to rebuild the client with new connections after a SnapStart restore.
+    shared: aws_config::SdkConfig,
+    force_path_style: bool,
     bucket: String,
     region: Option<String>,
     create_bucket: bool,
@@ -136,18 +154,19 @@ impl S3Sink {
         force_path_style: bool,
         create_bucket: bool,
     ) -> Self {
-        let region = shared.region().map(|r| r.to_string());
-        let conf = aws_sdk_s3::config::Builder::from(shared)
-            .force_path_style(force_path_style)
-            // Our own retry loop owns the policy (deadline-bounded, batch kept on failure).
-            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
-            .build();
         Self {
-            client: aws_sdk_s3::Client::from_conf(conf),
+            client: client(shared, force_path_style, None),
+            shared: shared.clone(),
+            force_path_style,
             bucket: bucket.to_string(),
-            region,
+            region: shared.region().map(|r| r.to_string()),
             create_bucket,
         }
+    }
+
+    /// A new client with a new connection pool: connections from before a snapshot are stale.
+    pub fn reconnect(&mut self) {
+        self.client = client(&self.shared, self.force_path_style, Some(http_client()));
     }
 
     /// One attempt at writing `obj`.

@@ -122,6 +122,8 @@ pub(crate) struct Lifecycle {
     pub needs_init: bool,
     /// The next report carries `initDurationMs` (first invoke after an init).
     init_duration: Option<Duration>,
+    /// The next report carries `restoreDurationMs` (first invoke after a SnapStart restore).
+    restore_duration: Option<Duration>,
     frozen: bool,
     pub invokes: Vec<InvokeRecord>,
     pub shutdowns: Vec<ShutdownRecord>,
@@ -140,6 +142,7 @@ impl Lifecycle {
             seq: 0,
             needs_init: true,
             init_duration: None,
+            restore_duration: None,
             frozen: false,
             invokes: Vec::new(),
             shutdowns: Vec::new(),
@@ -599,6 +602,7 @@ impl Lifecycle {
             memory_size_mb: s.memory_mb,
             max_memory_used_mb: self.memory_used_mb(),
             init_duration_ms: self.init_duration.take().map(ms),
+            restore_duration_ms: self.restore_duration.take().map(ms),
             managed_instances: false,
         };
         // Only now, after every extension's `next`, is the report produced (spec §4.2).
@@ -621,6 +625,28 @@ impl Lifecycle {
         }
         self.invokes.push(rec.clone());
         rec
+    }
+
+    /// SnapStart: restores the (frozen) environment from its snapshot, taken at the end of init.
+    /// The extensions resume where they were (the RIE releases only the runtime: no event for
+    /// them); `platform.restoreStart`, `restoreRuntimeDone` and `restoreReport` are emitted and
+    /// delivered after the thaw with everything else held. The next report carries
+    /// `restoreDurationMs` and no `initDurationMs`.
+    pub async fn restore(&mut self) {
+        let shared = self.shared.clone();
+        let s = &shared.settings;
+        let started = Instant::now();
+        shared.bus.emit(Event::RestoreStart {
+            function_name: s.function_name.clone(),
+            function_version: s.function_version.clone(),
+        });
+        shared.bus.emit(Event::RestoreRuntimeDone);
+        let took = started.elapsed();
+        shared.bus.emit(Event::RestoreReport {
+            duration_ms: ms(took),
+        });
+        self.init_duration = None;
+        self.restore_duration = Some(took);
     }
 
     /// Notes each INVOKE extension's post-runtime duration; returns the last `next`.
@@ -696,6 +722,7 @@ impl Lifecycle {
                         memory_size_mb: 0,
                         max_memory_used_mb: 0,
                         init_duration_ms: None,
+                        restore_duration_ms: None,
                         managed_instances: true,
                     };
                     bus.emit(Event::Report {
