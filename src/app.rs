@@ -4,12 +4,12 @@
 use crate::actors::batch::{BatchActor, BatchSettings, ShipperHandles};
 use crate::actors::lifecycle::{LifecycleActor, Neighbours, Terminate};
 use crate::actors::receiver::{self, ReceiverState};
-use crate::actors::shipper::ShipperActor;
+use crate::actors::shipper::{ShipperActor, ShipperSettings};
 use crate::config::Api;
 use crate::config::{Config, ENV_INITIALIZATION_TYPE, Env, LogLevel, LogType, MANAGED_INSTANCES};
 use crate::lambda::client::{ExtensionsClient, Subscribed};
 use crate::lambda::requests::{LogsApi, Subscription};
-use crate::sink::{S3Sink, retry::DEFAULT_BACKOFF};
+use crate::sink::{S3Sink, retry::DEFAULT_BACKOFF, spill::SpillDir};
 use crate::{logging, stats::Counters};
 use actix::{Actor, Addr};
 use slog::{Logger, error, info, warn};
@@ -144,14 +144,21 @@ pub async fn start(
             config.create_bucket,
         ),
     };
-    let shipper = ShipperActor::new(
-        sink,
-        DEFAULT_BACKOFF,
-        managed,
-        counters.clone(),
-        log.clone(),
-    )
-    .start();
+    let spill = match SpillDir::open(&config.spill_dir, config.spill_max_bytes) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(log, "cannot use the spill directory; batches stay in memory only";
+                "dir" => config.spill_dir.display().to_string(), "error" => e.to_string());
+            None
+        }
+    };
+    let settings = ShipperSettings {
+        backoff: DEFAULT_BACKOFF,
+        managed_instances: managed,
+        max_memory: config.max_buffer_bytes,
+        spill,
+    };
+    let shipper = ShipperActor::new(sink, settings, counters.clone(), log.clone()).start();
     let batch = BatchActor::new(
         BatchSettings {
             thresholds: config.thresholds,

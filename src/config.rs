@@ -33,6 +33,22 @@ pub const ENV_API: &str = "ADAPTIVE_BATCHING_EXTENSION_API";
 pub const ENV_BUFFER_MAX_ITEMS: &str = "ADAPTIVE_BATCHING_EXTENSION_BUFFER_MAX_ITEMS";
 pub const ENV_BUFFER_MAX_BYTES: &str = "ADAPTIVE_BATCHING_EXTENSION_BUFFER_MAX_BYTES";
 pub const ENV_BUFFER_TIMEOUT_MS: &str = "ADAPTIVE_BATCHING_EXTENSION_BUFFER_TIMEOUT_MS";
+pub const ENV_MAX_BUFFER_BYTES: &str = "ADAPTIVE_BATCHING_EXTENSION_MAX_BUFFER_BYTES";
+pub const ENV_SPILL_DIR: &str = "ADAPTIVE_BATCHING_EXTENSION_SPILL_DIR";
+pub const ENV_SPILL_MAX_BYTES: &str = "ADAPTIVE_BATCHING_EXTENSION_SPILL_MAX_BYTES";
+/// The function's memory in MB, which sizes the default memory bound.
+pub const ENV_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
+pub const DEFAULT_SPILL_DIR: &str = "/tmp/adaptive-batching-extension";
+/// A quarter of Lambda's default 512 MB of /tmp.
+pub const DEFAULT_SPILL_MAX_BYTES: u64 = 128 * 1024 * 1024;
+
+/// The default memory bound for sealed batches: 1/16 of the function's memory (8 MiB at 128 MB),
+/// between 1 MiB and 64 MiB. The extension shares the function's memory; 6 % leaves the function
+/// its room while holding about 2,000 default-sized batches, far more than a short S3 hiccup makes.
+pub fn default_max_buffer_bytes(memory_mb: Option<u64>) -> u64 {
+    (memory_mb.unwrap_or(128) * 1024 * 1024 / 16).clamp(1024 * 1024, 64 * 1024 * 1024)
+}
+
 /// `lambda-managed-instances` on Lambda Managed Instances (spec §5.1).
 pub const ENV_INITIALIZATION_TYPE: &str = "AWS_LAMBDA_INITIALIZATION_TYPE";
 pub const MANAGED_INSTANCES: &str = "lambda-managed-instances";
@@ -207,6 +223,10 @@ pub struct Config {
     pub buffering: Buffering,
     /// Running on Lambda Managed Instances: SHUTDOWN only, no freeze, thresholds on the timer.
     pub managed_instances: bool,
+    /// Bytes of sealed batches held in memory before they spill to disk.
+    pub max_buffer_bytes: u64,
+    pub spill_dir: std::path::PathBuf,
+    pub spill_max_bytes: u64,
 }
 
 /// A configuration the extension cannot run with.
@@ -295,6 +315,26 @@ impl Config {
                 });
             }
         };
+        let memory_mb = env.get(ENV_MEMORY_SIZE).and_then(|v| v.parse().ok());
+        let max_buffer_bytes = whole_number(
+            env,
+            ENV_MAX_BUFFER_BYTES,
+            default_max_buffer_bytes(memory_mb),
+            &mut warnings,
+        )
+        .get();
+        let spill_max_bytes = whole_number(
+            env,
+            ENV_SPILL_MAX_BYTES,
+            DEFAULT_SPILL_MAX_BYTES,
+            &mut warnings,
+        )
+        .get();
+        let spill_dir = std::path::PathBuf::from(
+            env.get(ENV_SPILL_DIR)
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| DEFAULT_SPILL_DIR.into()),
+        );
         let [items, bytes_range, timeout] = BUFFER_RANGES;
         let buffering = Buffering {
             max_items: bounded(
@@ -336,6 +376,9 @@ impl Config {
                 api,
                 buffering,
                 managed_instances,
+                max_buffer_bytes,
+                spill_dir,
+                spill_max_bytes,
             },
             warnings,
         })

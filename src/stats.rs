@@ -21,6 +21,15 @@ pub struct Counters {
     pub lambda_dropped: AtomicU64,
     /// SnapStart restores seen.
     pub restores: AtomicU64,
+    /// Records written to the spill directory (memory short, or an upload failed).
+    pub spilled: AtomicU64,
+    /// Records found in the spill directory at start (spilled by a previous process).
+    pub recovered: AtomicU64,
+    /// Records refused: no room in memory or on disk, or an unreadable spill file.
+    pub refused: AtomicU64,
+    /// At the end: records still owned, in memory (lost with the process) and on disk.
+    pub unshipped_in_memory: AtomicU64,
+    pub still_spilled: AtomicU64,
 }
 
 impl Counters {

@@ -7,10 +7,11 @@ use adaptive_batching_extension::actors::messages::{
     Flush, IngestRecords, InvokeStarted, Pending, Restored, ShipBatch, Shutdown,
 };
 use adaptive_batching_extension::actors::receiver::{self, ReceiverState};
-use adaptive_batching_extension::actors::shipper::ShipperActor;
+use adaptive_batching_extension::actors::shipper::{ShipperActor, ShipperSettings};
 use adaptive_batching_extension::config::Thresholds;
 use adaptive_batching_extension::lambda::records::{Kind, Record};
 use adaptive_batching_extension::sink::retry::Backoff;
+use adaptive_batching_extension::sink::spill::SpillDir;
 use adaptive_batching_extension::sink::{S3Sink, SealedObject};
 use adaptive_batching_extension::stats::Counters;
 use bytes::Bytes;
@@ -25,6 +26,16 @@ fn log() -> slog::Logger {
 
 async fn sink_for(ep: &S3Endpoint) -> S3Sink {
     S3Sink::new(&crate::support::sdk_config(ep), "logs", true, true)
+}
+
+/// In memory up to 1 MiB, spilling to `spill` when given.
+fn settings(spill: Option<&std::path::Path>) -> ShipperSettings {
+    ShipperSettings {
+        backoff: FAST,
+        managed_instances: false,
+        max_memory: 1024 * 1024,
+        spill: spill.map(|d| SpillDir::open(d, 1024 * 1024).unwrap()),
+    }
 }
 
 const FAST: Backoff = Backoff {
@@ -110,7 +121,7 @@ async fn shipper_writes_to_s3_and_keeps_a_failed_batch_under_its_key() {
     ep.create_bucket("logs");
     let counters = Arc::new(Counters::default());
     let shipper =
-        ShipperActor::new(sink_for(&ep).await, FAST, false, counters.clone(), log()).start();
+        ShipperActor::new(sink_for(&ep).await, settings(None), counters.clone(), log()).start();
     let obj = SealedObject {
         key: "k/one.log".into(),
         body: Bytes::from_static(b"{\"a\":1}\n"),
@@ -127,7 +138,13 @@ async fn shipper_writes_to_s3_and_keeps_a_failed_batch_under_its_key() {
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
-    let pending = shipper.send(Flush { deadline }).await.unwrap();
+    let pending = shipper
+        .send(Flush {
+            deadline,
+            last: false,
+        })
+        .await
+        .unwrap();
     assert_eq!(
         pending,
         Pending {
@@ -137,7 +154,13 @@ async fn shipper_writes_to_s3_and_keeps_a_failed_batch_under_its_key() {
         "three attempts failed: kept"
     );
     assert!(ep.object("logs", "k/one.log").is_none());
-    let pending = shipper.send(Flush { deadline }).await.unwrap();
+    let pending = shipper
+        .send(Flush {
+            deadline,
+            last: false,
+        })
+        .await
+        .unwrap();
     assert_eq!(
         pending,
         Pending::default(),
@@ -157,8 +180,7 @@ async fn shipper_creates_a_missing_bucket_then_writes() {
     let ep = S3Endpoint::start("eu-west-1").await.unwrap();
     let shipper = ShipperActor::new(
         sink_for(&ep).await,
-        FAST,
-        false,
+        settings(None),
         Arc::new(Counters::default()),
         log(),
     )
@@ -176,6 +198,7 @@ async fn shipper_creates_a_missing_bucket_then_writes() {
     let pending = shipper
         .send(Flush {
             deadline: Instant::now() + Duration::from_secs(5),
+            last: false,
         })
         .await
         .unwrap();
@@ -301,4 +324,87 @@ async fn receiver_forwards_exact_records_and_answers_bad_input_without_crashing(
     assert_eq!(Counters::get(&counters.malformed), 1);
     assert_eq!(Counters::get(&counters.oversized), 1);
     handle.stop(false).await;
+}
+
+#[actix_rt::test]
+async fn shipper_spills_past_its_memory_bound_and_a_new_process_ships_the_spill_first() {
+    let ep = S3Endpoint::start("us-east-1").await.unwrap();
+    ep.create_bucket("logs");
+    ep.set_faults(Faults {
+        outage_now: true,
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let counters = Arc::new(Counters::default());
+    let tight = ShipperSettings {
+        max_memory: 10,
+        ..settings(Some(dir.path()))
+    };
+    let first = ShipperActor::new(sink_for(&ep).await, tight, counters.clone(), log()).start();
+    for i in 0..3 {
+        let body = Bytes::from(format!("{{\"n\":{i}}}\n"));
+        first
+            .send(ShipBatch {
+                object: SealedObject {
+                    key: format!("k/{i}.log"),
+                    body,
+                    records: 1,
+                },
+            })
+            .await
+            .unwrap();
+    }
+    let pending = first
+        .send(Flush {
+            deadline: Instant::now() + Duration::from_secs(2),
+            last: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        pending,
+        Pending {
+            batches: 3,
+            records: 3
+        }
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        3,
+        "everything on disk after the last flush"
+    );
+    assert_eq!(Counters::get(&counters.still_spilled), 3);
+    // The "next process": a new shipper on the same directory, S3 back.
+    ep.set_faults(Faults::default());
+    let again = Arc::new(Counters::default());
+    let second = ShipperActor::new(
+        sink_for(&ep).await,
+        settings(Some(dir.path())),
+        again.clone(),
+        log(),
+    )
+    .start();
+    let pending = second
+        .send(Flush {
+            deadline: Instant::now() + Duration::from_secs(5),
+            last: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(pending, Pending::default());
+    assert_eq!(Counters::get(&again.recovered), 3);
+    let keys: Vec<String> = ep.writes().into_iter().map(|w| w.key).collect();
+    assert_eq!(keys.len(), 3);
+    for i in 0..3 {
+        assert_eq!(
+            ep.object("logs", &format!("k/{i}.log")).unwrap().body,
+            Bytes::from(format!("{{\"n\":{i}}}\n")),
+            "shipped under the key it was sealed with"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "shipped batches leave the disk"
+    );
 }

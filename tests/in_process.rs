@@ -142,6 +142,10 @@ async fn the_whole_actor_system_ships_every_record_in_process() {
     let port = free_port();
     let mut emu = EmulatorBuilder::new(dir.path())
         .attach(ATTACHED)
+        .env(
+            "ADAPTIVE_BATCHING_EXTENSION_SPILL_DIR",
+            dir.path().join("spill").to_string_lossy(),
+        )
         .function_name("in-proc-fn")
         .bucket(BUCKET)
         .env("ADAPTIVE_BATCHING_EXTENSION_S3_BUCKET", BUCKET)

@@ -309,6 +309,7 @@ impl Handler<Shutdown> for BatchActor {
             flush
                 .send(Flush {
                     deadline: msg.deadline,
+                    last: true,
                 })
                 .await
                 .unwrap_or_default()

@@ -121,23 +121,23 @@ impl LifecycleActor {
         };
         ctx.wait(sequence.into_actor(self).map(move |pending: Pending, act, _| {
             let c = &act.counters;
-            let received = Counters::get(&c.received);
-            let shipped = Counters::get(&c.shipped);
-            let level_ok = pending.records == 0;
-            let summary = |log: &Logger| {
-                info!(log, "shutdown summary";
-                    "reason" => &reason,
-                    "received" => received, "shipped" => shipped, "objects" => Counters::get(&c.objects),
-                    "failed" => pending.records, "failed_batches" => pending.batches,
-                    "failed_attempts" => Counters::get(&c.failed_attempts),
-                    "malformed" => Counters::get(&c.malformed), "oversized" => Counters::get(&c.oversized),
-                    "lambda_dropped" => Counters::get(&c.lambda_dropped), "restores" => Counters::get(&c.restores),
-                    "accounted" => received == shipped + pending.records as u64,
-                    "ms" => started.elapsed().as_millis() as u64)
-            };
-            summary(&act.log);
-            if !level_ok {
-                error!(act.log, "records could not be shipped before the shutdown deadline"; "records" => pending.records);
+            let get = |counter: &std::sync::atomic::AtomicU64| Counters::get(counter);
+            let (received, recovered, shipped, refused) = (get(&c.received), get(&c.recovered), get(&c.shipped), get(&c.refused));
+            let (in_memory, on_disk) = (get(&c.unshipped_in_memory), get(&c.still_spilled));
+            // Every record is shipped, still owned (on disk for the next process, or in memory and
+            // lost with this one), or was refused.
+            let accounted = received + recovered == shipped + on_disk + in_memory + refused;
+            info!(act.log, "shutdown summary";
+                "reason" => &reason,
+                "received" => received, "recovered" => recovered, "shipped" => shipped, "objects" => get(&c.objects),
+                "spilled" => get(&c.spilled), "still_spilled" => on_disk, "unshipped_in_memory" => in_memory,
+                "refused" => refused, "failed_attempts" => get(&c.failed_attempts),
+                "malformed" => get(&c.malformed), "oversized" => get(&c.oversized),
+                "lambda_dropped" => get(&c.lambda_dropped), "restores" => get(&c.restores),
+                "accounted" => accounted, "ms" => started.elapsed().as_millis() as u64);
+            if pending.records > 0 {
+                error!(act.log, "records could not be shipped before the shutdown deadline";
+                    "records" => pending.records, "kept_on_disk" => on_disk, "lost_in_memory" => in_memory);
             }
             System::current().stop_with_code(exit_code);
         }));
@@ -184,7 +184,7 @@ impl Handler<PollNext> for LifecycleActor {
                 let work = async move {
                     let _ = invoke.send(InvokeStarted { request_id }).await;
                     // Finish (or give up on, bounded) uploads before the environment may freeze.
-                    let _ = flush.send(Flush { deadline }).await;
+                    let _ = flush.send(Flush { deadline, last: false }).await;
                 };
                 ctx.wait(work.into_actor(act).map(|_, _, ctx| ctx.notify(PollNext)));
             }

@@ -60,6 +60,8 @@ pub struct Restored;
 #[rtype(result = "Pending")]
 pub struct Flush {
     pub deadline: Instant,
+    /// The shutdown's flush: what is still in memory afterwards is spilled to disk.
+    pub last: bool,
 }
 
 /// What is still unshipped.

@@ -280,3 +280,36 @@ fn buffering_is_clamped_to_aws_ranges_with_a_warning() {
         "{ENV_BUFFER_TIMEOUT_MS} must be a whole number from 25 to 30000"
     )));
 }
+
+#[test]
+fn memory_and_spill_bounds_default_from_the_function_memory() {
+    let c = parse(&[]).config;
+    assert_eq!(
+        c.max_buffer_bytes,
+        8 * 1024 * 1024,
+        "128 MB function by default"
+    );
+    assert_eq!(
+        c.spill_dir,
+        std::path::PathBuf::from("/tmp/adaptive-batching-extension")
+    );
+    assert_eq!(c.spill_max_bytes, 128 * 1024 * 1024);
+    assert_eq!(
+        parse(&[(ENV_MEMORY_SIZE, "1024")]).config.max_buffer_bytes,
+        64 * 1024 * 1024
+    );
+    assert_eq!(
+        parse(&[(ENV_MEMORY_SIZE, "10240")]).config.max_buffer_bytes,
+        64 * 1024 * 1024,
+        "capped"
+    );
+    let p = parse(&[
+        (ENV_MAX_BUFFER_BYTES, "5000"),
+        (ENV_SPILL_MAX_BYTES, "0"),
+        (ENV_SPILL_DIR, "/var/spill"),
+    ]);
+    assert_eq!(p.config.max_buffer_bytes, 5000);
+    assert_eq!(p.config.spill_max_bytes, 128 * 1024 * 1024);
+    assert_eq!(p.config.spill_dir, std::path::PathBuf::from("/var/spill"));
+    assert_eq!(p.warnings.len(), 1);
+}

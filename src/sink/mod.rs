@@ -7,6 +7,7 @@
 //! LocationConstraint S3 requires outside us-east-1) and the write retried: never at init.
 
 pub mod retry;
+pub mod spill;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
@@ -34,9 +35,12 @@ pub struct SealedObject {
 /// Why a write failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShipError {
-    /// Network, timeouts, 5xx, throttling: worth retrying soon.
+    /// Network, timeouts, 5xx: worth retrying soon.
     #[error("{0}")]
     Transient(String),
+    /// 503 SlowDown and other throttling: worth retrying, after a longer wait.
+    #[error("{0}")]
+    Throttled(String),
     #[error("the bucket does not exist")]
     NoSuchBucket,
     /// Access denied, KMS denial, a wrong region or any other refusal: retrying soon will not help.
@@ -46,7 +50,7 @@ pub enum ShipError {
 
 impl ShipError {
     pub fn is_retriable(&self) -> bool {
-        matches!(self, ShipError::Transient(_))
+        matches!(self, ShipError::Transient(_) | ShipError::Throttled(_))
     }
 
     fn from_sdk<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
@@ -59,6 +63,14 @@ impl ShipError {
                 let message = se.err().message().unwrap_or("").to_string();
                 if code == "NoSuchBucket" {
                     ShipError::NoSuchBucket
+                } else if matches!(
+                    code.as_str(),
+                    "SlowDown" | "Throttling" | "ThrottlingException"
+                ) {
+                    ShipError::Throttled(format!(
+                        "{code} (HTTP {}): {message}",
+                        status.unwrap_or(0)
+                    ))
                 } else if matches!(status, Some(500..=599))
                     || matches!(
                         code.as_str(),
@@ -290,6 +302,15 @@ impl S3Sink {
                     attempts -= 1;
                 }
                 Err(e) if e.is_retriable() => {
+                    // Throttling backs off harder: S3 asks for fewer requests, not the same ones sooner.
+                    let backoff = match e {
+                        ShipError::Throttled(_) => Backoff {
+                            base: backoff.base * 4,
+                            cap: backoff.cap * 2,
+                            ..backoff
+                        },
+                        _ => backoff,
+                    };
                     match backoff.delay(attempts, rand::random::<f64>(), Instant::now(), deadline) {
                         Some(wait) => tokio::time::sleep(wait).await,
                         None => return Err((e, attempts)),

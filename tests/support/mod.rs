@@ -12,6 +12,8 @@ pub const NAME: &str = "adaptive-batching-extension";
 pub struct Lambda {
     _dir: tempfile::TempDir,
     pub extensions: PathBuf,
+    /// This function's spill directory (its /tmp): tests run side by side and must not share one.
+    pub spill: PathBuf,
 }
 
 /// An extensions directory with the extension as Lambda would have it (`/opt/extensions/<name>`).
@@ -24,16 +26,18 @@ pub fn layer() -> Lambda {
         extensions.join(NAME),
     )
     .expect("symlink");
+    let spill = dir.path().join("tmp").join("spill");
     Lambda {
         _dir: dir,
         extensions,
+        spill,
     }
 }
 
 impl Lambda {
     /// A function `demo-fn` with the bucket configured and existing, on a free listener port.
     pub fn function(&self) -> EmulatorBuilder {
-        EmulatorBuilder::new(&self.extensions)
+        self.bare()
             .function_name("Demo-Fn")
             .bucket(BUCKET)
             .env("ADAPTIVE_BATCHING_EXTENSION_S3_BUCKET", BUCKET)
@@ -43,6 +47,14 @@ impl Lambda {
             )
             .init_timeout(Duration::from_secs(5))
             .invoke_timeout(Duration::from_secs(5))
+    }
+
+    /// The emulator for this layer with nothing configured but the spill directory.
+    pub fn bare(&self) -> EmulatorBuilder {
+        EmulatorBuilder::new(&self.extensions).env(
+            "ADAPTIVE_BATCHING_EXTENSION_SPILL_DIR",
+            self.spill.to_string_lossy(),
+        )
     }
 }
 
