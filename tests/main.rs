@@ -5,6 +5,7 @@
 mod support;
 
 mod actors;
+mod faults;
 mod in_process;
 mod process;
 mod telemetry;

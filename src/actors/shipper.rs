@@ -26,6 +26,8 @@ use tokio::sync::watch;
 const STALLED_RETRY: Duration = Duration::from_secs(5);
 /// How long a new batch may wait for room before it is refused.
 pub const REFUSE_AFTER: Duration = Duration::from_secs(2);
+/// After a refusal, the slowest pace of retries.
+const REFUSED_RETRY: Duration = Duration::from_secs(30);
 /// One line per failure cause, then at most one per this.
 const FAILURE_REPORT_PERIOD: Duration = Duration::from_secs(60);
 
@@ -73,6 +75,11 @@ pub struct ShipperActor {
     spill: Option<SpillDir>,
     uploading: bool,
     stalled: bool,
+    /// The last round failed: the next opportunity makes one attempt (a probe), not a full round,
+    /// so an outage costs each invoke one request rather than a backoff sequence.
+    failing: bool,
+    /// After a refusal (AccessDenied, a KMS denial…) no probe before this: retried at a slow pace.
+    no_probe_before: Option<Instant>,
     /// The deadline of the latest Flush: retries never wait past it.
     deadline: Option<Instant>,
     retry_stalled_every: Option<Duration>,
@@ -108,6 +115,8 @@ impl ShipperActor {
             spill,
             uploading: false,
             stalled: false,
+            failing: false,
+            no_probe_before: None,
             deadline: None,
             retry_stalled_every: settings.managed_instances.then_some(STALLED_RETRY),
             progress: watch::channel(Progress::default()).0,
@@ -170,7 +179,10 @@ impl ShipperActor {
 
     /// Starts the next upload unless one runs or the queue is stalled.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        if self.uploading || self.stalled {
+        if self.uploading
+            || self.stalled
+            || self.no_probe_before.is_some_and(|t| Instant::now() < t)
+        {
             return;
         }
         let source = match self.queue.front() {
@@ -180,7 +192,14 @@ impl ShipperActor {
         };
         self.uploading = true;
         let sink = self.sink.clone();
-        let backoff = self.backoff;
+        let backoff = if self.failing {
+            Backoff {
+                attempts: 1,
+                ..self.backoff
+            }
+        } else {
+            self.backoff
+        };
         let deadline = self.deadline.filter(|d| *d > Instant::now());
         let upload = async move {
             let started = Instant::now();
@@ -252,6 +271,8 @@ impl ShipperActor {
                     }
                     None => {}
                 }
+                self.failing = false;
+                self.no_probe_before = None;
                 Counters::add(&self.counters.shipped, obj.records as u64);
                 Counters::add(&self.counters.objects, 1);
                 Counters::add(
@@ -264,6 +285,10 @@ impl ShipperActor {
             }
             Err((e, attempts)) => {
                 self.stalled = true;
+                self.failing = true;
+                if !e.is_retriable() {
+                    self.no_probe_before = Some(Instant::now() + REFUSED_RETRY);
+                }
                 Counters::add(&self.counters.failed_attempts, u64::from(attempts.max(1)));
                 self.persist_front();
                 let (cause, hint) = match &e {
@@ -375,6 +400,11 @@ impl Handler<Flush> for ShipperActor {
         self.deadline = Some(msg.deadline);
         // A Flush is the next opportunity for batches that failed before.
         self.stalled = false;
+        if msg.last {
+            // The last chance: a full round, whatever failed before.
+            self.failing = false;
+            self.no_probe_before = None;
+        }
         self.publish();
         self.pump(ctx);
         let mut rx = self.progress.subscribe();
