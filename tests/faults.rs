@@ -40,6 +40,18 @@ fn assert_clean(emu: &Emulator) {
     let s = summary(emu);
     assert_eq!(s["accounted"], true, "{s}");
     assert_eq!(s["refused"], 0, "{s}");
+    // The extension's own lines carry no credential and no record content.
+    let c = emu.s3().credentials();
+    for line in emu.extension_output(NAME) {
+        assert!(
+            !line.contains(&c.secret_access_key) && !line.contains(&c.session_token),
+            "{line}"
+        );
+        assert!(
+            !line.contains("invoke 0000"),
+            "a record's content in a log line: {line}"
+        );
+    }
 }
 
 /// Every line of the spill directory's files.

@@ -1,0 +1,19 @@
+//! Any body Lambda (or anything else) may POST to the listener: parsing never panics, and every
+//! record it yields is one JSON value, sliced from the body without change.
+#![no_main]
+
+use adaptive_batching_extension::lambda::records::parse_delivery;
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let body = Bytes::copy_from_slice(data);
+    if let Ok(delivery) = parse_delivery(&body) {
+        assert!(delivery.malformed_elements <= delivery.records.len());
+        for r in &delivery.records {
+            assert!(serde_json::from_slice::<serde_json::Value>(&r.raw).is_ok());
+            let start = r.raw.as_ptr() as usize - body.as_ptr() as usize;
+            assert_eq!(&body[start..start + r.raw.len()], &r.raw[..]);
+        }
+    }
+});
