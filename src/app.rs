@@ -9,7 +9,7 @@ use crate::config::Api;
 use crate::config::{Config, ENV_INITIALIZATION_TYPE, Env, LogLevel, LogType, MANAGED_INSTANCES};
 use crate::lambda::client::{ExtensionsClient, Subscribed};
 use crate::lambda::requests::{LogsApi, Subscription};
-use crate::sink::{S3Sink, retry::DEFAULT_BACKOFF, spill::SpillDir};
+use crate::sink::{ObjectSettings, S3Sink, retry::DEFAULT_BACKOFF, spill::SpillDir};
 use crate::{logging, stats::Counters};
 use actix::{Actor, Addr};
 use slog::{Logger, error, info, warn};
@@ -143,7 +143,14 @@ pub async fn start(
             config.force_path_style,
             config.create_bucket,
         ),
-    };
+    }
+    .with_objects(ObjectSettings {
+        sse: config.sse.clone(),
+        sse_kms_key_id: config.sse_kms_key_id.clone(),
+        storage_class: config.storage_class.clone(),
+        function_name: config.function_name.clone(),
+        function_version: config.function_version.clone(),
+    });
     let spill = match SpillDir::open(&config.spill_dir, config.spill_max_bytes) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -162,6 +169,9 @@ pub async fn start(
     let batch = BatchActor::new(
         BatchSettings {
             thresholds: config.thresholds,
+            compression: config.compression,
+            key_template: config.key_template.clone(),
+            function_version: config.function_version.clone(),
             environment_id: uuid::Uuid::new_v4(),
             function_name: config.function_name.clone(),
             platform_records: config.log_types.contains(&LogType::Platform),

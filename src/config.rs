@@ -33,6 +33,26 @@ pub const ENV_API: &str = "ADAPTIVE_BATCHING_EXTENSION_API";
 pub const ENV_BUFFER_MAX_ITEMS: &str = "ADAPTIVE_BATCHING_EXTENSION_BUFFER_MAX_ITEMS";
 pub const ENV_BUFFER_MAX_BYTES: &str = "ADAPTIVE_BATCHING_EXTENSION_BUFFER_MAX_BYTES";
 pub const ENV_BUFFER_TIMEOUT_MS: &str = "ADAPTIVE_BATCHING_EXTENSION_BUFFER_TIMEOUT_MS";
+pub const ENV_COMPRESSION: &str = "ADAPTIVE_BATCHING_EXTENSION_COMPRESSION";
+pub const ENV_COMPRESSION_LEVEL: &str = "ADAPTIVE_BATCHING_EXTENSION_COMPRESSION_LEVEL";
+pub const ENV_KEY_TEMPLATE: &str = "ADAPTIVE_BATCHING_EXTENSION_KEY_TEMPLATE";
+pub const ENV_SSE: &str = "ADAPTIVE_BATCHING_EXTENSION_SSE";
+pub const ENV_SSE_KMS_KEY_ID: &str = "ADAPTIVE_BATCHING_EXTENSION_SSE_KMS_KEY_ID";
+pub const ENV_STORAGE_CLASS: &str = "ADAPTIVE_BATCHING_EXTENSION_STORAGE_CLASS";
+pub const ENV_METRICS: &str = "ADAPTIVE_BATCHING_EXTENSION_METRICS";
+pub const ENV_FUNCTION_VERSION: &str = "AWS_LAMBDA_FUNCTION_VERSION";
+/// S3's storage classes for PutObject.
+pub const STORAGE_CLASSES: [&str; 9] = [
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "GLACIER_IR",
+    "EXPRESS_ONEZONE",
+];
 pub const ENV_MAX_BUFFER_BYTES: &str = "ADAPTIVE_BATCHING_EXTENSION_MAX_BUFFER_BYTES";
 pub const ENV_SPILL_DIR: &str = "ADAPTIVE_BATCHING_EXTENSION_SPILL_DIR";
 pub const ENV_SPILL_MAX_BYTES: &str = "ADAPTIVE_BATCHING_EXTENSION_SPILL_MAX_BYTES";
@@ -225,6 +245,15 @@ pub struct Config {
     pub managed_instances: bool,
     /// Bytes of sealed batches held in memory before they spill to disk.
     pub max_buffer_bytes: u64,
+    pub compression: crate::encode::Compression,
+    pub key_template: crate::object_key::KeyTemplate,
+    /// `AES256` or `aws:kms`.
+    pub sse: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+    pub storage_class: Option<String>,
+    /// Emit CloudWatch embedded-metric-format lines.
+    pub emf_metrics: bool,
+    pub function_version: String,
     pub spill_dir: std::path::PathBuf,
     pub spill_max_bytes: u64,
 }
@@ -240,6 +269,14 @@ pub enum ConfigError {
     InvalidBool { var: &'static str, value: String },
     #[error("{ENV_API} must be \"telemetry\" or \"logs\", got {value:?}")]
     InvalidApi { value: String },
+    #[error("{var} must be {accepted}, got {value:?}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        accepted: String,
+    },
+    #[error("{ENV_KEY_TEMPLATE} {value:?} {reason}")]
+    InvalidTemplate { value: String, reason: String },
 }
 
 /// A configuration plus the warnings parsing it produced, to be logged once at start.
@@ -315,6 +352,33 @@ impl Config {
                 });
             }
         };
+        let compression = compression(env, &mut warnings)?;
+        let key_template = match env.get(ENV_KEY_TEMPLATE).filter(|t| !t.is_empty()) {
+            None => crate::object_key::KeyTemplate::default_with(compression.suffix()),
+            Some(t) => crate::object_key::KeyTemplate::parse(&t).map_err(|reason| {
+                ConfigError::InvalidTemplate {
+                    value: t.clone(),
+                    reason,
+                }
+            })?,
+        };
+        let sse = one_of(env, ENV_SSE, &["AES256", "aws:kms"])?;
+        let sse_kms_key_id = env.get(ENV_SSE_KMS_KEY_ID).filter(|k| !k.is_empty());
+        if sse_kms_key_id.is_some() && sse.as_deref() != Some("aws:kms") {
+            return Err(ConfigError::Invalid {
+                var: ENV_SSE,
+                value: sse.unwrap_or_default(),
+                accepted: format!("\"aws:kms\" when {ENV_SSE_KMS_KEY_ID} is set"),
+            });
+        }
+        let storage_class = one_of(env, ENV_STORAGE_CLASS, &STORAGE_CLASSES)?;
+        let emf_metrics = match one_of(env, ENV_METRICS, &["emf", "none"])?.as_deref() {
+            Some("emf") => true,
+            _ => false,
+        };
+        let function_version = env
+            .get(ENV_FUNCTION_VERSION)
+            .unwrap_or_else(|| "$LATEST".into());
         let memory_mb = env.get(ENV_MEMORY_SIZE).and_then(|v| v.parse().ok());
         let max_buffer_bytes = whole_number(
             env,
@@ -377,6 +441,13 @@ impl Config {
                 buffering,
                 managed_instances,
                 max_buffer_bytes,
+                compression,
+                key_template,
+                sse,
+                sse_kms_key_id,
+                storage_class,
+                emf_metrics,
+                function_version,
                 spill_dir,
                 spill_max_bytes,
             },
@@ -398,6 +469,46 @@ fn whole_number(env: &dyn Env, var: &str, default: u64, warnings: &mut Vec<Strin
             fallback
         }
     }
+}
+
+/// One of `accepted` (as written there, matched case-insensitively), or unset.
+fn one_of(
+    env: &dyn Env,
+    var: &'static str,
+    accepted: &[&str],
+) -> Result<Option<String>, ConfigError> {
+    let Some(raw) = env.get(var).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    match accepted.iter().find(|a| a.eq_ignore_ascii_case(&raw)) {
+        Some(a) => Ok(Some(a.to_string())),
+        None => Err(ConfigError::Invalid {
+            var,
+            value: raw,
+            accepted: format!(
+                "one of {}",
+                accepted
+                    .iter()
+                    .map(|a| format!("{a:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
+/// `COMPRESSION` and its level: gzip 1–9 (6), zstd 1–19 (3); a level out of range is clamped.
+fn compression(
+    env: &dyn Env,
+    warnings: &mut Vec<String>,
+) -> Result<crate::encode::Compression, ConfigError> {
+    use crate::encode::Compression;
+    let kind = one_of(env, ENV_COMPRESSION, &["none", "gzip", "zstd"])?;
+    Ok(match kind.as_deref() {
+        None | Some("none") => Compression::None,
+        Some("gzip") => Compression::Gzip(bounded(env, ENV_COMPRESSION_LEVEL, 6, (1, 9), warnings)),
+        _ => Compression::Zstd(bounded(env, ENV_COMPRESSION_LEVEL, 3, (1, 19), warnings) as i32),
+    })
 }
 
 /// A whole number within AWS's `(min, max)`: out of range → the nearest bound, unparsable → the

@@ -9,7 +9,9 @@ use adaptive_batching_extension::actors::messages::{
 use adaptive_batching_extension::actors::receiver::{self, ReceiverState};
 use adaptive_batching_extension::actors::shipper::{ShipperActor, ShipperSettings};
 use adaptive_batching_extension::config::Thresholds;
+use adaptive_batching_extension::encode::Compression;
 use adaptive_batching_extension::lambda::records::{Kind, Record};
+use adaptive_batching_extension::object_key::KeyTemplate;
 use adaptive_batching_extension::sink::retry::Backoff;
 use adaptive_batching_extension::sink::spill::SpillDir;
 use adaptive_batching_extension::sink::{S3Sink, SealedObject};
@@ -102,6 +104,9 @@ fn batch_actor(probe: &Addr<Probe>, bytes: u64, invokes: u64) -> Addr<BatchActor
     };
     let settings = BatchSettings {
         thresholds,
+        compression: Compression::None,
+        key_template: KeyTemplate::default_with(""),
+        function_version: "$LATEST".into(),
         environment_id: uuid::Uuid::nil(),
         function_name: "fn".into(),
         platform_records: true,
@@ -126,6 +131,7 @@ async fn shipper_writes_to_s3_and_keeps_a_failed_batch_under_its_key() {
         key: "k/one.log".into(),
         body: Bytes::from_static(b"{\"a\":1}\n"),
         records: 1,
+        meta: Default::default(),
     };
     ep.set_faults(Faults {
         fail_next_puts: 3,
@@ -191,6 +197,7 @@ async fn shipper_creates_a_missing_bucket_then_writes() {
                 key: "a.log".into(),
                 body: Bytes::from_static(b"1\n"),
                 records: 1,
+                meta: Default::default(),
             },
         })
         .await
@@ -349,6 +356,7 @@ async fn shipper_spills_past_its_memory_bound_and_a_new_process_ships_the_spill_
                     key: format!("k/{i}.log"),
                     body,
                     records: 1,
+                    meta: Default::default(),
                 },
             })
             .await

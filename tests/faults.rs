@@ -54,7 +54,7 @@ fn assert_clean(emu: &Emulator) {
     }
 }
 
-/// Every line of the spill directory's files.
+/// Every record line of the spill directory's files (each file starts with a header line).
 fn spilled_lines(dir: &std::path::Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .map(|rd| {
@@ -63,6 +63,7 @@ fn spilled_lines(dir: &std::path::Path) -> Vec<String> {
                     std::fs::read_to_string(e.path())
                         .unwrap_or_default()
                         .lines()
+                        .skip(1)
                         .map(str::to_string)
                         .collect::<Vec<_>>()
                 })

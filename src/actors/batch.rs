@@ -14,9 +14,11 @@ use super::messages::{
 use crate::batch::{Batch, Batcher};
 use crate::config::Thresholds;
 use crate::encode;
+use crate::encode::Compression;
 use crate::lambda::records::Kind;
-use crate::object_key::object_key;
-use crate::sink::SealedObject;
+use crate::lambda::records::record_time;
+use crate::object_key::{KeyTemplate, KeyValues};
+use crate::sink::{ObjectMeta, SealedObject};
 use crate::snapshot;
 use crate::stats::{Counters, Throttle};
 use actix::prelude::*;
@@ -36,6 +38,10 @@ const DROPPED_REPORT_PERIOD: Duration = Duration::from_secs(10);
 /// What BatchActor is configured with.
 pub struct BatchSettings {
     pub thresholds: Thresholds,
+    pub compression: Compression,
+    pub key_template: KeyTemplate,
+    /// `AWS_LAMBDA_FUNCTION_VERSION`, for `{version}`.
+    pub function_version: String,
     /// A v4 UUID made once per process (renewed after a SnapStart restore).
     pub environment_id: Uuid,
     pub function_name: String,
@@ -115,19 +121,35 @@ impl BatchActor {
         }
     }
 
-    fn seal(&mut self, batch: Batch, at: DateTime<Utc>, batch_id: Uuid) -> SealedObject {
+    /// Fixes the batch's key and body. `fallback_at` dates the key when the first record carries
+    /// no readable `time`.
+    fn seal(&mut self, batch: Batch, fallback_at: DateTime<Utc>, batch_id: Uuid) -> SealedObject {
         self.sealed += 1;
-        let key = object_key(
+        let first_record_time = batch.records.first().and_then(|r| record_time(r));
+        let last_record_time = batch.records.last().and_then(|r| record_time(r));
+        let at = first_record_time
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map_or(fallback_at, |t| t.with_timezone(&Utc));
+        let s = &self.settings;
+        let key = s.key_template.render(&KeyValues {
+            function: &s.function_name,
+            version: &s.function_version,
+            environment_id: s.environment_id,
             at,
-            self.settings.environment_id,
-            &self.settings.function_name,
             batch_id,
-        );
+        });
         debug!(self.log, "sealed"; "key" => &key, "records" => batch.records.len(), "bytes" => batch.body_bytes, "reason" => batch.reason.as_str());
+        let meta = ObjectMeta {
+            content_encoding: s.compression.content_encoding().map(str::to_string),
+            first_record_time,
+            last_record_time,
+        };
         SealedObject {
             key,
-            body: encode::ndjson(&batch.records, batch.body_bytes),
+            body: encode::body(&batch.records, batch.body_bytes, s.compression),
             records: batch.records.len(),
+            meta,
         }
     }
 

@@ -67,6 +67,20 @@ struct PeekDropped {
     dropped_records: u64,
 }
 
+#[derive(Deserialize)]
+struct PeekTime<'a> {
+    #[serde(borrow)]
+    time: Option<Cow<'a, str>>,
+}
+
+/// The `time` Lambda wrote on a record, as written (for object metadata and key dates).
+pub fn record_time(raw: &[u8]) -> Option<String> {
+    serde_json::from_slice::<PeekTime>(raw)
+        .ok()?
+        .time
+        .map(Cow::into_owned)
+}
+
 /// Splits `body` into records without copying them.
 pub fn parse_delivery(body: &Bytes) -> Result<Delivery, NotAnArray> {
     let elements: Vec<&RawValue> =
@@ -197,6 +211,16 @@ mod tests {
             d.records[2].request_id, None,
             "function records are not correlated by their text"
         );
+    }
+
+    #[test]
+    fn record_time_is_read_as_written() {
+        assert_eq!(
+            record_time(br#"{"time":"2020-08-20T12:31:32.123Z","type":"function","record":"x"}"#)
+                .as_deref(),
+            Some("2020-08-20T12:31:32.123Z")
+        );
+        assert_eq!(record_time(b"42"), None);
     }
 
     #[test]

@@ -30,6 +30,27 @@ pub struct SealedObject {
     pub key: String,
     pub body: Bytes,
     pub records: usize,
+    pub meta: ObjectMeta,
+}
+
+/// What an object says about itself besides its body (kept with a spilled batch too).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObjectMeta {
+    pub content_encoding: Option<String>,
+    /// The `time` of the batch's first and last records, as Lambda wrote them.
+    pub first_record_time: Option<String>,
+    pub last_record_time: Option<String>,
+}
+
+/// How every object is written: encryption, storage class, and who wrote it (user metadata).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectSettings {
+    /// `AES256` or `aws:kms`; `None` leaves the bucket's default encryption.
+    pub sse: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+    pub storage_class: Option<String>,
+    pub function_name: String,
+    pub function_version: String,
 }
 
 /// Why a write failed.
@@ -121,6 +142,30 @@ fn client(
     aws_sdk_s3::Client::from_conf(conf.build())
 }
 
+/// Sets the headers every object is written with on a PutObject or CreateMultipartUpload builder
+/// (the two have the same setters): content type and encoding, encryption, storage class, user
+/// metadata, and a CRC32 checksum S3 verifies.
+macro_rules! object_headers {
+    ($req:expr, $sink:expr, $obj:expr) => {{
+        let o = &$sink.objects;
+        $req.content_type(crate::encode::CONTENT_TYPE)
+            .set_content_encoding($obj.meta.content_encoding.clone())
+            .set_server_side_encryption(
+                o.sse
+                    .as_deref()
+                    .map(aws_sdk_s3::types::ServerSideEncryption::from),
+            )
+            .set_ssekms_key_id(o.sse_kms_key_id.clone())
+            .set_storage_class(
+                o.storage_class
+                    .as_deref()
+                    .map(aws_sdk_s3::types::StorageClass::from),
+            )
+            .set_metadata(Some($sink.metadata($obj)))
+            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32)
+    }};
+}
+
 /// The HTTP client for S3: hyper with rustls (ring), HTTPS to AWS and plain HTTP to a local endpoint.
 pub fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
     aws_smithy_http_client::Builder::new()
@@ -146,6 +191,7 @@ pub struct S3Sink {
     bucket: String,
     region: Option<String>,
     create_bucket: bool,
+    objects: ObjectSettings,
 }
 
 impl S3Sink {
@@ -173,7 +219,39 @@ impl S3Sink {
             bucket: bucket.to_string(),
             region: shared.region().map(|r| r.to_string()),
             create_bucket,
+            objects: ObjectSettings::default(),
         }
+    }
+
+    /// How objects are written (encryption, storage class, metadata).
+    pub fn with_objects(mut self, objects: ObjectSettings) -> Self {
+        self.objects = objects;
+        self
+    }
+
+    /// The user metadata of `obj`: what it holds and who wrote it.
+    fn metadata(&self, obj: &SealedObject) -> std::collections::HashMap<String, String> {
+        let mut m = std::collections::HashMap::new();
+        m.insert("record-count".to_string(), obj.records.to_string());
+        if let Some(t) = &obj.meta.first_record_time {
+            m.insert("first-record-time".to_string(), t.clone());
+        }
+        if let Some(t) = &obj.meta.last_record_time {
+            m.insert("last-record-time".to_string(), t.clone());
+        }
+        m.insert(
+            "function-name".to_string(),
+            self.objects.function_name.clone(),
+        );
+        m.insert(
+            "function-version".to_string(),
+            self.objects.function_version.clone(),
+        );
+        m.insert(
+            "extension-version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        );
+        m
     }
 
     /// A new client with a new connection pool: connections from before a snapshot are stale.
@@ -184,11 +262,8 @@ impl S3Sink {
     /// One attempt at writing `obj`.
     async fn put_once(&self, obj: &SealedObject) -> Result<(), ShipError> {
         if obj.body.len() <= MULTIPART_THRESHOLD {
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&obj.key)
-                .content_type(crate::encode::CONTENT_TYPE)
+            let req = self.client.put_object().bucket(&self.bucket).key(&obj.key);
+            object_headers!(req, self, obj)
                 .body(ByteStream::from(obj.body.clone()))
                 .send()
                 .await
@@ -200,12 +275,12 @@ impl S3Sink {
     }
 
     async fn put_multipart(&self, obj: &SealedObject) -> Result<(), ShipError> {
-        let up = self
+        let req = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
-            .key(&obj.key)
-            .content_type(crate::encode::CONTENT_TYPE)
+            .key(&obj.key);
+        let up = object_headers!(req, self, obj)
             .send()
             .await
             .map_err(ShipError::from_sdk)?;
@@ -224,6 +299,7 @@ impl S3Sink {
                     .key(&obj.key)
                     .upload_id(&id)
                     .part_number(n)
+                    .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32)
                     .body(ByteStream::from(chunk))
                     .send()
                     .await

@@ -2,12 +2,13 @@
 //! found again by the next process after a crash, a timeout reset or a re-init (`/tmp` survives
 //! them all in one execution environment). Knows nothing of the actors.
 //!
-//! One file per batch, named after its key (percent-encoded), holding exactly the object's body.
+//! One file per batch, named after its key (percent-encoded): a JSON header line (key, record count,
+//! object metadata), then exactly the object's body.
 //! Writes are atomic: a temporary file, fsync, rename, so a crash leaves either the whole batch or
 //! a `.tmp` file that the next start removes. The directory is bounded by `max_bytes`; a full disk
 //! is an error the caller handles, never a crash.
 
-use super::SealedObject;
+use super::{ObjectMeta, SealedObject};
 use bytes::Bytes;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,21 @@ pub struct Spilled {
     pub path: PathBuf,
     pub bytes: u64,
     pub records: usize,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Header {
+    key: String,
+    records: usize,
+    meta: ObjectMeta,
+}
+
+/// Splits a spill file into its header and body.
+fn split(file: Vec<u8>) -> Option<(Header, Bytes)> {
+    let file = Bytes::from(file);
+    let end = file.iter().position(|b| *b == b'\n')?;
+    let header = serde_json::from_slice(&file[..end]).ok()?;
+    Some((header, file.slice(end + 1..)))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,17 +101,21 @@ impl SpillDir {
                 let _ = std::fs::remove_file(&path);
                 continue;
             }
-            let Some(key) = key_of(&name) else { continue };
+            if key_of(&name).is_none() {
+                continue;
+            }
             let meta = entry.metadata()?;
-            let body = std::fs::read(&path)?;
-            let records = body.iter().filter(|b| **b == b'\n').count();
+            let Some((header, body)) = split(std::fs::read(&path)?) else {
+                // Not ours, or damaged beyond use: leave it for a person to look at.
+                continue;
+            };
             found.push((
                 meta.modified().ok(),
                 Spilled {
-                    key,
+                    key: header.key,
                     path,
-                    bytes: meta.len(),
-                    records,
+                    bytes: body.len() as u64,
+                    records: header.records,
                 },
             ));
         }
@@ -118,6 +138,7 @@ impl SpillDir {
 
     /// Writes `obj` atomically; refuses when the directory would exceed its bound.
     pub fn write(&mut self, obj: &SealedObject) -> Result<Spilled, SpillError> {
+        // The header is small; the bound is on bodies.
         let bytes = obj.body.len() as u64;
         if self.used + bytes > self.max_bytes {
             return Err(SpillError::Full {
@@ -133,6 +154,13 @@ impl SpillDir {
         };
         let written = (|| {
             let mut f = std::fs::File::create(&tmp)?;
+            let header = Header {
+                key: obj.key.clone(),
+                records: obj.records,
+                meta: obj.meta.clone(),
+            };
+            serde_json::to_writer(&mut f, &header)?;
+            f.write_all(b"\n")?;
             f.write_all(&obj.body)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &path)?;
@@ -154,10 +182,13 @@ impl SpillDir {
 
     /// The object a spilled batch holds.
     pub fn read(s: &Spilled) -> std::io::Result<SealedObject> {
+        let (header, body) = split(std::fs::read(&s.path)?)
+            .ok_or_else(|| std::io::Error::other("a damaged spill file"))?;
         Ok(SealedObject {
-            key: s.key.clone(),
-            body: Bytes::from(std::fs::read(&s.path)?),
-            records: s.records,
+            key: header.key,
+            body,
+            records: header.records,
+            meta: header.meta,
         })
     }
 
@@ -178,6 +209,7 @@ mod tests {
             key: key.into(),
             body: Bytes::from_static(body.as_bytes()),
             records: body.matches('\n').count(),
+            meta: ObjectMeta::default(),
         }
     }
 
