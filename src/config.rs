@@ -372,10 +372,10 @@ impl Config {
             });
         }
         let storage_class = one_of(env, ENV_STORAGE_CLASS, &STORAGE_CLASSES)?;
-        let emf_metrics = match one_of(env, ENV_METRICS, &["emf", "none"])?.as_deref() {
-            Some("emf") => true,
-            _ => false,
-        };
+        let emf_metrics = matches!(
+            one_of(env, ENV_METRICS, &["emf", "none"])?.as_deref(),
+            Some("emf")
+        );
         let function_version = env
             .get(ENV_FUNCTION_VERSION)
             .unwrap_or_else(|| "$LATEST".into());

@@ -141,6 +141,7 @@ impl ShipperActor {
     }
 
     /// Takes `obj` in memory, or on disk past the memory bound; gives it back when neither has room.
+    #[allow(clippy::result_large_err)] // The batch comes back to be waited on or refused, not copied.
     fn admit(&mut self, obj: SealedObject) -> Result<(), SealedObject> {
         let len = obj.body.len() as u64;
         if self.memory + len <= self.max_memory {
