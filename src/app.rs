@@ -164,6 +164,7 @@ pub async fn start(
         managed_instances: managed,
         max_memory: config.max_buffer_bytes,
         spill,
+        emf_function: config.emf_metrics.then(|| config.function_name.clone()),
     };
     let shipper = ShipperActor::new(sink, settings, counters.clone(), log.clone()).start();
     let batch = BatchActor::new(
@@ -234,8 +235,9 @@ pub async fn start(
         flush: shipper.recipient(),
         listener: Some(server_handle),
     };
-    let lifecycle =
-        LifecycleActor::new(client, id, neighbours, managed, counters, log.clone()).start();
+    let lifecycle = LifecycleActor::new(client, id, neighbours, managed, counters, log.clone())
+        .with_emf(config.emf_metrics.then(|| config.function_name.clone()))
+        .start();
     let on_signal = lifecycle.clone();
     actix_rt::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};

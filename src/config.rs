@@ -526,13 +526,13 @@ fn bounded(
     match raw.parse::<i64>() {
         Ok(n) if n < i64::from(min) => {
             warnings.push(format!(
-                "{var} {n} is below AWS's minimum of {min}; using {min}"
+                "{var} {n} is below the minimum of {min}; using {min}"
             ));
             min
         }
         Ok(n) if n > i64::from(max) => {
             warnings.push(format!(
-                "{var} {n} is above AWS's maximum of {max}; using {max}"
+                "{var} {n} is above the maximum of {max}; using {max}"
             ));
             max
         }

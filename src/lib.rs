@@ -18,6 +18,7 @@
 //! * [`logging`] — slog JSON lines on stdout.
 //! * [`lambda`] — events, lenient delivery parsing, request bodies, the Extensions API client.
 //! * [`batch`] — the pure core: buffer and thresholds. [`encode`] — NDJSON bodies. [`object_key`] — keys.
+//! * [`metrics`] — CloudWatch EMF lines about the extension's own health.
 //! * [`sink`] — S3 through the official SDK, with the retry policy as a type.
 //! * [`actors`] — LifecycleActor, LogReceiver, BatchActor, ShipperActor and their messages.
 //! * [`snapshot`] — SnapStart: restore detection, keys unique across restored copies.
@@ -37,6 +38,7 @@ pub mod config;
 pub mod encode;
 pub mod lambda;
 pub mod logging;
+pub mod metrics;
 pub mod object_key;
 pub mod sink;
 pub mod snapshot;

@@ -37,6 +37,7 @@ fn settings(spill: Option<&std::path::Path>) -> ShipperSettings {
         managed_instances: false,
         max_memory: 1024 * 1024,
         spill: spill.map(|d| SpillDir::open(d, 1024 * 1024).unwrap()),
+        emf_function: None,
     }
 }
 

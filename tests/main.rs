@@ -7,5 +7,6 @@ mod support;
 mod actors;
 mod faults;
 mod in_process;
+mod objects;
 mod process;
 mod telemetry;

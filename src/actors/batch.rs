@@ -248,8 +248,12 @@ impl Handler<IngestRecords> for BatchActor {
 
     fn handle(&mut self, msg: IngestRecords, ctx: &mut Context<Self>) {
         let now = Instant::now();
-        Counters::add(&self.counters.received, msg.records.len() as u64);
         for r in msg.records {
+            // Our own EMF lines, back as `extension` records: metrics, not logs to ship.
+            if crate::metrics::is_own_metrics_record(&r.raw) {
+                continue;
+            }
+            Counters::add(&self.counters.received, 1);
             match (r.kind, r.request_id) {
                 (Kind::Start, Some(id)) => {
                     if self.settings.managed_instances {

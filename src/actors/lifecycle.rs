@@ -55,6 +55,8 @@ pub struct LifecycleActor {
     last_request: Option<String>,
     next_failures: u32,
     shutting_down: bool,
+    /// Emit an EMF line with the summary, with this function name as the dimension.
+    emf_function: Option<String>,
 }
 
 impl LifecycleActor {
@@ -76,6 +78,7 @@ impl LifecycleActor {
             last_request: None,
             next_failures: 0,
             shutting_down: false,
+            emf_function: None,
         }
     }
 
@@ -135,12 +138,39 @@ impl LifecycleActor {
                 "malformed" => get(&c.malformed), "oversized" => get(&c.oversized),
                 "lambda_dropped" => get(&c.lambda_dropped), "restores" => get(&c.restores),
                 "accounted" => accounted, "ms" => started.elapsed().as_millis() as u64);
+            if let Some(function) = &act.emf_function {
+                let n = |v: u64| v as f64;
+                println!(
+                    "{}",
+                    crate::metrics::emf_line(
+                        function,
+                        chrono::Utc::now().timestamp_millis(),
+                        &[
+                            ("RecordsReceived", n(received), "Count"),
+                            ("RecordsShipped", n(shipped), "Count"),
+                            ("Spilled", n(get(&c.spilled)), "Count"),
+                            ("StillSpilled", n(on_disk), "Count"),
+                            ("Refused", n(refused), "Count"),
+                            ("Malformed", n(get(&c.malformed)), "Count"),
+                            ("LambdaDropped", n(get(&c.lambda_dropped)), "Count"),
+                        ],
+                    )
+                );
+            }
             if pending.records > 0 {
                 error!(act.log, "records could not be shipped before the shutdown deadline";
                     "records" => pending.records, "kept_on_disk" => on_disk, "lost_in_memory" => in_memory);
             }
             System::current().stop_with_code(exit_code);
         }));
+    }
+}
+
+impl LifecycleActor {
+    /// Also emit the shutdown summary as an EMF line.
+    pub fn with_emf(mut self, function_name: Option<String>) -> Self {
+        self.emf_function = function_name;
+        self
     }
 }
 

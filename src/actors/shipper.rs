@@ -64,6 +64,8 @@ pub struct ShipperSettings {
     pub max_memory: u64,
     /// The spill directory, if it could be opened, and what a previous process left there.
     pub spill: Option<(SpillDir, Vec<Spilled>)>,
+    /// Emit an EMF line per shipped object, with this function name as the dimension.
+    pub emf_function: Option<String>,
 }
 
 pub struct ShipperActor {
@@ -85,6 +87,7 @@ pub struct ShipperActor {
     retry_stalled_every: Option<Duration>,
     progress: watch::Sender<Progress>,
     failures: HashMap<String, Throttle>,
+    emf_function: Option<String>,
     counters: Arc<Counters>,
     log: Logger,
 }
@@ -121,6 +124,7 @@ impl ShipperActor {
             retry_stalled_every: settings.managed_instances.then_some(STALLED_RETRY),
             progress: watch::channel(Progress::default()).0,
             failures: HashMap::new(),
+            emf_function: settings.emf_function,
             counters,
             log,
         };
@@ -280,6 +284,26 @@ impl ShipperActor {
                     &self.counters.failed_attempts,
                     u64::from(shipped.attempts - 1),
                 );
+                if let Some(function) = &self.emf_function {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    println!(
+                        "{}",
+                        crate::metrics::emf_line(
+                            function,
+                            now,
+                            &[
+                                ("RecordsShipped", obj.records as f64, "Count"),
+                                ("BytesShipped", obj.body.len() as f64, "Bytes"),
+                                (
+                                    "UploadMilliseconds",
+                                    took.as_secs_f64() * 1000.0,
+                                    "Milliseconds"
+                                ),
+                                ("Retries", f64::from(shipped.attempts - 1), "Count"),
+                            ],
+                        )
+                    );
+                }
                 info!(self.log, "shipped";
                     "key" => &obj.key, "records" => obj.records, "bytes" => obj.body.len(),
                     "ms" => took.as_millis() as u64, "attempts" => shipped.attempts);

@@ -270,8 +270,8 @@ fn buffering_is_clamped_to_aws_ranges_with_a_warning() {
     assert_eq!(
         p.warnings,
         vec![
-            format!("{ENV_BUFFER_MAX_ITEMS} 50000 is above AWS's maximum of 10000; using 10000"),
-            format!("{ENV_BUFFER_MAX_BYTES} 1 is below AWS's minimum of 262144; using 262144"),
+            format!("{ENV_BUFFER_MAX_ITEMS} 50000 is above the maximum of 10000; using 10000"),
+            format!("{ENV_BUFFER_MAX_BYTES} 1 is below the minimum of 262144; using 262144"),
         ]
     );
     let p = parse(&[(ENV_BUFFER_TIMEOUT_MS, "soon")]);
