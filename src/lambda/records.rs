@@ -214,6 +214,15 @@ mod tests {
     }
 
     #[test]
+    fn a_number_no_f64_holds_is_kept_exactly() {
+        // Found by the delivery fuzz target: valid JSON, out of f64's range.
+        let body = Bytes::from_static(b"\n[2E424]");
+        let d = parse_delivery(&body).unwrap();
+        assert_eq!(d.records[0].raw, Bytes::from_static(b"2E424"));
+        assert_eq!(d.malformed_elements, 1, "not a record, but kept");
+    }
+
+    #[test]
     fn record_time_is_read_as_written() {
         assert_eq!(
             record_time(br#"{"time":"2020-08-20T12:31:32.123Z","type":"function","record":"x"}"#)
