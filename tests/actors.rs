@@ -41,6 +41,27 @@ fn settings(spill: Option<&std::path::Path>) -> ShipperSettings {
     }
 }
 
+/// A sealed batch of one record.
+fn object(key: impl Into<String>, body: impl Into<Bytes>) -> SealedObject {
+    SealedObject {
+        key: key.into(),
+        body: body.into(),
+        records: 1,
+        meta: Default::default(),
+    }
+}
+
+/// Asks `shipper` to flush within `secs`; `last` as at shutdown.
+async fn flush(shipper: &Addr<ShipperActor>, secs: u64, last: bool) -> Pending {
+    shipper
+        .send(Flush {
+            deadline: Instant::now() + Duration::from_secs(secs),
+            last,
+        })
+        .await
+        .unwrap()
+}
+
 const FAST: Backoff = Backoff {
     base: Duration::from_millis(5),
     cap: Duration::from_millis(20),
@@ -128,12 +149,7 @@ async fn shipper_writes_to_s3_and_keeps_a_failed_batch_under_its_key() {
     let counters = Arc::new(Counters::default());
     let shipper =
         ShipperActor::new(sink_for(&ep).await, settings(None), counters.clone(), log()).start();
-    let obj = SealedObject {
-        key: "k/one.log".into(),
-        body: Bytes::from_static(b"{\"a\":1}\n"),
-        records: 1,
-        meta: Default::default(),
-    };
+    let obj = object("k/one.log", Bytes::from_static(b"{\"a\":1}\n"));
     ep.set_faults(Faults {
         fail_next_puts: 3,
         ..Faults::default()
@@ -144,14 +160,7 @@ async fn shipper_writes_to_s3_and_keeps_a_failed_batch_under_its_key() {
         })
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let pending = shipper
-        .send(Flush {
-            deadline,
-            last: false,
-        })
-        .await
-        .unwrap();
+    let pending = flush(&shipper, 5, false).await;
     assert_eq!(
         pending,
         Pending {
@@ -161,13 +170,7 @@ async fn shipper_writes_to_s3_and_keeps_a_failed_batch_under_its_key() {
         "three attempts failed: kept"
     );
     assert!(ep.object("logs", "k/one.log").is_none());
-    let pending = shipper
-        .send(Flush {
-            deadline,
-            last: false,
-        })
-        .await
-        .unwrap();
+    let pending = flush(&shipper, 5, false).await;
     assert_eq!(
         pending,
         Pending::default(),
@@ -194,22 +197,11 @@ async fn shipper_creates_a_missing_bucket_then_writes() {
     .start();
     shipper
         .send(ShipBatch {
-            object: SealedObject {
-                key: "a.log".into(),
-                body: Bytes::from_static(b"1\n"),
-                records: 1,
-                meta: Default::default(),
-            },
+            object: object("a.log", Bytes::from_static(b"1\n")),
         })
         .await
         .unwrap();
-    let pending = shipper
-        .send(Flush {
-            deadline: Instant::now() + Duration::from_secs(5),
-            last: false,
-        })
-        .await
-        .unwrap();
+    let pending = flush(&shipper, 5, false).await;
     assert_eq!(pending, Pending::default());
     assert!(
         ep.object("logs", "a.log").is_some(),
@@ -353,23 +345,12 @@ async fn shipper_spills_past_its_memory_bound_and_a_new_process_ships_the_spill_
         let body = Bytes::from(format!("{{\"n\":{i}}}\n"));
         first
             .send(ShipBatch {
-                object: SealedObject {
-                    key: format!("k/{i}.log"),
-                    body,
-                    records: 1,
-                    meta: Default::default(),
-                },
+                object: object(format!("k/{i}.log"), body),
             })
             .await
             .unwrap();
     }
-    let pending = first
-        .send(Flush {
-            deadline: Instant::now() + Duration::from_secs(2),
-            last: true,
-        })
-        .await
-        .unwrap();
+    let pending = flush(&first, 2, true).await;
     assert_eq!(
         pending,
         Pending {
@@ -393,13 +374,7 @@ async fn shipper_spills_past_its_memory_bound_and_a_new_process_ships_the_spill_
         log(),
     )
     .start();
-    let pending = second
-        .send(Flush {
-            deadline: Instant::now() + Duration::from_secs(5),
-            last: true,
-        })
-        .await
-        .unwrap();
+    let pending = flush(&second, 5, true).await;
     assert_eq!(pending, Pending::default());
     assert_eq!(Counters::get(&again.recovered), 3);
     let keys: Vec<String> = ep.writes().into_iter().map(|w| w.key).collect();
