@@ -7,7 +7,7 @@
 //! ```text
 //!  Lambda platform                          this process (one actix System)
 //!  Extensions API <── register / next ───── LifecycleActor ──InvokeStarted──────────┐
-//!  Logs API       <── subscribe                  │ Shutdown{deadline}               v
+//!  Telemetry API  <── subscribe                  │ Shutdown{deadline}               v
 //!  log delivery   ── POST [{time,type,record}] ─> LogReceiver ──IngestRecords──> BatchActor ──ShipBatch──> ShipperActor ──> S3
 //! ```
 //!
@@ -17,14 +17,15 @@
 //! * [`config`] — every environment variable, parsed once into types that cannot be misused.
 //! * [`logging`] — slog JSON lines on stdout.
 //! * [`lambda`] — events, lenient delivery parsing, request bodies, the Extensions API client.
-//! * [`batch`] — the pure core: buffer and thresholds. [`encode`] — NDJSON bodies. [`object_key`] — keys.
+//! * [`batch`] — the pure core: buffer and thresholds. [`encode`] — NDJSON bodies, gzip, zstd.
+//!   [`object_key`] — key templates.
 //! * [`metrics`] — CloudWatch EMF lines about the extension's own health.
-//! * [`sink`] — S3 through the official SDK, with the retry policy as a type.
+//! * [`sink`] — S3 through the official SDK, the retry policy as a type, the `/tmp` spill.
 //! * [`actors`] — LifecycleActor, LogReceiver, BatchActor, ShipperActor and their messages.
 //! * [`snapshot`] — SnapStart: restore detection, keys unique across restored copies.
 //! * [`stats`] — counters for the shutdown summary.
 //!
-//! Pure modules (`batch`, `encode`, `object_key`, `lambda::records`, `config`) know nothing of
+//! Pure modules (`batch`, `encode`, `object_key`, `snapshot`, `metrics`, `lambda::records`, `config`) know nothing of
 //! actix, awc or the AWS SDK; `lambda` and `sink` know nothing of `actors`.
 
 #![deny(clippy::unwrap_used)]
