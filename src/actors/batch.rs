@@ -30,6 +30,8 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+/// Restore sightings closer than this are one restore.
+const RESTORE_DEBOUNCE: Duration = Duration::from_secs(10);
 /// How many request ids to remember, reported or still open (only the latest matter).
 const REQUESTS_REMEMBERED: usize = 1024;
 /// At most one line per this about records Lambda dropped.
@@ -79,6 +81,9 @@ pub struct BatchActor {
     /// Batches sealed so far (identical in every copy of a snapshot).
     sealed: u64,
     last_tick: (SystemTime, Instant),
+    /// One restore is often seen twice (the wall-clock jump at the first tick, then
+    /// `platform.restoreStart`): the second sighting within [`RESTORE_DEBOUNCE`] is the same restore.
+    last_restore: Option<Instant>,
     waiter: Option<LateRecordsWaiter>,
     dropped_throttle: Throttle,
     /// How often the thresholds are checked while the environment runs.
@@ -114,6 +119,7 @@ impl BatchActor {
             last_ingest_wall: Utc::now(),
             sealed: 0,
             last_tick: (SystemTime::now(), now),
+            last_restore: None,
             waiter: None,
             dropped_throttle: Throttle::default(),
             counters,
@@ -172,6 +178,14 @@ impl BatchActor {
     /// SnapStart restore: seal what the snapshot held under a key every copy derives alike, take a
     /// new environment id for what follows, and have the shipper open new connections.
     fn restored(&mut self, why: &str, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        if self
+            .last_restore
+            .is_some_and(|t| now.duration_since(t) < RESTORE_DEBOUNCE)
+        {
+            return;
+        }
+        self.last_restore = Some(now);
         if let Some(b) = self.batcher.seal_all(Instant::now()) {
             let id = snapshot::batch_id_before_snapshot(self.settings.environment_id, self.sealed);
             let object = self.seal(b, self.last_ingest_wall, id);
