@@ -125,12 +125,22 @@ pub fn process_state(pid: i32) -> Option<char> {
     after.trim_start().chars().next()
 }
 
+/// Peak resident set size of a live process's own address space in KiB (`VmHWM`). Unlike
+/// `wait4`'s `ru_maxrss`, it does not count the parent's memory the child shared until exec.
+pub fn hwm_kb(pid: i32) -> Option<u64> {
+    status_kb(pid, "VmHWM:")
+}
+
 /// Resident set size of a live process in KiB (`VmRSS`).
 pub fn rss_kb(pid: i32) -> Option<u64> {
+    status_kb(pid, "VmRSS:")
+}
+
+fn status_kb(pid: i32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|n| n.parse().ok())
 }

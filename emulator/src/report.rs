@@ -1,6 +1,6 @@
 //! The measurements of a run, as JSON and as a table: per extension process the cold start (spawn →
 //! first `next`), the post-runtime duration per invoke (`runtimeDone` → its `next`), SHUTDOWN → exit,
-//! peak RSS and CPU time (from `wait4`); records emitted, delivered and dropped; S3 requests and objects.
+//! peak RSS (`VmHWM`, sampled every 20 ms) and CPU time (from `wait4`); records emitted, delivered and dropped; S3 requests and objects.
 
 use crate::delivery::SubscriberStats;
 use crate::platform::lifecycle::{InitFailure, InvokeRecord, InvokeStatus, ShutdownRecord};
@@ -74,7 +74,11 @@ impl ExtensionReport {
             exit_signal: p.exit.as_ref().and_then(|e| e.signal),
             killed_at_deadline: p.killed_at_deadline,
             crashed: p.crashed,
-            peak_rss_kb: p.exit.as_ref().map(|e| e.max_rss_kb),
+            // Sampled VmHWM; wait4's ru_maxrss only when no sample was taken.
+            peak_rss_kb: p
+                .peak_rss_kb
+                .map(|k| k as i64)
+                .or(p.exit.as_ref().map(|e| e.max_rss_kb)),
             cpu_ms: p.exit.as_ref().map(|e| e.cpu_ms),
         }
     }

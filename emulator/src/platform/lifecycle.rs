@@ -341,6 +341,31 @@ impl Lifecycle {
             crashed: false,
             post_runtime: Vec::new(),
             output: Vec::new(),
+            peak_rss_kb: None,
+        });
+        // Peak RSS by sampling VmHWM: wait4's ru_maxrss would count this (large) process's memory,
+        // which the child shared between posix_spawn and exec.
+        let sampler = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                let hwm = process::hwm_kb(pid);
+                let alive = {
+                    let mut st = lock(&sampler.state);
+                    match st.procs.iter_mut().find(|p| p.pid == pid) {
+                        Some(p) if p.exit.is_none() => {
+                            if let Some(kb) = hwm {
+                                p.peak_rss_kb = Some(p.peak_rss_kb.map_or(kb, |k| k.max(kb)));
+                            }
+                            true
+                        }
+                        _ => false,
+                    }
+                };
+                if !alive {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         });
         let echo = shared.settings.echo_extension_output;
         let mut streams_ended = Vec::new();

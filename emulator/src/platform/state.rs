@@ -121,6 +121,8 @@ pub(crate) struct Proc {
     pub post_runtime: Vec<Duration>,
     /// Every line the process wrote to stdout or stderr.
     pub output: Vec<String>,
+    /// The highest `VmHWM` sampled while the process lived (every 20 ms and at each freeze).
+    pub peak_rss_kb: Option<u64>,
 }
 
 /// A fatal error that fails the current init or invoke and resets the environment.
