@@ -6,7 +6,6 @@ use crate::support::*;
 use bytes::Bytes;
 use lambda_emulator::s3::Faults;
 use lambda_emulator::{Emulator, Script};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -18,13 +17,6 @@ fn run(invocations: u64) -> Script {
         late_lines: 2,
         concurrency: 1,
     }
-}
-
-fn summary(emu: &Emulator) -> Value {
-    log_lines(emu)
-        .into_iter()
-        .find(|l| l["msg"] == "shutdown summary")
-        .expect("a summary line")
 }
 
 /// Exit 0 before the deadline, every record accounted for, nothing left behind.

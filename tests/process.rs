@@ -21,10 +21,7 @@ fn assert_clean_exit(emu: &lambda_emulator::Emulator) {
         emu.extension_output(NAME)
     );
     assert!(!ext.killed_at_deadline, "exited before the deadline");
-    let summary = log_lines(emu)
-        .into_iter()
-        .find(|l| l["msg"] == "shutdown summary")
-        .expect("a summary line");
+    let summary = summary(emu);
     assert_eq!(summary["accounted"], true, "{summary}");
     for nothing_left in ["still_spilled", "unshipped_in_memory", "refused"] {
         assert_eq!(summary[nothing_left], 0, "{summary}");
@@ -266,10 +263,7 @@ async fn malformed_and_oversized_deliveries_between_good_ones_lose_nothing() {
             1
         );
     }
-    let summary = log_lines(&emu)
-        .into_iter()
-        .find(|l| l["msg"] == "shutdown summary")
-        .unwrap();
+    let summary = summary(&emu);
     assert_eq!(
         summary["malformed"], 3,
         "two bad bodies and one odd element: {summary}"

@@ -27,13 +27,6 @@ fn whole_run(invocations: u64, late_lines: usize) -> Script {
     }
 }
 
-fn summary(emu: &lambda_emulator::Emulator) -> Value {
-    log_lines(emu)
-        .into_iter()
-        .find(|l| l["msg"] == "shutdown summary")
-        .expect("a summary line")
-}
-
 #[tokio::test]
 async fn the_same_records_land_through_either_api() {
     for (api, path) in [

@@ -167,18 +167,15 @@ impl ShipperActor {
         }
     }
 
-    /// Moves a batch that failed from memory to disk, so that a crash does not lose it.
-    fn persist_front(&mut self) {
-        let Some(Held::Memory(obj)) = self.queue.front() else {
-            return;
-        };
-        let Some(dir) = self.spill.as_mut() else {
-            return;
-        };
-        if let Ok(s) = dir.write(obj) {
+    /// Moves the batch at `i` from memory to the spill directory, if it is in memory and there is
+    /// room: a failed batch so that a crash does not lose it, and everything at the end.
+    fn move_to_disk(&mut self, i: usize) {
+        if let (Some(Held::Memory(obj)), Some(dir)) = (self.queue.get(i), self.spill.as_mut())
+            && let Ok(s) = dir.write(obj)
+        {
             Counters::add(&self.counters.spilled, obj.records as u64);
             self.memory -= obj.body.len() as u64;
-            self.queue[0] = Held::Disk(s);
+            self.queue[i] = Held::Disk(s);
         }
     }
 
@@ -315,7 +312,7 @@ impl ShipperActor {
                     self.no_probe_before = Some(Instant::now() + REFUSED_RETRY);
                 }
                 Counters::add(&self.counters.failed_attempts, u64::from(attempts.max(1)));
-                self.persist_front();
+                self.move_to_disk(0);
                 let (cause, hint) = match &e {
                     ShipError::Transient(_) | ShipError::Throttled(_) => (
                         "transient",
@@ -358,13 +355,7 @@ impl ShipperActor {
     /// environment (a reset keeps /tmp) to ship.
     fn spill_memory(&mut self) {
         for i in 0..self.queue.len() {
-            if let (Held::Memory(obj), Some(dir)) = (&self.queue[i], self.spill.as_mut())
-                && let Ok(s) = dir.write(obj)
-            {
-                Counters::add(&self.counters.spilled, obj.records as u64);
-                self.memory -= obj.body.len() as u64;
-                self.queue[i] = Held::Disk(s);
-            }
+            self.move_to_disk(i);
         }
         self.publish();
     }

@@ -187,6 +187,14 @@ pub fn assert_no_key_rewritten_differently(emu: &Emulator) {
     }
 }
 
+/// The extension's `shutdown summary` log line.
+pub fn summary(emu: &Emulator) -> serde_json::Value {
+    log_lines(emu)
+        .into_iter()
+        .find(|l| l["msg"] == "shutdown summary")
+        .expect("a summary line")
+}
+
 /// The extension's JSON log lines.
 pub fn log_lines(emu: &Emulator) -> Vec<serde_json::Value> {
     emu.extension_output(NAME)
