@@ -102,10 +102,6 @@ impl Batcher {
         self.seal(SealReason::Shutdown, now)
     }
 
-    pub fn buffered_records(&self) -> usize {
-        self.records.len()
-    }
-
     pub fn buffered_bytes(&self) -> u64 {
         self.body_bytes
     }
