@@ -6,10 +6,12 @@ use crate::actors::lifecycle::{LifecycleActor, Neighbours, Terminate};
 use crate::actors::receiver::{self, ReceiverState};
 use crate::actors::shipper::{ShipperActor, ShipperSettings};
 use crate::config::Api;
-use crate::config::{Config, ENV_INITIALIZATION_TYPE, Env, LogLevel, LogType, MANAGED_INSTANCES};
+use crate::config::{
+    Config, ENV_CA_BUNDLE, ENV_INITIALIZATION_TYPE, Env, LogLevel, LogType, MANAGED_INSTANCES,
+};
 use crate::lambda::client::{ExtensionsClient, Subscribed};
 use crate::lambda::requests::{LogsApi, Subscription};
-use crate::sink::{ObjectSettings, S3Sink, retry::DEFAULT_BACKOFF, spill::SpillDir};
+use crate::sink::{ObjectSettings, S3Sink, retry::DEFAULT_BACKOFF, spill::SpillDir, tls};
 use crate::{logging, stats::Counters};
 use actix::{Actor, Addr};
 use slog::{Logger, error, info, warn};
@@ -63,6 +65,20 @@ impl Init<'_> {
     }
 }
 
+/// The content of the `AWS_CA_BUNDLE` file, or an error naming the variable, the file and what it
+/// must hold.
+fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let bad = |why: String| {
+        format!(
+            "{ENV_CA_BUNDLE}={} cannot be used: {why}; it must name a readable PEM file of CA certificates",
+            path.display()
+        )
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    tls::check_ca_bundle(&pem).map_err(|e| bad(format!("the file {e}")))?;
+    Ok(pem)
+}
+
 /// Starts the extension. Must run inside an actix System. On a failure before the first `next` it
 /// has already reported `init/error` when it could; the error is the exit code.
 pub async fn start(
@@ -103,6 +119,35 @@ pub async fn start(
     }
     let config = parsed.config;
 
+    let ca_bundle = match config.ca_bundle.as_deref().map(read_ca_bundle).transpose() {
+        Ok(b) => b,
+        Err(message) => {
+            return Err(init.fail(None, "Extension.ConfigInvalid", &message).await);
+        }
+    };
+    // Started first: the client builds on its own thread while we bind, register and subscribe.
+    let sink = match s3 {
+        S3Config::StandardChain => S3Sink::from_env(
+            config.bucket.as_str(),
+            config.force_path_style,
+            config.create_bucket,
+            ca_bundle.as_deref(),
+        ),
+        S3Config::Given(shared) => S3Sink::new(
+            &shared,
+            config.bucket.as_str(),
+            config.force_path_style,
+            config.create_bucket,
+        ),
+    }
+    .with_objects(ObjectSettings {
+        sse: config.sse.clone(),
+        sse_kms_key_id: config.sse_kms_key_id.clone(),
+        storage_class: config.storage_class.clone(),
+        function_name: config.function_name.clone(),
+        function_version: config.function_version.clone(),
+    });
+
     // Listen before registering: a port that cannot be bound is an init error, not silent loss.
     let listener = match receiver::bind(config.listener_port) {
         Ok(l) => l,
@@ -128,29 +173,6 @@ pub async fn start(
         "managed_instances" => managed);
 
     let counters = Arc::new(Counters::default());
-    let sink = match s3 {
-        S3Config::StandardChain => {
-            S3Sink::from_env(
-                config.bucket.as_str(),
-                config.force_path_style,
-                config.create_bucket,
-            )
-            .await
-        }
-        S3Config::Given(shared) => S3Sink::new(
-            &shared,
-            config.bucket.as_str(),
-            config.force_path_style,
-            config.create_bucket,
-        ),
-    }
-    .with_objects(ObjectSettings {
-        sse: config.sse.clone(),
-        sse_kms_key_id: config.sse_kms_key_id.clone(),
-        storage_class: config.storage_class.clone(),
-        function_name: config.function_name.clone(),
-        function_version: config.function_version.clone(),
-    });
     let spill = match SpillDir::open(&config.spill_dir, config.spill_max_bytes) {
         Ok(s) => Some(s),
         Err(e) => {

@@ -78,6 +78,8 @@ pub const ENV_REGION: &str = "AWS_REGION";
 /// The SDK's endpoint overrides: when either is set, path-style addressing is the default.
 pub const ENV_ENDPOINT_URL_S3: &str = "AWS_ENDPOINT_URL_S3";
 pub const ENV_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
+/// A PEM file of extra root certificates for S3 connections, as the AWS CLI and other SDKs read it.
+pub const ENV_CA_BUNDLE: &str = "AWS_CA_BUNDLE";
 
 pub const DEFAULT_SHIP_RATE_BYTES: u64 = 4096;
 pub const DEFAULT_SHIP_RATE_INVOKES: u64 = 10;
@@ -256,6 +258,8 @@ pub struct Config {
     pub function_version: String,
     pub spill_dir: std::path::PathBuf,
     pub spill_max_bytes: u64,
+    /// `AWS_CA_BUNDLE`: read and checked at start, where a bad file is an init error.
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 /// A configuration the extension cannot run with.
@@ -450,6 +454,10 @@ impl Config {
                 function_version,
                 spill_dir,
                 spill_max_bytes,
+                ca_bundle: env
+                    .get(ENV_CA_BUNDLE)
+                    .filter(|p| !p.is_empty())
+                    .map(std::path::PathBuf::from),
             },
             warnings,
         })

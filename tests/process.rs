@@ -330,6 +330,70 @@ async fn a_missing_or_invalid_bucket_is_an_init_error_naming_the_variable() {
 }
 
 #[tokio::test]
+async fn aws_ca_bundle_adds_roots_and_a_bad_one_is_an_init_error() {
+    let l = layer();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "not a certificate\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    for (path, why) in [
+        (&bad, "the file holds no PEM certificate"),
+        (&missing, "No such file or directory (os error 2)"),
+    ] {
+        let mut emu = l
+            .function()
+            .env("AWS_CA_BUNDLE", path.to_string_lossy())
+            .start()
+            .await
+            .unwrap();
+        let err = emu.init().await.unwrap_err();
+        assert_eq!(
+            err.extension_error_type.as_deref(),
+            Some("Extension.ConfigInvalid")
+        );
+        assert_eq!(
+            err.message.unwrap(),
+            format!(
+                "AWS_CA_BUNDLE={} cannot be used: {why}; it must name a readable PEM file of CA certificates",
+                path.display()
+            )
+        );
+    }
+
+    // A valid bundle (here one public root) is accepted, and records ship as usual.
+    let good = dir.path().join("good.pem");
+    let root = webpki_root_certs::TLS_SERVER_ROOT_CERTS[0].as_ref();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(root);
+    std::fs::write(
+        &good,
+        format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n"),
+    )
+    .unwrap();
+    let mut emu = l
+        .function()
+        .env("AWS_CA_BUNDLE", good.to_string_lossy())
+        .start()
+        .await
+        .unwrap();
+    let report = emu
+        .run(&Script {
+            invocations: 3,
+            invoke: lines(5, 200),
+            gap: Duration::from_millis(2),
+            late_lines: 0,
+            concurrency: 1,
+        })
+        .await;
+    assert!(
+        report.init_failures.is_empty(),
+        "{:?}",
+        report.init_failures
+    );
+    assert_shipped_exactly_once(&emu);
+}
+
+#[tokio::test]
 async fn a_missing_bucket_is_created_lazily_at_the_first_write() {
     let l = layer();
     let mut emu = l

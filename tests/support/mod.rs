@@ -1,6 +1,7 @@
 //! Helpers: an extensions directory holding the extension binary under its real name, an emulator
 //! configured like a Lambda function using it, and readers of what landed in S3.
 
+use adaptive_batching_extension::sink;
 use lambda_emulator::{Emulator, EmulatorBuilder};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -73,7 +74,7 @@ pub fn sdk_config(ep: &lambda_emulator::s3::S3Endpoint) -> aws_config::SdkConfig
         .region(aws_config::Region::new(ep.region().to_string()))
         .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(creds))
         .endpoint_url(ep.url())
-        .http_client(adaptive_batching_extension::sink::http_client())
+        .http_client(sink::http_client(&sink::tls::trust_store(None)))
         .build()
 }
 
