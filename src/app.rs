@@ -5,7 +5,7 @@ use crate::actors::batch::{BatchActor, BatchSettings, ShipperHandles};
 use crate::actors::lifecycle::{LifecycleActor, Neighbours, Terminate};
 use crate::actors::receiver::{self, ReceiverState};
 use crate::actors::shipper::{ShipperActor, ShipperSettings};
-use crate::config::Api;
+use crate::config::{Api, ShipAt};
 use crate::config::{
     Config, ENV_CA_BUNDLE, ENV_INITIALIZATION_TYPE, Env, LogLevel, LogType, MANAGED_INSTANCES,
 };
@@ -199,6 +199,7 @@ pub async fn start(
             function_name: config.function_name.clone(),
             platform_records: config.log_types.contains(&LogType::Platform),
             managed_instances: managed,
+            ship_at: config.ship_at,
         },
         ShipperHandles {
             ship: shipper.clone().recipient(),
@@ -252,6 +253,7 @@ pub async fn start(
 
     let neighbours = Neighbours {
         invoke: batch.clone().recipient(),
+        runtime_done: (config.ship_at == ShipAt::EndOfInvoke).then(|| batch.clone().recipient()),
         late_records: batch.clone().recipient(),
         shutdown: batch.recipient(),
         flush: shipper.recipient(),

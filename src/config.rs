@@ -40,6 +40,7 @@ pub const ENV_SSE: &str = "ADAPTIVE_BATCHING_EXTENSION_SSE";
 pub const ENV_SSE_KMS_KEY_ID: &str = "ADAPTIVE_BATCHING_EXTENSION_SSE_KMS_KEY_ID";
 pub const ENV_STORAGE_CLASS: &str = "ADAPTIVE_BATCHING_EXTENSION_STORAGE_CLASS";
 pub const ENV_METRICS: &str = "ADAPTIVE_BATCHING_EXTENSION_METRICS";
+pub const ENV_SHIP_AT: &str = "ADAPTIVE_BATCHING_EXTENSION_SHIP_AT";
 pub const ENV_FUNCTION_VERSION: &str = "AWS_LAMBDA_FUNCTION_VERSION";
 /// S3's storage classes for PutObject.
 pub const STORAGE_CLASSES: [&str; 9] = [
@@ -260,6 +261,18 @@ pub struct Config {
     pub spill_max_bytes: u64,
     /// `AWS_CA_BUNDLE`: read and checked at start, where a bad file is an init error.
     pub ca_bundle: Option<std::path::PathBuf>,
+    pub ship_at: ShipAt,
+}
+
+/// When the invokes and time thresholds are checked (the bytes threshold is checked as records arrive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShipAt {
+    /// At the next INVOKE, as the sample does: the upload overlaps the next function run and costs
+    /// no post-runtime duration, but logs wait for the next invocation.
+    NextInvoke,
+    /// At this invoke's `platform.runtimeDone`, before `next`: fresher logs, paid for in
+    /// post-runtime duration (waiting for runtimeDone's delivery, and for the upload when one is due).
+    EndOfInvoke,
 }
 
 /// A configuration the extension cannot run with.
@@ -380,6 +393,23 @@ impl Config {
             one_of(env, ENV_METRICS, &["emf", "none"])?.as_deref(),
             Some("emf")
         );
+        let ship_at = match one_of(env, ENV_SHIP_AT, &["next-invoke", "end-of-invoke"])?.as_deref()
+        {
+            Some("end-of-invoke") if managed_instances => {
+                warnings.push(format!(
+                    "{ENV_SHIP_AT} \"end-of-invoke\": Lambda Managed Instances have no INVOKE event and no runtimeDone; thresholds are checked on a timer"
+                ));
+                ShipAt::NextInvoke
+            }
+            Some("end-of-invoke") if !log_types.contains(&LogType::Platform) => {
+                warnings.push(format!(
+                    "{ENV_SHIP_AT} \"end-of-invoke\" needs \"platform\" in {ENV_LOG_TYPES} (it waits for platform.runtimeDone); using \"next-invoke\""
+                ));
+                ShipAt::NextInvoke
+            }
+            Some("end-of-invoke") => ShipAt::EndOfInvoke,
+            _ => ShipAt::NextInvoke,
+        };
         let function_version = env
             .get(ENV_FUNCTION_VERSION)
             .unwrap_or_else(|| "$LATEST".into());
@@ -458,6 +488,7 @@ impl Config {
                     .get(ENV_CA_BUNDLE)
                     .filter(|p| !p.is_empty())
                     .map(std::path::PathBuf::from),
+                ship_at,
             },
             warnings,
         })

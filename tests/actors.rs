@@ -4,11 +4,11 @@
 use actix::prelude::*;
 use adaptive_batching_extension::actors::batch::{BatchActor, BatchSettings, ShipperHandles};
 use adaptive_batching_extension::actors::messages::{
-    Flush, IngestRecords, InvokeStarted, Pending, Restored, ShipBatch, Shutdown,
+    AwaitRuntimeDone, Flush, IngestRecords, InvokeStarted, Pending, Restored, ShipBatch, Shutdown,
 };
 use adaptive_batching_extension::actors::receiver::{self, ReceiverState};
 use adaptive_batching_extension::actors::shipper::{ShipperActor, ShipperSettings};
-use adaptive_batching_extension::config::Thresholds;
+use adaptive_batching_extension::config::{ShipAt, Thresholds};
 use adaptive_batching_extension::encode::Compression;
 use adaptive_batching_extension::lambda::records::{Kind, Record};
 use adaptive_batching_extension::object_key::KeyTemplate;
@@ -119,6 +119,15 @@ fn record(text: &'static str) -> Record {
 }
 
 fn batch_actor(probe: &Addr<Probe>, bytes: u64, invokes: u64) -> Addr<BatchActor> {
+    batch_actor_shipping_at(probe, bytes, invokes, ShipAt::NextInvoke)
+}
+
+fn batch_actor_shipping_at(
+    probe: &Addr<Probe>,
+    bytes: u64,
+    invokes: u64,
+    ship_at: ShipAt,
+) -> Addr<BatchActor> {
     let thresholds = Thresholds {
         bytes: NonZeroU64::new(bytes).unwrap(),
         invokes: NonZeroU64::new(invokes).unwrap(),
@@ -133,6 +142,7 @@ fn batch_actor(probe: &Addr<Probe>, bytes: u64, invokes: u64) -> Addr<BatchActor
         function_name: "fn".into(),
         platform_records: true,
         managed_instances: false,
+        ship_at,
     };
     let handles = ShipperHandles {
         ship: probe.clone().recipient(),
@@ -390,5 +400,111 @@ async fn shipper_spills_past_its_memory_bound_and_a_new_process_ships_the_spill_
         std::fs::read_dir(dir.path()).unwrap().count(),
         0,
         "shipped batches leave the disk"
+    );
+}
+
+fn runtime_done(request_id: &str) -> Record {
+    Record {
+        raw: Bytes::from(format!(
+            r#"{{"type":"platform.runtimeDone","record":{{"requestId":"{request_id}"}}}}"#
+        )),
+        kind: Kind::RuntimeDone,
+        request_id: Some(request_id.into()),
+    }
+}
+
+#[actix_rt::test]
+async fn end_of_invoke_seals_at_runtime_done_and_answers_after_the_batch_is_queued() {
+    let probe = Probe::default();
+    let p = probe.clone().start();
+    let batch = batch_actor_shipping_at(&p, 1 << 20, 1, ShipAt::EndOfInvoke);
+    batch
+        .send(InvokeStarted {
+            request_id: "r1".into(),
+        })
+        .await
+        .unwrap();
+    batch
+        .send(IngestRecords {
+            records: vec![record(r#"{"type":"function","record":"one"}"#)],
+        })
+        .await
+        .unwrap();
+    assert!(
+        probe.ships.lock().unwrap().is_empty(),
+        "INVOKE only counts: nothing sealed before runtimeDone"
+    );
+    let wait = batch.send(AwaitRuntimeDone {
+        request_id: "r1".into(),
+        until: Instant::now() + Duration::from_secs(30),
+    });
+    batch
+        .send(IngestRecords {
+            records: vec![runtime_done("r0"), runtime_done("r1")],
+        })
+        .await
+        .unwrap();
+    wait.await.unwrap();
+    let ships = probe.ships.lock().unwrap().clone();
+    assert_eq!(ships.len(), 1, "the invokes threshold (1) was met");
+    assert_eq!(
+        ships[0].body.as_ref(),
+        concat!(
+            r#"{"type":"function","record":"one"}"#,
+            "\n",
+            r#"{"type":"platform.runtimeDone","record":{"requestId":"r0"}}"#,
+            "\n",
+            r#"{"type":"platform.runtimeDone","record":{"requestId":"r1"}}"#,
+            "\n"
+        )
+        .as_bytes()
+    );
+
+    // A runtimeDone that arrived before the question is answered at once; one that never comes is
+    // given up at `until`, shipping what is due all the same.
+    batch
+        .send(InvokeStarted {
+            request_id: "r2".into(),
+        })
+        .await
+        .unwrap();
+    batch
+        .send(IngestRecords {
+            records: vec![runtime_done("r2")],
+        })
+        .await
+        .unwrap();
+    batch
+        .send(AwaitRuntimeDone {
+            request_id: "r2".into(),
+            until: Instant::now() + Duration::from_secs(30),
+        })
+        .await
+        .unwrap();
+    assert_eq!(probe.ships.lock().unwrap().len(), 2);
+    batch
+        .send(InvokeStarted {
+            request_id: "r3".into(),
+        })
+        .await
+        .unwrap();
+    batch
+        .send(IngestRecords {
+            records: vec![record(r#"{"type":"function","record":"three"}"#)],
+        })
+        .await
+        .unwrap();
+    batch
+        .send(AwaitRuntimeDone {
+            request_id: "r3".into(),
+            until: Instant::now() + Duration::from_millis(50),
+        })
+        .await
+        .unwrap();
+    let ships = probe.ships.lock().unwrap().clone();
+    assert_eq!(ships.len(), 3);
+    assert_eq!(
+        ships[2].body.as_ref(),
+        b"{\"type\":\"function\",\"record\":\"three\"}\n"
     );
 }

@@ -99,6 +99,7 @@ async fn lifecycle_actor_drives_invokes_and_the_shutdown_sequence() {
         let p = probe.start();
         let n = Neighbours {
             invoke: p.clone().recipient(),
+            runtime_done: None,
             late_records: p.clone().recipient(),
             shutdown: p.clone().recipient(),
             flush: p.recipient(),

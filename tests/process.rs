@@ -459,3 +459,40 @@ async fn sigterm_ships_what_is_buffered_and_exits_zero() {
     );
     assert_eq!(shipped, delivered);
 }
+
+#[tokio::test]
+async fn end_of_invoke_ships_an_invokes_lines_before_its_next_and_next_invoke_after() {
+    let l = layer();
+    for (ship_at, fresh) in [("end-of-invoke", true), ("next-invoke", false)] {
+        let mut emu = ship_rates(l.function(), 1 << 20, 1, 3_600_000)
+            .env("ADAPTIVE_BATCHING_EXTENSION_SHIP_AT", ship_at)
+            .start()
+            .await
+            .unwrap();
+        emu.init().await.unwrap();
+        for n in 1..=4 {
+            let rec = emu.invoke(lines(5, 200)).await;
+            assert_eq!(rec.status, InvokeStatus::Success);
+            // The report is frozen with the environment; once it is, what is in S3 is what the
+            // extension shipped before its `next`.
+            let shipped = shipped_lines(&emu).join("\n");
+            let this_invoke: Vec<String> = emu
+                .function_lines()
+                .iter()
+                .filter(|line| line.starts_with(&format!("invoke {:06} ", rec.seq)))
+                .cloned()
+                .collect();
+            assert_eq!(this_invoke.len(), 5);
+            for line in &this_invoke {
+                assert_eq!(
+                    shipped.contains(line.as_str()),
+                    fresh,
+                    "{ship_at}, invoke {n}: {line} in S3 before the next invoke"
+                );
+            }
+        }
+        emu.shutdown(0).await;
+        assert_shipped_exactly_once(&emu);
+        assert_clean_exit(&emu);
+    }
+}

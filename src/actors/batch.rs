@@ -9,10 +9,11 @@
 //! records of one invoke routinely arrive during the next or after SHUTDOWN.
 
 use super::messages::{
-    AwaitLateRecords, Flush, IngestRecords, InvokeStarted, Pending, Restored, ShipBatch, Shutdown,
+    AwaitLateRecords, AwaitRuntimeDone, Flush, IngestRecords, InvokeStarted, Pending, Restored,
+    ShipBatch, Shutdown,
 };
 use crate::batch::{Batch, Batcher};
-use crate::config::Thresholds;
+use crate::config::{ShipAt, Thresholds};
 use crate::encode;
 use crate::encode::Compression;
 use crate::lambda::records::Kind;
@@ -51,6 +52,8 @@ pub struct BatchSettings {
     pub platform_records: bool,
     /// Lambda Managed Instances: invocations counted from `platform.start`, thresholds on the timer.
     pub managed_instances: bool,
+    /// When the invokes and time thresholds are checked: at INVOKE, or at runtimeDone.
+    pub ship_at: ShipAt,
 }
 
 /// Where BatchActor sends sealed batches and asks for the final flush.
@@ -85,6 +88,10 @@ pub struct BatchActor {
     /// `platform.restoreStart`): the second sighting within [`RESTORE_DEBOUNCE`] is the same restore.
     last_restore: Option<Instant>,
     waiter: Option<LateRecordsWaiter>,
+    /// `SHIP_AT=end-of-invoke`: the runtimeDone LifecycleActor waits for, and the ones seen (it may
+    /// arrive before LifecycleActor asks).
+    runtime_done_waiter: Option<(String, oneshot::Sender<()>)>,
+    runtime_done_seen: VecDeque<String>,
     dropped_throttle: Throttle,
     /// How often the thresholds are checked while the environment runs.
     tick: Duration,
@@ -121,6 +128,8 @@ impl BatchActor {
             last_tick: (SystemTime::now(), now),
             last_restore: None,
             waiter: None,
+            runtime_done_waiter: None,
+            runtime_done_seen: VecDeque::new(),
             dropped_throttle: Throttle::default(),
             counters,
             log,
@@ -167,12 +176,50 @@ impl BatchActor {
     }
 
     fn send_object(&mut self, object: SealedObject, ctx: &mut Context<Self>) {
+        self.send_object_then(object, None, ctx);
+    }
+
+    /// [`Self::send_object`], then answers `queued` once the shipper holds the batch.
+    fn send_object_then(
+        &mut self,
+        object: SealedObject,
+        queued: Option<oneshot::Sender<()>>,
+        ctx: &mut Context<Self>,
+    ) {
         let send = self.shipper.ship.send(ShipBatch { object });
         ctx.wait(send.into_actor(self).map(|res, act, _| {
             if let Err(e) = res {
                 slog::error!(act.log, "the shipper is gone; a batch could not be queued"; "error" => e.to_string());
             }
+            if let Some(q) = queued {
+                let _ = q.send(());
+            }
         }));
+    }
+
+    /// `SHIP_AT=end-of-invoke`: once the awaited runtimeDone is in (or `give_up`: it was perhaps
+    /// dropped, or the deadline is near), checks the thresholds, queues a batch that is due, then
+    /// answers LifecycleActor, which calls `next` after the flush.
+    fn answer_runtime_done(&mut self, give_up: bool, ctx: &mut Context<Self>) {
+        let arrived = match &self.runtime_done_waiter {
+            Some((id, _)) => self.runtime_done_seen.contains(id),
+            None => return,
+        };
+        if !(arrived || give_up) {
+            return;
+        }
+        let Some((_, done)) = self.runtime_done_waiter.take() else {
+            return;
+        };
+        match self.batcher.check(Instant::now()) {
+            Some(b) => {
+                let object = self.seal(b, Utc::now(), Uuid::new_v4());
+                self.send_object_then(object, Some(done), ctx);
+            }
+            None => {
+                let _ = done.send(());
+            }
+        }
     }
 
     /// SnapStart restore: seal what the snapshot held under a key every copy derives alike, take a
@@ -262,6 +309,7 @@ impl Handler<IngestRecords> for BatchActor {
 
     fn handle(&mut self, msg: IngestRecords, ctx: &mut Context<Self>) {
         let now = Instant::now();
+        let mut dropped = false;
         for r in msg.records {
             // Our own EMF lines, back as `extension` records: metrics, not logs to ship.
             if crate::metrics::is_own_metrics_record(&r.raw) {
@@ -279,7 +327,11 @@ impl Handler<IngestRecords> for BatchActor {
                     self.open_requests.retain(|open| *open != id);
                     Self::remember(&mut self.reports_seen, id);
                 }
+                (Kind::RuntimeDone, Some(id)) if self.settings.ship_at == ShipAt::EndOfInvoke => {
+                    Self::remember(&mut self.runtime_done_seen, id);
+                }
                 (Kind::LogsDropped { records }, _) => {
+                    dropped = true;
                     Counters::add(&self.counters.lambda_dropped, records);
                     if let Some(n) = self
                         .dropped_throttle
@@ -300,6 +352,8 @@ impl Handler<IngestRecords> for BatchActor {
         self.last_ingest = now;
         self.last_ingest_wall = Utc::now();
         self.check_waiter();
+        // A runtimeDone Lambda dropped will never come: do not hold the invoke for it.
+        self.answer_runtime_done(dropped, ctx);
     }
 }
 
@@ -307,9 +361,38 @@ impl Handler<InvokeStarted> for BatchActor {
     type Result = ();
 
     fn handle(&mut self, _msg: InvokeStarted, ctx: &mut Context<Self>) {
-        if let Some(b) = self.batcher.on_invoke(Instant::now()) {
-            self.ship(b, ctx);
+        match self.settings.ship_at {
+            ShipAt::NextInvoke => {
+                if let Some(b) = self.batcher.on_invoke(Instant::now()) {
+                    self.ship(b, ctx);
+                }
+            }
+            // Checked when this invoke's runtimeDone is in, so its records are in the batch.
+            ShipAt::EndOfInvoke => self.batcher.count_invoke(),
         }
+    }
+}
+
+impl Handler<AwaitRuntimeDone> for BatchActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: AwaitRuntimeDone, ctx: &mut Context<Self>) -> Self::Result {
+        let (done, wait) = oneshot::channel();
+        let id = msg.request_id.clone();
+        self.runtime_done_waiter = Some((msg.request_id, done));
+        self.answer_runtime_done(false, ctx);
+        if self.runtime_done_waiter.is_some() {
+            let left = msg.until.saturating_duration_since(Instant::now());
+            ctx.run_later(left, move |act, ctx| {
+                if act.runtime_done_waiter.as_ref().is_some_and(|(w, _)| *w == id) {
+                    debug!(act.log, "no runtimeDone before the invoke's deadline"; "request_id" => &id);
+                    act.answer_runtime_done(true, ctx);
+                }
+            });
+        }
+        Box::pin(async move {
+            let _ = wait.await;
+        })
     }
 }
 

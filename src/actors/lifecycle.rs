@@ -3,7 +3,9 @@
 //! `next`, so nothing is left uploading when the environment freezes. SHUTDOWN (or SIGTERM/SIGINT)
 //! runs the shutdown sequence of design.md §4 once, and the process exits 0 before the deadline.
 
-use super::messages::{AwaitLateRecords, Flush, InvokeStarted, Pending, Shutdown};
+use super::messages::{
+    AwaitLateRecords, AwaitRuntimeDone, Flush, InvokeStarted, Pending, Shutdown,
+};
 use crate::lambda::client::ExtensionsClient;
 use crate::lambda::events::NextEvent;
 use crate::stats::Counters;
@@ -37,6 +39,8 @@ pub struct Terminate;
 /// The neighbours LifecycleActor talks to, each as the narrowest handle (tests put probes there).
 pub struct Neighbours {
     pub invoke: Recipient<InvokeStarted>,
+    /// Asked after INVOKE with `SHIP_AT=end-of-invoke`; `None` with `next-invoke`.
+    pub runtime_done: Option<Recipient<AwaitRuntimeDone>>,
     pub late_records: Recipient<AwaitLateRecords>,
     pub shutdown: Recipient<Shutdown>,
     pub flush: Recipient<Flush>,
@@ -209,10 +213,14 @@ impl Handler<PollNext> for LifecycleActor {
                 act.next_failures = 0;
                 act.last_request = Some(request_id.clone());
                 let invoke = act.n.invoke.clone();
+                let runtime_done = act.n.runtime_done.clone();
                 let flush = act.n.flush.clone();
                 let deadline = deadline_from_epoch_ms(deadline_ms);
                 let work = async move {
-                    let _ = invoke.send(InvokeStarted { request_id }).await;
+                    let _ = invoke.send(InvokeStarted { request_id: request_id.clone() }).await;
+                    if let Some(runtime_done) = runtime_done {
+                        let _ = runtime_done.send(AwaitRuntimeDone { request_id, until: deadline }).await;
+                    }
                     // Finish (or give up on, bounded) uploads before the environment may freeze.
                     let _ = flush.send(Flush { deadline, last: false }).await;
                 };

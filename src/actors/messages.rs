@@ -20,6 +20,17 @@ pub struct InvokeStarted {
     pub request_id: String,
 }
 
+/// Sent by LifecycleActor to BatchActor after an INVOKE with `SHIP_AT=end-of-invoke`: answered once
+/// `platform.runtimeDone` of `request_id` has arrived and the invokes and time thresholds were
+/// checked (a batch then due is queued at the shipper before the answer), when Lambda reports
+/// dropped records (runtimeDone may be among them), or at `until`.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct AwaitRuntimeDone {
+    pub request_id: String,
+    pub until: Instant,
+}
+
 /// Sent by LifecycleActor to BatchActor at SHUTDOWN: answered once Lambda has delivered what it
 /// still held (the `platform.report` of `request_id`, or on Managed Instances of every request with
 /// a `platform.start` and no report yet, then `quiet` without a delivery), or at `until`.

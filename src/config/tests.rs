@@ -313,3 +313,36 @@ fn memory_and_spill_bounds_default_from_the_function_memory() {
     assert_eq!(p.config.spill_dir, std::path::PathBuf::from("/var/spill"));
     assert_eq!(p.warnings.len(), 1);
 }
+
+#[test]
+fn ship_at_defaults_to_next_invoke_and_end_of_invoke_needs_runtime_done() {
+    assert_eq!(parse(&[]).config.ship_at, ShipAt::NextInvoke);
+    let p = parse(&[(ENV_SHIP_AT, "End-Of-Invoke")]);
+    assert_eq!(p.config.ship_at, ShipAt::EndOfInvoke);
+    assert!(p.warnings.is_empty());
+    assert_eq!(
+        Config::from_env(&env(&[(ENV_SHIP_AT, "later")])).unwrap_err(),
+        ConfigError::Invalid {
+            var: ENV_SHIP_AT,
+            value: "later".into(),
+            accepted: "one of \"next-invoke\", \"end-of-invoke\"".into()
+        }
+    );
+    let p = parse(&[
+        (ENV_SHIP_AT, "end-of-invoke"),
+        (ENV_LOG_TYPES, r#"["function"]"#),
+    ]);
+    assert_eq!(p.config.ship_at, ShipAt::NextInvoke);
+    assert_eq!(
+        p.warnings,
+        vec![
+            "ADAPTIVE_BATCHING_EXTENSION_SHIP_AT \"end-of-invoke\" needs \"platform\" in ADAPTIVE_BATCHING_EXTENSION_LOG_TYPES (it waits for platform.runtimeDone); using \"next-invoke\""
+        ]
+    );
+    let p = parse(&[
+        (ENV_SHIP_AT, "end-of-invoke"),
+        (ENV_INITIALIZATION_TYPE, MANAGED_INSTANCES),
+    ]);
+    assert_eq!(p.config.ship_at, ShipAt::NextInvoke);
+    assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+}
