@@ -47,25 +47,49 @@ pub fn ndjson(records: &[Bytes], size: u64) -> Bytes {
     body.freeze()
 }
 
-/// The object body of `records`, compressed as asked.
+/// The object body of `records`, compressed as asked. Records go to the compressor through a small
+/// staging buffer, never through a whole uncompressed copy of the batch: that would double the
+/// memory a large batch takes while it is sealed.
 pub fn body(records: &[Bytes], size: u64, compression: Compression) -> Bytes {
-    let plain = ndjson(records, size);
     // Writing into a Vec cannot fail; the results below are infallible in practice.
     match compression {
-        Compression::None => plain,
+        Compression::None => ndjson(records, size),
         Compression::Gzip(level) => {
-            let mut z = flate2::write::GzEncoder::new(
-                Vec::with_capacity(plain.len() / 4),
+            let z = flate2::write::GzEncoder::new(
+                Vec::with_capacity(size as usize / 4),
                 flate2::Compression::new(level),
             );
-            let _ = z.write_all(&plain);
-            Bytes::from(z.finish().unwrap_or_default())
+            let z = write_lines(records, size, z).and_then(|z| z.finish());
+            Bytes::from(z.unwrap_or_default())
         }
         Compression::Zstd(level) => {
-            Bytes::from(zstd::bulk::compress(&plain, level).unwrap_or_default())
+            let z = zstd::stream::write::Encoder::new(Vec::with_capacity(size as usize / 4), level)
+                .and_then(|mut z| {
+                    // The size is known: the frame says so, and zstd sizes its tables to it.
+                    z.set_pledged_src_size(Some(size))?;
+                    Ok(z)
+                });
+            let z = z
+                .and_then(|z| write_lines(records, size, z))
+                .and_then(|z| z.finish());
+            Bytes::from(z.unwrap_or_default())
         }
     }
 }
+
+/// Writes `records` as NDJSON lines to `w` through a staging buffer of at most 64 KiB.
+fn write_lines<W: Write>(records: &[Bytes], size: u64, w: W) -> std::io::Result<W> {
+    let mut staged = std::io::BufWriter::with_capacity((size as usize).min(STAGING), w);
+    for r in records {
+        staged.write_all(r)?;
+        staged.write_all(b"\n")?;
+    }
+    staged.into_inner().map_err(|e| e.into_error())
+}
+
+/// The staging buffer between records and a compressor: big enough that the compressor sees large
+/// writes, small next to a batch.
+const STAGING: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -81,6 +81,17 @@ pub fn record_time(raw: &[u8]) -> Option<String> {
         .map(Cow::into_owned)
 }
 
+/// The `type` of an element laid out as Lambda writes records, `{"time":"…","type":"…",…}`, read
+/// without parsing it again; `None` for any other layout (serde then reads it). Sound because the
+/// element is valid JSON already: with no escape in the time, its first quote ends it.
+fn lambda_type(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix(r#"{"time":""#)?;
+    let time_end = rest.find(['"', '\\'])?;
+    let rest = rest[time_end..].strip_prefix(r#"","type":""#)?;
+    let end = rest.find(['"', '\\'])?;
+    (rest.as_bytes()[end] == b'"').then(|| &rest[..end])
+}
+
 /// Splits `body` into records without copying them.
 pub fn parse_delivery(body: &Bytes) -> Result<Delivery, NotAnArray> {
     let elements: Vec<&RawValue> =
@@ -95,6 +106,15 @@ pub fn parse_delivery(body: &Bytes) -> Result<Delivery, NotAnArray> {
         // `RawValue` borrows from `body`, so its offset there gives a zero-copy slice.
         let start = text.as_ptr() as usize - base;
         let raw = body.slice(start..start + text.len());
+        // Function and extension lines (nearly all the bytes) need no second parse.
+        if lambda_type(text).is_some_and(|t| !t.starts_with("platform.")) {
+            out.records.push(Record {
+                raw,
+                kind: Kind::Other,
+                request_id: None,
+            });
+            continue;
+        }
         let (kind, request_id) = match serde_json::from_str::<Peek>(text) {
             Ok(p) => {
                 let kind = match p.kind.as_ref() {
@@ -163,6 +183,35 @@ mod tests {
         assert_eq!(d.records[1].kind, Kind::Other);
         // Zero-copy: the record points into the body.
         assert!(d.records[1].raw.as_ptr() >= body.as_ptr());
+    }
+
+    #[test]
+    fn the_type_is_read_from_lambdas_layout_and_anything_else_goes_to_serde() {
+        let t = lambda_type;
+        assert_eq!(
+            t(r#"{"time":"2020-08-20T12:31:32.123Z","type":"function","record":"x"}"#),
+            Some("function")
+        );
+        assert_eq!(
+            t(r#"{"time":"2020-08-20T12:31:32.123Z","type":"platform.start","record":{}}"#),
+            Some("platform.start")
+        );
+        for other in [
+            r#"{"type":"function","time":"2020-08-20T12:31:32.123Z"}"#,
+            r#"{"time": "2020-08-20T12:31:32.123Z","type":"function"}"#,
+            r#"{"time":"x\","type":"function","type":"platform.start"}"#,
+            r#"{"time":"2020-08-20T12:31:32.123Z","type":"plat\u0066orm.start"}"#,
+            r#"{"time":"2020-08-20T12:31:32.123Z","type":1}"#,
+        ] {
+            assert_eq!(t(other), None, "{other}");
+        }
+        // The escaped ones are still classified right, by serde.
+        let body = Bytes::from_static(
+            br#"[{"time":"2020-08-20T12:31:32.123Z","type":"platform.start","record":{"requestId":"r"}}]"#,
+        );
+        let d = parse_delivery(&body).unwrap();
+        assert_eq!(d.records[0].kind, Kind::Start);
+        assert_eq!(d.records[0].request_id.as_deref(), Some("r"));
     }
 
     #[test]
