@@ -29,7 +29,7 @@ type Scenario = (
     &'static [(&'static str, &'static str)],
 );
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` would pass other flags: run only for bench.
     if !std::env::args().any(|a| a == "--bench") {

@@ -20,7 +20,24 @@ fn extension_name() -> String {
         .unwrap_or_else(|| env!("CARGO_PKG_NAME").to_string())
 }
 
+/// glibc's malloc with one arena. Each of our threads (main, the listener's worker and acceptor,
+/// the S3 client's builder) would otherwise get an arena of its own that keeps its free pages: about
+/// 0.5 MB of resident memory in the steady benchmark. They rarely allocate at the same time, so the
+/// shared lock costs nothing measurable. (A fixed, low mmap threshold saved another 0.5-1 MB in
+/// bursts but cost 15 % more CPU: compressor state would be mapped and unmapped at every batch.)
+#[cfg(target_env = "gnu")]
+fn tune_malloc() {
+    // SAFETY: mallopt only sets an allocator parameter; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+#[cfg(not(target_env = "gnu"))]
+fn tune_malloc() {}
+
 fn main() -> ExitCode {
+    tune_malloc();
     let Ok(runtime_api) = std::env::var("AWS_LAMBDA_RUNTIME_API") else {
         eprintln!(
             "adaptive-batching-extension: AWS_LAMBDA_RUNTIME_API is not set; this program runs as a Lambda extension"
