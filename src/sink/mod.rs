@@ -248,7 +248,12 @@ impl S3Sink {
         let spawned = std::thread::Builder::new()
             .name("s3-client".into())
             .spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() {
+                // Timers and I/O too: without AWS_REGION (off Lambda) the region chain asks IMDS,
+                // with a timeout.
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
                     let _ = tx.send(rt.block_on(on_thread()));
                 }
             });
