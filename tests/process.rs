@@ -360,14 +360,11 @@ async fn aws_ca_bundle_adds_roots_and_a_bad_one_is_an_init_error() {
         );
     }
 
-    // A valid bundle (here one public root) is accepted, and records ship as usual.
+    // A valid bundle (here the bundled roots again) is accepted, and records ship as usual.
     let good = dir.path().join("good.pem");
-    let root = webpki_root_certs::TLS_SERVER_ROOT_CERTS[0].as_ref();
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(root);
     std::fs::write(
         &good,
-        format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n"),
+        adaptive_batching_extension::sink::tls::AMAZON_TRUST_SERVICES,
     )
     .unwrap();
     let mut emu = l
