@@ -3,8 +3,8 @@
 //! Scenarios: steady (1000 invokes × 5 lines × 200 B, with each `SHIP_AT`), bursty (40 × 2000 ×
 //! 300 B) and big records (50 × 20 × 50 KB). Each runs `ABE_RUNS` times (3); the table shows medians.
 //!
-//! `cargo build --release -p adaptive-batching-extension && cargo bench --bench end_to_end`
-//! (`ABE_BINARY` selects another build, for example the `dist` profile's.)
+//! `cargo build --profile dist -p adaptive-batching-extension && cargo bench --bench end_to_end`
+//! measures the layer's build (`ABE_BINARY` selects another, for example the release profile's).
 
 use lambda_emulator::{EmulatorBuilder, InvokeScript, Script};
 use std::path::PathBuf;
@@ -14,9 +14,10 @@ fn binary() -> PathBuf {
     if let Ok(p) = std::env::var("ABE_BINARY") {
         return PathBuf::from(p);
     }
+    // The layer's build: what users run.
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     PathBuf::from(target)
-        .join("release")
+        .join("dist")
         .join("adaptive-batching-extension")
 }
 
