@@ -460,9 +460,14 @@ async fn sigterm_ships_what_is_buffered_and_exits_zero() {
 #[tokio::test]
 async fn end_of_invoke_ships_an_invokes_lines_before_its_next_and_next_invoke_after() {
     let l = layer();
-    for (ship_at, fresh) in [("end-of-invoke", true), ("next-invoke", false)] {
+    for (ship_at, api, fresh) in [
+        ("end-of-invoke", "telemetry", true),
+        ("end-of-invoke", "logs", true),
+        ("next-invoke", "telemetry", false),
+    ] {
         let mut emu = ship_rates(l.function(), 1 << 20, 1, 3_600_000)
             .env("ADAPTIVE_BATCHING_EXTENSION_SHIP_AT", ship_at)
+            .env("ADAPTIVE_BATCHING_EXTENSION_API", api)
             .start()
             .await
             .unwrap();
@@ -484,7 +489,7 @@ async fn end_of_invoke_ships_an_invokes_lines_before_its_next_and_next_invoke_af
                 assert_eq!(
                     shipped.contains(line.as_str()),
                     fresh,
-                    "{ship_at}, invoke {n}: {line} in S3 before the next invoke"
+                    "{ship_at} ({api}), invoke {n}: {line} in S3 before the next invoke"
                 );
             }
         }
