@@ -6,19 +6,19 @@
 //! NoSuchBucket and bucket creation is on, the bucket is created in the function's region (with the
 //! LocationConstraint S3 requires outside us-east-1) and the write retried: never at init.
 
+mod connection;
 pub mod retry;
 pub mod spill;
 pub mod tls;
+
+pub use connection::http_client;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketLocationConstraint, CompletedMultipartUpload, CompletedPart, CreateBucketConfiguration,
 };
-use aws_smithy_http_client::tls::TrustStore;
 use bytes::Bytes;
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
 use retry::Backoff;
 use std::time::Instant;
 
@@ -131,21 +131,6 @@ impl ShipError {
     }
 }
 
-fn client(
-    shared: &aws_config::SdkConfig,
-    force_path_style: bool,
-    http: Option<aws_sdk_s3::config::SharedHttpClient>,
-) -> aws_sdk_s3::Client {
-    let mut conf = aws_sdk_s3::config::Builder::from(shared)
-        .force_path_style(force_path_style)
-        // Our own retry loop owns the policy (deadline-bounded, batch kept on failure).
-        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled());
-    if let Some(http) = http {
-        conf = conf.http_client(http);
-    }
-    aws_sdk_s3::Client::from_conf(conf.build())
-}
-
 /// Sets the headers every object is written with on a PutObject or CreateMultipartUpload builder
 /// (the two have the same setters): content type and encoding, encryption, storage class, user
 /// metadata, and a CRC32 checksum S3 verifies.
@@ -170,45 +155,16 @@ macro_rules! object_headers {
     }};
 }
 
-/// The HTTP client for S3: hyper with rustls (ring), HTTPS to AWS checked against `trust` (see
-/// [`tls`]), plain HTTP to a local endpoint.
-pub fn http_client(trust: &TrustStore) -> aws_sdk_s3::config::SharedHttpClient {
-    let tls = aws_smithy_http_client::tls::TlsContext::builder()
-        .with_trust_store(trust.clone())
-        .build()
-        // Building a context only moves its parts; the SDK reports no error from it.
-        .unwrap_or_default();
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .tls_context(tls)
-        .build_https()
-}
-
 /// The outcome of shipping one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shipped {
     pub attempts: u32,
 }
 
-/// The S3 client and the configuration it was built from (kept to rebuild it with new connections
-/// after a SnapStart restore).
-#[derive(Clone)]
-struct Connection {
-    client: aws_sdk_s3::Client,
-    shared: aws_config::SdkConfig,
-    /// The roots a rebuilt client trusts.
-    trust: TrustStore,
-}
-
-/// A connection that may still be being built.
-type PendingConnection = Shared<BoxFuture<'static, Connection>>;
-
 /// The S3 client and where it writes.
 #[derive(Clone)]
 pub struct S3Sink {
-    conn: PendingConnection,
+    conn: connection::PendingConnection,
     force_path_style: bool,
     bucket: String,
     create_bucket: bool,
@@ -216,56 +172,16 @@ pub struct S3Sink {
 }
 
 impl S3Sink {
-    /// Builds the client from the SDK's standard chain (`AWS_REGION`, the Lambda credentials,
-    /// `AWS_ENDPOINT_URL_S3`) on a thread of its own, and returns at once: the chain and the client
-    /// cost about 2.3 ms of CPU, which would otherwise be most of the cold start, and nothing needs
-    /// the client before the first upload. Makes no network call and reads no certificate store:
-    /// `ca_bundle` is the checked content of `AWS_CA_BUNDLE`.
+    /// A sink whose client the SDK's standard chain builds on a thread of its own: returns at once
+    /// (see `connection::load_on_thread`). `ca_bundle` is the checked content of `AWS_CA_BUNDLE`.
     pub fn from_env(
         bucket: &str,
         force_path_style: bool,
         create_bucket: bool,
         ca_bundle: Option<&[u8]>,
     ) -> Self {
-        let ca_bundle = ca_bundle.map(<[u8]>::to_vec);
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let load = move || {
-            let ca_bundle = ca_bundle.clone();
-            async move {
-                let trust = tls::trust_store(ca_bundle.as_deref());
-                let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .http_client(http_client(&trust))
-                    .load()
-                    .await;
-                Connection {
-                    client: client(&shared, force_path_style, None),
-                    shared,
-                    trust,
-                }
-            }
-        };
-        let on_thread = load.clone();
-        let spawned = std::thread::Builder::new()
-            .name("s3-client".into())
-            .spawn(move || {
-                // Timers and I/O too: without AWS_REGION (off Lambda) the region chain asks IMDS,
-                // with a timeout.
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    let _ = tx.send(rt.block_on(on_thread()));
-                }
-            });
-        let conn = async move {
-            match (spawned, rx.await) {
-                (Ok(_), Ok(conn)) => conn,
-                // No thread, or it failed: build it here.
-                _ => load().await,
-            }
-        };
         Self::build(
-            conn.boxed().shared(),
+            connection::load_on_thread(force_path_style, ca_bundle),
             bucket,
             force_path_style,
             create_bucket,
@@ -279,13 +195,8 @@ impl S3Sink {
         force_path_style: bool,
         create_bucket: bool,
     ) -> Self {
-        let conn = Connection {
-            client: client(shared, force_path_style, None),
-            shared: shared.clone(),
-            trust: tls::trust_store(None),
-        };
         Self::build(
-            futures::future::ready(conn).boxed().shared(),
+            connection::ready(shared, force_path_style),
             bucket,
             force_path_style,
             create_bucket,
@@ -293,7 +204,7 @@ impl S3Sink {
     }
 
     fn build(
-        conn: PendingConnection,
+        conn: connection::PendingConnection,
         bucket: &str,
         force_path_style: bool,
         create_bucket: bool,
@@ -344,17 +255,7 @@ impl S3Sink {
 
     /// A new client with a new connection pool: connections from before a snapshot are stale.
     pub fn reconnect(&mut self) {
-        let (old, force_path_style) = (self.conn.clone(), self.force_path_style);
-        self.conn = async move {
-            let Connection { shared, trust, .. } = old.await;
-            Connection {
-                client: client(&shared, force_path_style, Some(http_client(&trust))),
-                shared,
-                trust,
-            }
-        }
-        .boxed()
-        .shared();
+        self.conn = connection::reconnect(self.conn.clone(), self.force_path_style);
     }
 
     /// One attempt at writing `obj`.
