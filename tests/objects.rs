@@ -150,21 +150,11 @@ async fn zstd_objects_keep_the_samples_layout_with_a_zst_suffix() {
 #[tokio::test]
 async fn a_template_without_uuid_is_an_init_error_that_says_why() {
     let l = layer();
-    let mut emu = l
-        .function()
-        .env(
-            "ADAPTIVE_BATCHING_EXTENSION_KEY_TEMPLATE",
-            "logs/{yyyy}/{epoch_ms}.log",
-        )
-        .start()
-        .await
-        .unwrap();
-    let err = emu.init().await.unwrap_err();
-    assert_eq!(
-        err.extension_error_type.as_deref(),
-        Some("Extension.ConfigInvalid")
-    );
-    let message = err.message.unwrap();
+    let message = config_error(l.function().env(
+        "ADAPTIVE_BATCHING_EXTENSION_KEY_TEMPLATE",
+        "logs/{yyyy}/{epoch_ms}.log",
+    ))
+    .await;
     assert!(
         message.starts_with(
             "ADAPTIVE_BATCHING_EXTENSION_KEY_TEMPLATE \"logs/{yyyy}/{epoch_ms}.log\" has no {uuid}"

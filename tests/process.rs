@@ -11,6 +11,17 @@ fn lines(n: usize, bytes: usize) -> InvokeScript {
     script(n, bytes, 10)
 }
 
+/// `invocations` one at a time, 2 ms frozen between them, nothing held at SHUTDOWN.
+fn sequential(invocations: u64, invoke: InvokeScript) -> Script {
+    Script {
+        invocations,
+        invoke,
+        gap: Duration::from_millis(2),
+        late_lines: 0,
+        concurrency: 1,
+    }
+}
+
 fn assert_clean_exit(emu: &lambda_emulator::Emulator) {
     let report = emu.report();
     let ext = report.extensions.last().expect("an extension ran");
@@ -32,15 +43,7 @@ fn assert_clean_exit(emu: &lambda_emulator::Emulator) {
 async fn defaults_over_100_invokes_ship_every_record_exactly_once() {
     let l = layer();
     let mut emu = l.function().start().await.unwrap();
-    let report = emu
-        .run(&Script {
-            invocations: 100,
-            invoke: lines(5, 200),
-            gap: Duration::from_millis(2),
-            late_lines: 0,
-            concurrency: 1,
-        })
-        .await;
+    let report = emu.run(&sequential(100, lines(5, 200))).await;
     assert!(
         report.init_failures.is_empty(),
         "{:?}",
@@ -90,14 +93,7 @@ async fn bytes_threshold_alone_seals_when_the_body_reaches_it() {
         .start()
         .await
         .unwrap();
-    emu.run(&Script {
-        invocations: 12,
-        invoke: lines(4, 300),
-        gap: Duration::from_millis(2),
-        late_lines: 0,
-        concurrency: 1,
-    })
-    .await;
+    emu.run(&sequential(12, lines(4, 300))).await;
     assert_shipped_exactly_once(&emu);
     let sealed_at_shutdown = emu.s3().writes().last().unwrap().key.clone();
     for o in emu.s3().objects(BUCKET) {
@@ -131,14 +127,7 @@ async fn invokes_threshold_alone_ships_every_n_invokes() {
         .start()
         .await
         .unwrap();
-    emu.run(&Script {
-        invocations: 9,
-        invoke: lines(2, 100),
-        gap: Duration::from_millis(2),
-        late_lines: 0,
-        concurrency: 1,
-    })
-    .await;
+    emu.run(&sequential(9, lines(2, 100))).await;
     assert_shipped_exactly_once(&emu);
     // Ships at INVOKE 3, 6 and 9, then the rest at SHUTDOWN.
     assert_eq!(emu.s3().writes().len(), 4);
@@ -182,15 +171,7 @@ async fn s3_failing_for_a_while_then_recovering_loses_nothing() {
         .start()
         .await
         .unwrap();
-    let report = emu
-        .run(&Script {
-            invocations: 12,
-            invoke: lines(3, 150),
-            gap: Duration::from_millis(2),
-            late_lines: 0,
-            concurrency: 1,
-        })
-        .await;
+    let report = emu.run(&sequential(12, lines(3, 150))).await;
     assert_eq!(report.invocations.success, 12);
     assert!(report.s3.injected_faults == 9);
     assert_shipped_exactly_once(&emu);
@@ -305,26 +286,16 @@ async fn a_taken_port_is_an_init_error_naming_it() {
 #[tokio::test]
 async fn a_missing_or_invalid_bucket_is_an_init_error_naming_the_variable() {
     let l = layer();
-    let mut emu = l.bare().start().await.unwrap();
-    let err = emu.init().await.unwrap_err();
     assert_eq!(
-        err.extension_error_type.as_deref(),
-        Some("Extension.ConfigInvalid")
+        config_error(l.bare()).await,
+        "ADAPTIVE_BATCHING_EXTENSION_S3_BUCKET is required: set it to the name of the bucket that receives the logs"
     );
-    assert_eq!(
-        err.message.as_deref(),
-        Some(
-            "ADAPTIVE_BATCHING_EXTENSION_S3_BUCKET is required: set it to the name of the bucket that receives the logs"
-        )
-    );
-    let mut emu = l
-        .bare()
-        .env("ADAPTIVE_BATCHING_EXTENSION_S3_BUCKET", "Bad_Bucket")
-        .start()
-        .await
-        .unwrap();
-    let err = emu.init().await.unwrap_err();
-    assert!(err.message.unwrap().starts_with(
+    let message = config_error(
+        l.bare()
+            .env("ADAPTIVE_BATCHING_EXTENSION_S3_BUCKET", "Bad_Bucket"),
+    )
+    .await;
+    assert!(message.starts_with(
         "ADAPTIVE_BATCHING_EXTENSION_S3_BUCKET \"Bad_Bucket\" is not a valid S3 bucket name"
     ));
 }
@@ -340,19 +311,8 @@ async fn aws_ca_bundle_adds_roots_and_a_bad_one_is_an_init_error() {
         (&bad, "the file holds no PEM certificate"),
         (&missing, "No such file or directory (os error 2)"),
     ] {
-        let mut emu = l
-            .function()
-            .env("AWS_CA_BUNDLE", path.to_string_lossy())
-            .start()
-            .await
-            .unwrap();
-        let err = emu.init().await.unwrap_err();
         assert_eq!(
-            err.extension_error_type.as_deref(),
-            Some("Extension.ConfigInvalid")
-        );
-        assert_eq!(
-            err.message.unwrap(),
+            config_error(l.function().env("AWS_CA_BUNDLE", path.to_string_lossy())).await,
             format!(
                 "AWS_CA_BUNDLE={} cannot be used: {why}; it must name a readable PEM file of CA certificates",
                 path.display()
@@ -373,15 +333,7 @@ async fn aws_ca_bundle_adds_roots_and_a_bad_one_is_an_init_error() {
         .start()
         .await
         .unwrap();
-    let report = emu
-        .run(&Script {
-            invocations: 3,
-            invoke: lines(5, 200),
-            gap: Duration::from_millis(2),
-            late_lines: 0,
-            concurrency: 1,
-        })
-        .await;
+    let report = emu.run(&sequential(3, lines(5, 200))).await;
     assert!(
         report.init_failures.is_empty(),
         "{:?}",

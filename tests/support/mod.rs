@@ -134,6 +134,17 @@ pub fn objects(emu: &Emulator) -> BTreeMap<String, Vec<String>> {
     out
 }
 
+/// Starts `b` and expects init to fail with `Extension.ConfigInvalid`: the message reported.
+pub async fn config_error(b: EmulatorBuilder) -> String {
+    let mut emu = b.start().await.expect("emulator");
+    let err = emu.init().await.expect_err("init fails");
+    assert_eq!(
+        err.extension_error_type.as_deref(),
+        Some("Extension.ConfigInvalid")
+    );
+    err.message.expect("a message")
+}
+
 /// Every line of every object.
 pub fn shipped_lines(emu: &Emulator) -> Vec<String> {
     objects(emu).into_values().flatten().collect()
