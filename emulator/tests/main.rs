@@ -8,4 +8,5 @@ mod extensions_api;
 mod lifecycle;
 mod managed_instances;
 mod s3_endpoint;
+mod s3_rules;
 mod snap_start;

@@ -1,45 +1,12 @@
 //! The S3 endpoint, driven by the official AWS SDK (aws-chunked bodies, checksums, SigV4).
 
-use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use crate::support::{s3_client as client, s3_code as code};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass,
 };
 use lambda_emulator::s3::{Faults, Injected, S3Endpoint};
 use std::time::{Duration, Instant};
-
-fn client(ep: &S3Endpoint, secret: Option<&str>, retries: u32) -> Client {
-    let c = ep.credentials();
-    let creds = Credentials::new(
-        &c.access_key_id,
-        secret.unwrap_or(&c.secret_access_key),
-        Some(c.session_token.clone()),
-        None,
-        "emulator",
-    );
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(ep.region().to_string()))
-        .credentials_provider(creds)
-        .endpoint_url(ep.url())
-        .force_path_style(true)
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .retry_config(
-            aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(retries + 1),
-        )
-        .build();
-    Client::from_conf(conf)
-}
-
-fn code<E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug>(
-    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> String {
-    match e {
-        aws_sdk_s3::error::SdkError::ServiceError(s) => s.err().code().unwrap_or("").to_string(),
-        other => format!("{other:?}"),
-    }
-}
 
 #[tokio::test]
 async fn put_get_list_with_headers_metadata_and_checksums() {

@@ -1,22 +1,48 @@
 //! The S3 endpoint: a real S3-protocol server on 127.0.0.1 (path-style, SigV4 verified against the
-//! credentials it hands out), in memory, with fault injection and a log of every request.
+//! credentials it hands out), in memory, with S3's rules at the edges ([`rules`]), its time limits
+//! on connections ([`conn`]), fault injection and a log of every request.
 
+mod conn;
 mod faults;
+pub mod rules;
 mod store;
 
-pub use faults::{Faults, Injected};
+pub use faults::{Faults, Injected, Refusal, prefix_of};
 pub use store::{StoredObject, WriteRecord};
 
 use crate::platform::state::lock;
 use bytes::Bytes;
-use http_body_util::BodyExt;
+use faults::PrefixBuckets;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use store::Store;
 use tokio::net::TcpListener;
+
+/// S3's time limits on connections (spec §3). Neither is documented; client reports put the
+/// socket timeout at about 20 s, and we take the same for idle keep-alive connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A request whose body sends nothing for this long is answered 400 RequestTimeout and its
+    /// connection closed.
+    pub socket: Duration,
+    /// A keep-alive connection with no request and no byte for this long is closed.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            socket: Duration::from_secs(20),
+            idle: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Freezes the extensions for a while (installed by the emulator; see [`Faults::freeze_next_writes`]).
+pub type Freezer = Arc<dyn Fn(Duration) + Send + Sync>;
 
 /// The credentials the endpoint accepts (handed to the extensions as the function's role would be).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,10 +63,19 @@ pub struct S3RequestRecord {
     pub injected: Option<Injected>,
     /// The body came `aws-chunked` (SigV4 streaming, possibly with trailing checksums).
     pub aws_chunked: bool,
+    /// The object key (percent-decoded), for requests on an object.
+    pub key: Option<String>,
+    /// Bytes of the request body as received.
+    pub body_bytes: usize,
+    /// The S3 error code of a 4xx/5xx answer (the endpoint's own or the store's).
+    pub error_code: Option<String>,
 }
 
 struct EndpointState {
     faults: Faults,
+    timeouts: Timeouts,
+    prefixes: PrefixBuckets,
+    freezer: Option<Freezer>,
     puts: u64,
     requests: Vec<S3RequestRecord>,
 }
@@ -59,6 +94,11 @@ pub struct S3Endpoint {
 impl S3Endpoint {
     /// Starts an endpoint on 127.0.0.1 (an ephemeral port).
     pub async fn start(region: &str) -> std::io::Result<Self> {
+        Self::start_with(region, Timeouts::default()).await
+    }
+
+    /// Starts an endpoint with the given connection time limits.
+    pub async fn start_with(region: &str, timeouts: Timeouts) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let started = Instant::now();
@@ -82,6 +122,9 @@ impl S3Endpoint {
             store,
             state: Arc::new(Mutex::new(EndpointState {
                 faults: Faults::default(),
+                timeouts,
+                prefixes: PrefixBuckets::default(),
+                freezer: None,
                 puts: 0,
                 requests: Vec::new(),
             })),
@@ -96,14 +139,22 @@ impl S3Endpoint {
                 let ep = ep.clone();
                 let service = service.clone();
                 tokio::spawn(async move {
+                    let idle = lock(&ep.state).timeouts.idle;
+                    let (io, activity) = conn::Tracked::new(stream);
+                    let busy = activity.clone();
                     let svc = hyper::service::service_fn(move |req| {
                         let ep = ep.clone();
                         let service = service.clone();
-                        async move { ep.handle(service, req).await }
+                        let guard = busy.request();
+                        async move {
+                            let r = ep.handle(service, req).await;
+                            drop(guard);
+                            r
+                        }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let connection = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(io), svc);
+                    conn::close_when_idle(connection, &activity, idle).await;
                 });
             }
         });
@@ -119,62 +170,119 @@ impl S3Endpoint {
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
         let operation = operation(&method, &path, &query);
+        let key = object_key(&path);
         let aws_chunked = req
             .headers()
             .get("x-amz-content-sha256")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("STREAMING-"));
-        let is_put = operation == "PutObject" || operation == "UploadPart";
-        let (injected, latency) = {
+        let kind = faults::Kind {
+            put: operation == "PutObject" || operation == "UploadPart",
+            write: is_write(operation),
+        };
+        let since_start = self.started.elapsed();
+        let (mut injected, latency, timeouts, freezer) = {
             let mut st = lock(&self.state);
-            if is_put {
+            if kind.put {
                 st.puts += 1;
             }
             let seq = st.puts;
             let latency = st.faults.latency;
-            (
-                faults::decide(&mut st.faults, is_put, seq, self.started.elapsed()),
-                latency,
-            )
+            let mut injected = faults::decide(&mut st.faults, kind, seq, since_start);
+            if injected.is_none()
+                && kind.write
+                && let (Some(rate), Some(k)) = (st.faults.prefix_write_rate, key.as_deref())
+                && !st.prefixes.admit(k, rate, since_start)
+            {
+                injected = Some(Injected::PrefixSlowDown);
+            }
+            let freezer = st.freezer.clone().map(|f| (f, st.faults.freeze_for));
+            (injected, latency, st.timeouts, freezer)
         };
-        let record = S3RequestRecord {
-            at_ms: crate::clock::ms(self.started.elapsed()),
+        let mut record = S3RequestRecord {
+            at_ms: crate::clock::ms(since_start),
             method,
             path,
             operation: operation.to_string(),
             status: 0,
             injected,
             aws_chunked,
+            key,
+            body_bytes: 0,
+            error_code: None,
         };
+        if injected == Some(Injected::Freeze) {
+            if let Some((freeze, d)) = freezer {
+                freeze(d);
+            }
+            injected = None;
+        }
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        let response = match injected {
-            Some(Injected::ConnectionReset) => {
-                self.log(record, 0);
-                // An error from the service makes hyper drop the connection without an answer.
-                return Err(std::io::Error::other("injected connection reset"));
-            }
-            Some(i) => {
-                // Drain the body so the client sees the answer rather than a broken pipe.
-                let _ = req.into_body().collect().await;
-                let (status, code, message) = faults::error_document(i);
-                let body = format!(
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message><RequestId>emulated</RequestId></Error>"
+        if injected == Some(Injected::ConnectionReset) {
+            self.log(record, 0);
+            // An error from the service makes hyper drop the connection without an answer.
+            return Err(std::io::Error::other("injected connection reset"));
+        }
+        // S3 reads the whole body before it answers, and gives up on one that stalls (spec §3).
+        let (parts, body) = req.into_parts();
+        let body = match conn::read_body(body, timeouts.socket).await {
+            Ok(b) => b,
+            Err(conn::BodyError::Stalled(got)) => {
+                record.body_bytes = got;
+                let response = error_response(
+                    400,
+                    "RequestTimeout",
+                    "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.",
+                    true,
                 );
-                http::Response::builder()
-                    .status(status)
-                    .header("content-type", "application/xml")
-                    .body(s3s::Body::from(Bytes::from(body)))
-                    .expect("a static response")
+                self.log_answer(record, &response);
+                return Ok(response);
             }
-            None => service
-                .call(req.map(s3s::Body::from))
-                .await
-                .map_err(|e| std::io::Error::other(format!("{e:?}")))?,
+            Err(conn::BodyError::Gone(e)) => {
+                self.log(record, 0);
+                return Err(std::io::Error::other(e));
+            }
         };
-        self.log(record, response.status().as_u16());
+        record.body_bytes = body.len();
+        let response = match injected {
+            Some(i) => {
+                let (status, code, message) = faults::error_document(i);
+                error_response(status, code, message, false)
+            }
+            None => {
+                let req = http::Request::from_parts(parts, s3s::Body::from(body));
+                let mut response = service
+                    .call(req)
+                    .await
+                    .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+                if !response.status().is_success() {
+                    // The store's errors are small XML documents: read the code for the log.
+                    let (parts, body) = response.into_parts();
+                    let bytes = http_body_util::BodyExt::collect(body)
+                        .await
+                        .map(|c| c.to_bytes())
+                        .unwrap_or_default();
+                    record.error_code = error_code(&bytes);
+                    response = http::Response::from_parts(parts, s3s::Body::from(bytes));
+                }
+                response
+            }
+        };
+        self.log_answer(record, &response);
         Ok(response)
+    }
+
+    fn log_answer(&self, mut record: S3RequestRecord, response: &http::Response<s3s::Body>) {
+        if record.error_code.is_none() && !response.status().is_success() {
+            record.error_code = response
+                .headers()
+                .get("x-emulator-error-code")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+        }
+        self.log(record, response.status().as_u16());
     }
 
     fn log(&self, mut record: S3RequestRecord, status: u16) {
@@ -213,6 +321,17 @@ impl S3Endpoint {
         edit(&mut lock(&self.state).faults);
     }
 
+    /// Changes the connection time limits (for connections accepted from now on, and for the
+    /// socket timeout of every request from now on).
+    pub fn set_timeouts(&self, timeouts: Timeouts) {
+        lock(&self.state).timeouts = timeouts;
+    }
+
+    /// Installs what [`Faults::freeze_next_writes`] calls (the emulator freezes its extensions).
+    pub fn set_freezer(&self, freezer: Freezer) {
+        lock(&self.state).freezer = Some(freezer);
+    }
+
     /// Every object of `bucket`, by key.
     pub fn objects(&self, bucket: &str) -> Vec<StoredObject> {
         lock(&self.store.inner)
@@ -243,6 +362,77 @@ impl S3Endpoint {
     pub fn requests(&self) -> Vec<S3RequestRecord> {
         lock(&self.state).requests.clone()
     }
+}
+
+/// An S3 error document, as the endpoint answers an injected fault or a timeout.
+fn error_response(
+    status: u16,
+    code: &str,
+    message: &str,
+    close: bool,
+) -> http::Response<s3s::Body> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message><RequestId>emulated</RequestId></Error>"
+    );
+    let mut b = http::Response::builder()
+        .status(status)
+        .header("content-type", "application/xml")
+        .header("x-emulator-error-code", code);
+    if close {
+        b = b.header("connection", "close");
+    }
+    b.body(s3s::Body::from(Bytes::from(body)))
+        .expect("a static response")
+}
+
+/// The `<Code>` of an S3 error document.
+fn error_code(xml: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(xml).ok()?;
+    let start = text.find("<Code>")? + "<Code>".len();
+    let end = start + text[start..].find("</Code>")?;
+    Some(text[start..end].to_string())
+}
+
+/// Operations of S3's PUT/COPY/POST/DELETE price class on an object (what refusals and the
+/// per-prefix rate apply to).
+fn is_write(operation: &str) -> bool {
+    matches!(
+        operation,
+        "PutObject"
+            | "UploadPart"
+            | "CreateMultipartUpload"
+            | "CompleteMultipartUpload"
+            | "AbortMultipartUpload"
+    )
+}
+
+/// The object key of a path-style request (`/bucket/key`), percent-decoded.
+fn object_key(path: &str) -> Option<String> {
+    let (_, key) = path.trim_start_matches('/').split_once('/')?;
+    if key.is_empty() {
+        return None;
+    }
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Names the S3 operation of a path-style request.
@@ -297,5 +487,19 @@ mod tests {
             "ListObjectsV2"
         );
         assert_eq!(operation("HEAD", "/logs", ""), "HeadBucket");
+    }
+
+    #[test]
+    fn keys_are_decoded_and_error_codes_read() {
+        assert_eq!(
+            super::object_key("/logs/function%3Dx/dt%3D1/a.gz").as_deref(),
+            Some("function=x/dt=1/a.gz")
+        );
+        assert_eq!(super::object_key("/logs"), None);
+        assert_eq!(super::object_key("/logs/100%"), Some("100%".into()));
+        assert_eq!(
+            super::error_code(b"<Error><Code>EntityTooSmall</Code></Error>").as_deref(),
+            Some("EntityTooSmall")
+        );
     }
 }

@@ -3,7 +3,9 @@
 //! type and encoding, server-side encryption, storage class, user metadata, checksums — so tests can
 //! assert them, and every successful write is kept in a history.
 
+use super::rules;
 use crate::platform::state::lock;
+use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use futures::TryStreamExt;
 use md5::{Digest, Md5};
@@ -49,7 +51,9 @@ pub struct WriteRecord {
 
 struct Upload {
     template: StoredObject,
-    parts: BTreeMap<i32, (Bytes, String)>,
+    /// The checksum CreateMultipartUpload declared (algorithm and type).
+    declared: Option<rules::Declared>,
+    parts: BTreeMap<i32, (Bytes, rules::StoredPart)>,
 }
 
 #[derive(Default)]
@@ -150,6 +154,29 @@ struct Claimed {
     crc64nvme: Option<String>,
     algorithm: Option<ChecksumAlgorithm>,
     content_md5: Option<String>,
+}
+
+impl Claimed {
+    /// The algorithms whose checksum the client sent (headers or `aws-chunked` trailers).
+    fn sent(&self, trailers: Option<&s3s::TrailingHeaders>) -> Vec<&'static str> {
+        let in_trailer = |name: &str| {
+            trailers.is_some_and(|t| {
+                t.read(|h| h.contains_key(format!("x-amz-checksum-{name}").as_str()))
+                    .unwrap_or(false)
+            })
+        };
+        [
+            ("crc32", self.crc32.is_some()),
+            ("crc32c", self.crc32c.is_some()),
+            ("crc64nvme", self.crc64nvme.is_some()),
+            ("sha1", self.sha1.is_some()),
+            ("sha256", self.sha256.is_some()),
+        ]
+        .into_iter()
+        .filter(|(a, header)| *header || in_trailer(a))
+        .map(|(a, _)| a)
+        .collect()
+    }
 }
 
 /// The [`Claimed`] checksums of a PutObject or UploadPart input (the fields have the same names).
@@ -261,6 +288,101 @@ fn verify(
     Ok(out)
 }
 
+/// `x-amz-decoded-content-length`, which an `aws-chunked` body must decode to.
+fn decoded_length_header(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get("x-amz-decoded-content-length")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Checksums by lower-case algorithm, from the five optional fields in [`rules::ALGORITHMS`]' order.
+fn checksum_map(values: [Option<String>; 5]) -> BTreeMap<String, String> {
+    rules::ALGORITHMS
+        .iter()
+        .zip(values)
+        .filter_map(|(a, v)| v.map(|v| (a.to_string(), v)))
+        .collect()
+}
+
+/// S3's multipart ETag: the MD5 of the concatenated binary part MD5s, `-`, the part count.
+fn multipart_etag<'a>(part_etags: impl Iterator<Item = &'a str>) -> String {
+    let mut raw = Vec::new();
+    let mut n = 0;
+    for h in part_etags {
+        n += 1;
+        raw.extend(
+            (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap_or(0)),
+        );
+    }
+    format!("{}-{n}", md5_hex(&raw))
+}
+
+/// The checksum of an assembled multipart object (UG Checking object integrity, "Using part-level
+/// checksums for multipart uploads"): `COMPOSITE` is the algorithm over the concatenated binary
+/// part checksums, `-` and the part count; `FULL_OBJECT` is the algorithm over the whole body, and
+/// a whole-object checksum sent with Complete must match it (`BadDigest`).
+fn object_checksum(
+    up: &Upload,
+    numbers: &[i32],
+    body: &[u8],
+    sent: &BTreeMap<String, String>,
+) -> S3Result<Option<(String, String)>> {
+    let Some(d) = &up.declared else {
+        return Ok(None);
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let value = match d.kind {
+        rules::ChecksumType::FullObject => {
+            let whole = hash(&d.algorithm, body);
+            if sent.get(&d.algorithm).is_some_and(|s| *s != whole) {
+                return Err(s3_error!(
+                    BadDigest,
+                    "The {} you specified for the full object did not match what was computed",
+                    d.algorithm
+                ));
+            }
+            whole
+        }
+        rules::ChecksumType::Composite => {
+            let mut concat = Vec::new();
+            for n in numbers {
+                let part = up.parts[n].1.checksums.get(&d.algorithm);
+                concat.extend(part.and_then(|c| b64.decode(c).ok()).unwrap_or_default());
+            }
+            format!("{}-{}", hash(&d.algorithm, &concat), numbers.len())
+        }
+    };
+    Ok(Some((d.algorithm.clone(), value)))
+}
+
+/// The base64 checksum of `data` with `algorithm` (lower case), as S3 reports it.
+fn hash(algorithm: &str, data: &[u8]) -> String {
+    let mut h = s3s::checksum::ChecksumHasher::default();
+    match algorithm {
+        "crc32" => h.crc32 = Some(Default::default()),
+        "crc32c" => h.crc32c = Some(Default::default()),
+        "crc64nvme" => h.crc64nvme = Some(Default::default()),
+        "sha1" => h.sha1 = Some(Default::default()),
+        _ => h.sha256 = Some(Default::default()),
+    }
+    h.update(data);
+    let c = h.finalize();
+    [
+        c.checksum_crc32,
+        c.checksum_crc32c,
+        c.checksum_crc64nvme,
+        c.checksum_sha1,
+        c.checksum_sha256,
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+    .unwrap_or_default()
+}
+
 fn base64_decode_hex(s: &str) -> Option<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut bits = 0u32;
@@ -333,9 +455,13 @@ impl S3 for Store {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let trailers = req.trailing_headers;
+        let decoded = decoded_length_header(&req.headers);
         let input = req.input;
         self.require_bucket(&input.bucket)?;
         let body = collect(input.body).await?;
+        rules::decoded_length(decoded.as_deref(), body.len())?;
+        let metadata = meta(input.metadata.clone());
+        rules::object_limits(&input.key, &metadata, Some(body.len()))?;
         let checksums = verify(claimed!(input), trailers, &body)?;
         let etag = md5_hex(&body);
         let obj = StoredObject {
@@ -349,7 +475,7 @@ impl S3 for Store {
             server_side_encryption: input.server_side_encryption.map(|s| s.as_str().to_string()),
             sse_kms_key_id: input.ssekms_key_id.clone(),
             storage_class: input.storage_class.map(|s| s.as_str().to_string()),
-            metadata: meta(input.metadata),
+            metadata,
             checksums: checksums.clone(),
             multipart: false,
             last_modified: SystemTime::now(),
@@ -445,6 +571,12 @@ impl S3 for Store {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let input = req.input;
         self.require_bucket(&input.bucket)?;
+        let declared = rules::declared_checksum(
+            input.checksum_algorithm.as_ref().map(|a| a.as_str()),
+            input.checksum_type.as_ref().map(|t| t.as_str()),
+        )?;
+        let metadata = meta(input.metadata);
+        rules::object_limits(&input.key, &metadata, None)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let template = StoredObject {
             bucket: input.bucket.clone(),
@@ -457,7 +589,7 @@ impl S3 for Store {
             server_side_encryption: input.server_side_encryption.map(|s| s.as_str().to_string()),
             sse_kms_key_id: input.ssekms_key_id,
             storage_class: input.storage_class.map(|s| s.as_str().to_string()),
-            metadata: meta(input.metadata),
+            metadata,
             checksums: BTreeMap::new(),
             multipart: true,
             last_modified: SystemTime::now(),
@@ -466,6 +598,7 @@ impl S3 for Store {
             id.clone(),
             Upload {
                 template,
+                declared: declared.clone(),
                 parts: BTreeMap::new(),
             },
         );
@@ -473,6 +606,18 @@ impl S3 for Store {
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(id),
+            checksum_algorithm: declared
+                .as_ref()
+                .map(|d| ChecksumAlgorithm::from(d.algorithm.to_ascii_uppercase())),
+            checksum_type: declared.as_ref().map(|d| {
+                ChecksumType::from(
+                    match d.kind {
+                        rules::ChecksumType::Composite => ChecksumType::COMPOSITE,
+                        rules::ChecksumType::FullObject => ChecksumType::FULL_OBJECT,
+                    }
+                    .to_string(),
+                )
+            }),
             ..Default::default()
         }))
     }
@@ -482,23 +627,46 @@ impl S3 for Store {
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let trailers = req.trailing_headers;
+        let decoded = decoded_length_header(&req.headers);
         let input = req.input;
-        if !lock(&self.inner).uploads.contains_key(&input.upload_id) {
-            return Err(s3_error!(NoSuchUpload));
-        }
+        // API UploadPart: a part of an unknown or aborted upload is NoSuchUpload (404).
+        let declared = lock(&self.inner)
+            .uploads
+            .get(&input.upload_id)
+            .map(|u| u.declared.clone())
+            .ok_or_else(|| s3_error!(NoSuchUpload))?;
         let body = collect(input.body).await?;
-        let checksums = verify(claimed!(input), trailers, &body)?;
+        rules::decoded_length(decoded.as_deref(), body.len())?;
+        rules::part_number_and_size(input.part_number, body.len())?;
+        let part_number = input.part_number;
+        let mut claimed = claimed!(input);
+        let sent = claimed.sent(trailers.as_ref());
+        rules::part_algorithm(declared.as_ref(), &sent)?;
+        if let Some(d) = &declared
+            && claimed.algorithm.is_none()
+        {
+            // S3 computes the declared checksum of a part that carries none (inferred).
+            claimed.algorithm = Some(ChecksumAlgorithm::from(d.algorithm.to_ascii_uppercase()));
+        }
+        let checksums = verify(claimed, trailers, &body)?;
         let etag = md5_hex(&body);
+        let stored = rules::StoredPart {
+            size: body.len(),
+            etag: etag.clone(),
+            checksums: checksums.clone(),
+        };
         let mut inner = lock(&self.inner);
         let up = inner
             .uploads
             .get_mut(&input.upload_id)
             .ok_or_else(|| s3_error!(NoSuchUpload))?;
-        up.parts.insert(input.part_number, (body, etag.clone()));
+        up.parts.insert(part_number, (body, stored));
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(ETag::Strong(etag)),
             checksum_crc32: checksums.get("crc32").cloned(),
             checksum_crc32c: checksums.get("crc32c").cloned(),
+            checksum_crc64nvme: checksums.get("crc64nvme").cloned(),
+            checksum_sha1: checksums.get("sha1").cloned(),
             checksum_sha256: checksums.get("sha256").cloned(),
             ..Default::default()
         }))
@@ -509,52 +677,75 @@ impl S3 for Store {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let input = req.input;
-        let up = lock(&self.inner)
-            .uploads
-            .remove(&input.upload_id)
-            .ok_or_else(|| s3_error!(NoSuchUpload))?;
-        let wanted: Vec<i32> = input
+        let listed: Vec<rules::ListedPart> = input
             .multipart_upload
             .and_then(|m| m.parts)
             .unwrap_or_default()
-            .iter()
-            .filter_map(|p| p.part_number)
-            .collect();
-        if wanted.is_empty() {
-            return Err(s3_error!(MalformedXML, "no parts"));
-        }
-        let mut body = BytesMut::new();
-        let mut digests = Vec::new();
-        for n in &wanted {
-            let (part, etag) = up
-                .parts
-                .get(n)
-                .ok_or_else(|| s3_error!(InvalidPart, "part {n} was not uploaded"))?;
-            body.extend_from_slice(part);
-            digests.push(etag.clone());
-        }
-        // S3's multipart ETag: md5 of the concatenated part digests, "-" and the part count.
-        let raw: Vec<u8> = digests
-            .iter()
-            .flat_map(|h| {
-                (0..h.len())
-                    .step_by(2)
-                    .map(move |i| u8::from_str_radix(&h[i..i + 2], 16).unwrap_or(0))
+            .into_iter()
+            .map(|p| rules::ListedPart {
+                number: p.part_number,
+                etag: p.e_tag.map(|e| e.value().to_string()),
+                checksums: checksum_map([
+                    p.checksum_crc32,
+                    p.checksum_crc32c,
+                    p.checksum_crc64nvme,
+                    p.checksum_sha1,
+                    p.checksum_sha256,
+                ]),
             })
             .collect();
-        let etag = format!("{}-{}", md5_hex(&raw), wanted.len());
-        let body = body.freeze();
-        let mut obj = up.template;
-        obj.size = body.len();
-        obj.body = body;
-        obj.etag = etag.clone();
-        obj.last_modified = SystemTime::now();
-        let (bucket, key) = (obj.bucket.clone(), obj.key.clone());
+        let whole = checksum_map([
+            input.checksum_crc32,
+            input.checksum_crc32c,
+            input.checksum_crc64nvme,
+            input.checksum_sha1,
+            input.checksum_sha256,
+        ]);
+        // A failed Complete leaves the upload as it was (the client may correct and retry); only
+        // success or an abort ends it (API CompleteMultipartUpload, AbortMultipartUpload).
+        let (obj, checksum) = {
+            let inner = lock(&self.inner);
+            let up = inner
+                .uploads
+                .get(&input.upload_id)
+                .ok_or_else(|| s3_error!(NoSuchUpload))?;
+            let sizes: BTreeMap<i32, rules::StoredPart> =
+                up.parts.iter().map(|(n, (_, p))| (*n, p.clone())).collect();
+            let numbers = rules::complete(up.declared.as_ref(), &sizes, &listed)?;
+            let mut body = BytesMut::new();
+            for n in &numbers {
+                body.extend_from_slice(&up.parts[n].0);
+            }
+            let body = body.freeze();
+            let checksum = object_checksum(up, &numbers, &body, &whole)?;
+            let mut obj = up.template.clone();
+            obj.etag = multipart_etag(numbers.iter().map(|n| up.parts[n].1.etag.as_str()));
+            obj.size = body.len();
+            obj.body = body;
+            obj.last_modified = SystemTime::now();
+            if let Some((alg, value)) = &checksum {
+                obj.checksums.insert(alg.clone(), value.clone());
+            }
+            (obj, checksum)
+        };
+        lock(&self.inner).uploads.remove(&input.upload_id);
+        let (bucket, key, etag) = (obj.bucket.clone(), obj.key.clone(), obj.etag.clone());
         self.commit(obj);
+        let get = |alg: &str| {
+            checksum
+                .as_ref()
+                .filter(|(a, _)| a == alg)
+                .map(|(_, v)| v.clone())
+        };
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(bucket),
             key: Some(key),
             e_tag: Some(ETag::Strong(etag)),
+            checksum_crc32: get("crc32"),
+            checksum_crc32c: get("crc32c"),
+            checksum_crc64nvme: get("crc64nvme"),
+            checksum_sha1: get("sha1"),
+            checksum_sha256: get("sha256"),
             ..Default::default()
         }))
     }

@@ -1,11 +1,13 @@
 //! Helpers for the emulator's tests: an extensions directory of `tiny-extension` copies under
 //! chosen names, their journals, and a raw client for the Runtime API.
 
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use lambda_emulator::EmulatorBuilder;
+use lambda_emulator::s3::S3Endpoint;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -129,4 +131,38 @@ pub async fn call(
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
+}
+
+/// An AWS SDK client for `ep`: its credentials (or another secret), path-style, `retries` retries.
+pub fn s3_client(ep: &S3Endpoint, secret: Option<&str>, retries: u32) -> aws_sdk_s3::Client {
+    let c = ep.credentials();
+    let creds = Credentials::new(
+        &c.access_key_id,
+        secret.unwrap_or(&c.secret_access_key),
+        Some(c.session_token.clone()),
+        None,
+        "emulator",
+    );
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(ep.region().to_string()))
+        .credentials_provider(creds)
+        .endpoint_url(ep.url())
+        .force_path_style(true)
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .retry_config(
+            aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(retries + 1),
+        )
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// The S3 error code of an SDK error (or its debug text).
+pub fn s3_code<E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> String {
+    match e {
+        aws_sdk_s3::error::SdkError::ServiceError(s) => s.err().code().unwrap_or("").to_string(),
+        other => format!("{other:?}"),
+    }
 }
