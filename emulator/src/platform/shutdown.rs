@@ -1,0 +1,134 @@
+//! Shutdown and resets (spec §1.5, §1.6): SHUTDOWN with a deadline to SHUTDOWN-subscribed
+//! extensions (SIGKILL for the others), what Lambda still holds delivered after it, SIGKILL at
+//! `deadlineMs`.
+
+use super::lifecycle::{Lifecycle, ShutdownRecord};
+use super::state::lock;
+use crate::clock::epoch_ms;
+use crate::process::signal_group;
+use crate::records::{Event, FunctionLine};
+use bytes::Bytes;
+use serde_json::json;
+use std::time::{Duration, Instant, SystemTime};
+
+impl Lifecycle {
+    /// The final SHUTDOWN (reason `spindown`), with `late_lines` function lines Lambda still holds.
+    pub async fn shutdown(&mut self, late_lines: usize) {
+        if !self.needs_init {
+            self.end_generation("spindown", late_lines).await;
+            self.needs_init = true;
+        }
+    }
+
+    /// Ends the current generation: SHUTDOWN with `reason` to SHUTDOWN-subscribed extensions (SIGKILL
+    /// for the others), the held records after it, SIGKILL at `deadlineMs`.
+    pub async fn end_generation(&mut self, reason: &str, late_lines: usize) {
+        let shared = self.shared.clone();
+        let s = &shared.settings;
+        let generation = self.generation();
+        self.thaw_processes();
+        let json_lines = s.json_log_format;
+        for k in 1..=late_lines {
+            let mut message = format!("late line {k:04} ");
+            while message.len() < 200 {
+                message.push('x');
+            }
+            self.function_lines.push(message.clone());
+            shared.bus.emit(Event::Function(FunctionLine {
+                request_id: None,
+                message,
+                json: json_lines,
+            }));
+        }
+        let now = Instant::now();
+        let deadline = now + s.shutdown_budget;
+        let deadline_ms = epoch_ms(SystemTime::now() + s.shutdown_budget);
+        let reason_text = if s.upper_case_shutdown_reason {
+            reason.to_uppercase()
+        } else {
+            reason.to_string()
+        };
+        let event = Bytes::from(json!({"eventType": "SHUTDOWN", "shutdownReason": reason_text, "deadlineMs": deadline_ms}).to_string());
+        let kill_now: Vec<i32> = {
+            let mut st = lock(&shared.state);
+            st.shutting_down = true;
+            st.registration_open = false;
+            st.subscriptions_open = false;
+            // Spared until the deadline: SHUTDOWN takers, and extensions that reported an error
+            // (they cannot call the API any more, and are expected to exit by themselves).
+            let takers: Vec<String> = st
+                .exts
+                .iter()
+                .filter(|e| e.generation == generation && (e.external && e.shutdown || e.errored))
+                .map(|e| e.name.clone())
+                .collect();
+            let mut kill = Vec::new();
+            for p in st
+                .procs
+                .iter_mut()
+                .filter(|p| p.generation == generation && p.exit.is_none())
+            {
+                p.shutdown_at = Some(now);
+                if !takers.contains(&p.name) {
+                    kill.push(p.pid);
+                }
+            }
+            kill
+        };
+        shared.notify();
+        // Extensions not subscribed to SHUTDOWN are killed at once (spec §1.5).
+        for pid in kill_now {
+            signal_group(pid, libc::SIGKILL);
+        }
+        self.release(&event, |e| e.external && e.shutdown);
+        if s.sigterm_on_shutdown {
+            for pid in self.live_pids() {
+                signal_group(pid, libc::SIGTERM);
+            }
+        }
+        // What Lambda still held is delivered after SHUTDOWN.
+        shared.bus.hold(false);
+        let all_exited = |st: &mut super::state::State| {
+            st.procs
+                .iter()
+                .filter(|p| p.generation == generation)
+                .all(|p| p.exit.is_some())
+                .then_some(())
+        };
+        if shared
+            .wait_until(Some(deadline), all_exited)
+            .await
+            .is_none()
+        {
+            {
+                let mut st = lock(&shared.state);
+                for p in st
+                    .procs
+                    .iter_mut()
+                    .filter(|p| p.generation == generation && p.exit.is_none())
+                {
+                    p.killed_at_deadline = true;
+                    signal_group(p.pid, libc::SIGKILL);
+                }
+            }
+            let _ = shared
+                .wait_until(Some(Instant::now() + Duration::from_secs(2)), all_exited)
+                .await;
+        }
+        if !s.attached.is_empty() {
+            // An attached extension's exit cannot be seen: let it have what Lambda held, by the deadline.
+            shared
+                .bus
+                .wait_drained(deadline.saturating_duration_since(Instant::now()))
+                .await;
+        }
+        shared.bus.end_generation(generation);
+        self.frozen = false;
+        self.shutdowns.push(ShutdownRecord {
+            generation,
+            reason: reason_text,
+            deadline_ms,
+            released_ms: shared.since_start_ms(now),
+        });
+    }
+}
