@@ -143,6 +143,7 @@ async fn run(
         invoke,
         gap: Duration::from_millis(gap_ms),
         late_lines: 0,
+        stragglers: 0,
         concurrency: 1,
     };
     let report = emu.run(&script).await;

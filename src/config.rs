@@ -57,9 +57,13 @@ pub const STORAGE_CLASSES: [&str; 9] = [
 pub const ENV_MAX_BUFFER_BYTES: &str = "ADAPTIVE_BATCHING_EXTENSION_MAX_BUFFER_BYTES";
 pub const ENV_SPILL_DIR: &str = "ADAPTIVE_BATCHING_EXTENSION_SPILL_DIR";
 pub const ENV_SPILL_MAX_BYTES: &str = "ADAPTIVE_BATCHING_EXTENSION_SPILL_MAX_BYTES";
+/// The temporary directory, when set (it is not on Lambda, where it is `/tmp`).
+pub const ENV_TMPDIR: &str = "TMPDIR";
 /// The function's memory in MB, which sizes the default memory bound.
 pub const ENV_MEMORY_SIZE: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
-pub const DEFAULT_SPILL_DIR: &str = "/tmp/adaptive-batching-extension";
+/// Under the environment's temporary directory: `/tmp` on Lambda (`TMPDIR` when set, as an
+/// emulator gives each environment its own).
+pub const DEFAULT_SPILL_SUBDIR: &str = "adaptive-batching-extension";
 /// A quarter of Lambda's default 512 MB of /tmp.
 pub const DEFAULT_SPILL_MAX_BYTES: u64 = 128 * 1024 * 1024;
 
@@ -428,11 +432,15 @@ impl Config {
             &mut warnings,
         )
         .get();
-        let spill_dir = std::path::PathBuf::from(
-            env.get(ENV_SPILL_DIR)
-                .filter(|d| !d.is_empty())
-                .unwrap_or_else(|| DEFAULT_SPILL_DIR.into()),
-        );
+        let spill_dir = match env.get(ENV_SPILL_DIR).filter(|d| !d.is_empty()) {
+            Some(d) => std::path::PathBuf::from(d),
+            None => std::path::PathBuf::from(
+                env.get(ENV_TMPDIR)
+                    .filter(|d| !d.is_empty())
+                    .unwrap_or_else(|| "/tmp".into()),
+            )
+            .join(DEFAULT_SPILL_SUBDIR),
+        };
         let [items, bytes_range, timeout] = BUFFER_RANGES;
         let buffering = Buffering {
             max_items: bounded(

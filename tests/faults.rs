@@ -15,6 +15,7 @@ fn run(invocations: u64) -> Script {
         invoke: script(4, 150, 10),
         gap: Duration::from_millis(5),
         late_lines: 2,
+        stragglers: 0,
         concurrency: 1,
     }
 }

@@ -12,6 +12,7 @@ fn run() -> Script {
         invoke: script(4, 150, 10),
         gap: Duration::from_millis(2),
         late_lines: 1,
+        stragglers: 0,
         concurrency: 1,
     }
 }

@@ -18,6 +18,7 @@ fn sequential(invocations: u64, invoke: InvokeScript) -> Script {
         invoke,
         gap: Duration::from_millis(2),
         late_lines: 0,
+        stragglers: 0,
         concurrency: 1,
     }
 }
@@ -193,6 +194,7 @@ async fn records_delivered_after_shutdown_are_shipped() {
         invoke: lines(2, 100),
         gap: Duration::from_millis(2),
         late_lines: 5,
+        stragglers: 0,
         concurrency: 1,
     })
     .await;

@@ -23,6 +23,7 @@ fn whole_run(invocations: u64, late_lines: usize) -> Script {
         invoke: script(4, 150, 10),
         gap: Duration::from_millis(2),
         late_lines,
+        stragglers: 0,
         concurrency: 1,
     }
 }
@@ -92,6 +93,7 @@ async fn managed_instances_with_concurrent_invocations_ship_everything() {
             invoke: script(3, 120, 200),
             gap: Duration::from_millis(5),
             late_lines: 0,
+            stragglers: 0,
             concurrency: 2,
         })
         .await;

@@ -7,10 +7,10 @@
 //! do not fit under the queue's memory cap are dropped and reported in `platform.logsDropped`. While
 //! the environment is frozen nothing is sent: held records go out after the thaw.
 
-use crate::platform::state::lock;
 use crate::records::{Category, Event, View};
 use crate::settings::DeliveryFailure;
 use crate::subscribe::Subscription;
+use crate::sync::lock;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
@@ -45,6 +45,10 @@ pub struct SubscriberStats {
     /// Milliseconds since the emulator started at which each delivered batch was acknowledged.
     #[serde(skip)]
     pub delivered_at_ms: Vec<f64>,
+    /// The exact JSON text of every record dropped (past the memory cap, or a failed batch in drop
+    /// mode), in order.
+    #[serde(skip)]
+    pub dropped_records: Vec<String>,
 }
 
 #[derive(Default)]
@@ -162,6 +166,11 @@ impl Bus {
         self.held.send_replace(held);
     }
 
+    /// Whether delivery is held: the environment is frozen.
+    pub fn frozen(&self) -> watch::Receiver<bool> {
+        self.held.subscribe()
+    }
+
     /// Waits until every live subscriber's queue is empty and nothing is in flight, or `limit`.
     pub async fn wait_drained(&self, limit: Duration) {
         let end = Instant::now() + limit;
@@ -259,6 +268,7 @@ impl Subscriber {
             d.0 += 1;
             d.1 += text.len() as u64;
             stats.dropped += 1;
+            stats.dropped_records.push(text);
             return;
         }
         stats.emitted += 1;
@@ -269,15 +279,18 @@ impl Subscriber {
         self.wake.notify_one();
     }
 
-    fn note_failed_batch(&self, records: u64, bytes: u64, reason: String) {
+    fn note_failed_batch(&self, batch: Vec<String>, bytes: u64, reason: String) {
+        let records = batch.len() as u64;
         let mut q = lock(&self.queue);
         let d = q.pending_drop.get_or_insert((0, 0, reason));
         d.0 += records;
         d.1 += bytes;
-        lock(&self.stats).dropped += records;
+        let mut stats = lock(&self.stats);
+        stats.dropped += records;
+        stats.dropped_records.extend(batch);
     }
 
-    /// Takes the next batch: up to `maxItems` records and about `maxBytes`, at least one record,
+    /// Takes the next batch: up to `maxItems` records, until `maxBytes` is reached, at least one record,
     /// preceded by a `platform.logsDropped` notice when records were dropped since the last one.
     fn take_batch(&self) -> Vec<String> {
         let mut q = lock(&self.queue);
@@ -296,15 +309,18 @@ impl Subscriber {
             }
         }
         let mut size = 0;
-        while let Some((text, _)) = q.items.front() {
+        // Records are added while the batch is under `maxBytes`, so the one that crosses it goes
+        // too: a body reaches up to `maxBytes` plus one record (spec §2.3, "expect bodies up to
+        // 2 × maxBytes + metadata").
+        while q.items.front().is_some() {
             if !batch.is_empty()
                 && (batch.len() >= self.sub.buffering.max_items
-                    || size + text.len() > self.sub.buffering.max_bytes)
+                    || size >= self.sub.buffering.max_bytes)
             {
                 break;
             }
-            size += text.len();
             let (text, _) = q.items.pop_front().expect("front was Some");
+            size += text.len();
             q.bytes -= text.len();
             batch.push(text);
         }
@@ -393,7 +409,7 @@ async fn deliver(bus: Arc<Bus>, s: Arc<Subscriber>) {
                         }
                         DeliveryFailure::Drop => {
                             s.note_failed_batch(
-                                n,
+                                batch,
                                 body.len() as u64,
                                 format!("could not send events: {e}"),
                             );

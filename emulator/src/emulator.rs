@@ -3,11 +3,14 @@
 //! run at once.
 
 use crate::delivery::{Bus, SubscriberStats};
-use crate::platform::lifecycle::{InitFailure, InvokeRecord, InvokeScript, Lifecycle};
+use crate::platform::lifecycle::{
+    InitFailure, InvokeRecord, InvokeScript, Lifecycle, ShutdownScript,
+};
 use crate::platform::state::{ApiCall, Shared, State, lock};
 use crate::report::{ExtensionReport, RecordTotals, Report, invocation_summary, s3_summary};
 use crate::s3::{Faults, S3Endpoint};
 use crate::settings::{DeliveryFailure, Mode, Settings};
+use crate::verdict::{self, Verdict};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -138,6 +141,24 @@ impl EmulatorBuilder {
         self
     }
 
+    /// What the run's verdict tolerates and expects.
+    pub fn expect(mut self, expect: crate::verdict::Expect) -> Self {
+        self.settings.expect = expect;
+        self
+    }
+
+    /// The S3 endpoint's socket and idle timeouts (S3's are about 20 s).
+    pub fn s3_timeouts(mut self, t: crate::s3::Timeouts) -> Self {
+        self.settings.s3_timeouts = t;
+        self
+    }
+
+    /// INVOKE events carry `tracing` (the default) or not.
+    pub fn invoke_tracing(mut self, on: bool) -> Self {
+        self.settings.invoke_tracing = on;
+        self
+    }
+
     pub fn echo_extension_output(mut self, on: bool) -> Self {
         self.settings.echo_extension_output = on;
         self
@@ -152,7 +173,7 @@ impl EmulatorBuilder {
     pub async fn start(self) -> std::io::Result<Emulator> {
         let s = self.settings;
         let started = Instant::now();
-        let s3 = S3Endpoint::start(&s.region).await?;
+        let s3 = S3Endpoint::start_with(&s.region, s.s3_timeouts).await?;
         for b in &self.buckets {
             s3.create_bucket(b);
         }
@@ -166,6 +187,9 @@ impl EmulatorBuilder {
             started,
         ));
         let c = s3.credentials();
+        // The environment's own /tmp: it survives resets and re-inits, like Lambda's, and is not
+        // shared with other environments or runs on this machine.
+        let tmp = tempfile::Builder::new().prefix("lambda-env-").tempdir()?;
         let base_env: Vec<(String, String)> = [
             ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string()),
             ("AWS_LAMBDA_FUNCTION_NAME", s.function_name.clone()),
@@ -186,12 +210,14 @@ impl EmulatorBuilder {
             ("AWS_SESSION_TOKEN", c.session_token.clone()),
             ("AWS_ENDPOINT_URL_S3", s3.url()),
             ("TZ", ":UTC".to_string()),
+            ("TMPDIR", tmp.path().to_string_lossy().into_owned()),
             ("LANG", "en_US.UTF-8".to_string()),
             ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin".to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        s3.set_frozen_signal(bus.frozen());
         let shared = Arc::new(Shared {
             settings: s,
             state: Mutex::new(State::default()),
@@ -199,12 +225,14 @@ impl EmulatorBuilder {
             bus,
             calls: Mutex::new(Vec::new()),
             started,
+            run_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
         });
         let handler_shared = shared.clone();
         let server = crate::http::serve(listener, move |req| {
             crate::platform::api::handle(handler_shared.clone(), req)
         });
         Ok(Emulator {
+            tmp,
             lifecycle: Lifecycle::new(shared, base_env),
             s3,
             runtime_api,
@@ -224,6 +252,8 @@ pub struct Script {
     pub gap: Duration,
     /// Function lines Lambda still holds at SHUTDOWN, delivered after it.
     pub late_lines: usize,
+    /// Function lines the runtime writes after SHUTDOWN (see [`ShutdownScript::stragglers`]).
+    pub stragglers: usize,
     /// Managed Instances: invocations running at once.
     pub concurrency: usize,
 }
@@ -235,6 +265,7 @@ impl Default for Script {
             invoke: InvokeScript::default(),
             gap: Duration::from_millis(10),
             late_lines: 0,
+            stragglers: 0,
             concurrency: 4,
         }
     }
@@ -242,6 +273,8 @@ impl Default for Script {
 
 /// A running emulated execution environment.
 pub struct Emulator {
+    /// The environment's /tmp (`TMPDIR` of its extensions), removed with the emulator.
+    tmp: tempfile::TempDir,
     lifecycle: Lifecycle,
     s3: S3Endpoint,
     runtime_api: SocketAddr,
@@ -299,7 +332,16 @@ impl Emulator {
     /// SHUTDOWN (`spindown`), with `late_lines` function lines held until after it; waits for every
     /// extension to exit or be killed at the deadline.
     pub async fn shutdown(&mut self, late_lines: usize) {
-        self.lifecycle.shutdown(late_lines).await;
+        self.shutdown_with(&ShutdownScript {
+            late_lines,
+            ..ShutdownScript::default()
+        })
+        .await;
+    }
+
+    /// SHUTDOWN (`spindown`) with held lines and a straggler wave as `script` says.
+    pub async fn shutdown_with(&mut self, script: &ShutdownScript) {
+        self.lifecycle.shutdown(script).await;
     }
 
     /// Runs a whole script and returns the report.
@@ -317,8 +359,18 @@ impl Emulator {
             }
         }
         self.idle(script.gap).await;
-        self.shutdown(script.late_lines).await;
+        self.shutdown_with(&ShutdownScript {
+            late_lines: script.late_lines,
+            stragglers: script.stragglers,
+            ..ShutdownScript::default()
+        })
+        .await;
         self.report()
+    }
+
+    /// The environment's /tmp (what its extensions get as `TMPDIR`).
+    pub fn tmp_dir(&self) -> &std::path::Path {
+        self.tmp.path()
     }
 
     pub fn s3(&self) -> &S3Endpoint {
@@ -414,18 +466,38 @@ impl Emulator {
             delivered: subscribers.iter().map(|s| s.delivered).sum(),
             dropped: subscribers.iter().map(|s| s.dropped).sum(),
         };
+        let invocations = invocation_summary(&self.lifecycle.invokes);
+        let extensions: Vec<ExtensionReport> = st.procs.iter().map(ExtensionReport::of).collect();
+        let objects: Vec<_> = self
+            .buckets
+            .iter()
+            .flat_map(|b| self.s3.objects(b))
+            .collect();
+        let verdict = Verdict::of(
+            &verdict::Inputs {
+                run_id: &shared.run_id,
+                function_lines: &self.lifecycle.function_lines,
+                subscribers: &subscribers,
+                objects: &objects,
+                requests: &self.s3.requests(),
+                invocations: &invocations,
+                extensions: &extensions,
+            },
+            &shared.settings.expect,
+        );
         Report {
             mode: shared.settings.mode,
             seed: shared.settings.seed,
             duration_ms: crate::clock::ms(self.started.elapsed()),
             init_failures: self.lifecycle.init_failures.clone(),
             fatal_errors: st.history.clone(),
-            invocations: invocation_summary(&self.lifecycle.invokes),
-            extensions: st.procs.iter().map(ExtensionReport::of).collect(),
+            invocations,
+            extensions,
             subscribers,
             records,
             s3: s3_summary(&self.s3, &self.buckets),
             shutdowns: self.lifecycle.shutdowns.clone(),
+            verdict,
         }
     }
 }

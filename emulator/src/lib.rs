@@ -32,6 +32,8 @@
 //! * [`subscribe`] — subscription validation.
 //! * [`s3`] — the S3 endpoint and its faults.
 //! * [`report`] — the measurements.
+//! * [`scenario`] — whole runs as TOML or JSON files: workload, faults over time, expectations.
+//! * [`verdict`] — line markers, decoded objects, the line-exact verdict.
 
 pub mod clock;
 pub mod delivery;
@@ -43,14 +45,19 @@ pub mod records;
 pub mod report;
 pub mod rng;
 pub mod s3;
+pub mod scenario;
 pub mod settings;
 pub mod subscribe;
+pub(crate) mod sync;
+pub mod verdict;
 
 pub use delivery::SubscriberStats;
 pub use emulator::{Emulator, EmulatorBuilder, Script};
 pub use platform::lifecycle::{
-    InitFailure, InvokeRecord, InvokeScript, InvokeStatus, ShutdownRecord,
+    InitFailure, InvokeRecord, InvokeScript, InvokeStatus, ShutdownRecord, ShutdownScript,
 };
 pub use platform::state::{ApiCall, ExitInfo, Fatal};
 pub use report::Report;
+pub use scenario::Scenario;
 pub use settings::{DeliveryFailure, Mode, Settings};
+pub use verdict::{Expect, Tolerate, Verdict};

@@ -1,12 +1,14 @@
-//! `lambda-emulator run --extensions DIR --invocations N …`: runs the extensions of DIR in an
-//! emulated Lambda execution environment and prints the measurements.
+//! `lambda-emulator run --extensions DIR --invocations N …` (or `--scenario FILE`): runs the
+//! extensions of DIR in an emulated Lambda execution environment, prints the measurements and the
+//! line-exact verdict, and exits 1 when init failed or the verdict found a failure it was not told
+//! to tolerate.
 
 use clap::{Parser, Subcommand};
-use lambda_emulator::s3::Faults;
-use lambda_emulator::{EmulatorBuilder, InvokeScript, Script};
+use lambda_emulator::s3::Refusal;
+use lambda_emulator::scenario::{FaultEdit, Function, S3Settings, Workload};
+use lambda_emulator::{Expect, Scenario, Tolerate};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +28,11 @@ enum Command {
 
 #[derive(Parser)]
 struct RunArgs {
+    /// A scenario file (TOML, or JSON for .json): function, environment, workload, S3 faults over
+    /// time, expectations. The workload, fault and function options below are then not used;
+    /// --env, --bucket and --tolerate add to the file's.
+    #[arg(long)]
+    scenario: Option<PathBuf>,
     /// Directory whose executables are started as extensions (file name = extension name).
     #[arg(long, required_unless_present = "extension")]
     extensions: Option<PathBuf>,
@@ -49,6 +56,9 @@ struct RunArgs {
     /// Function lines Lambda still holds at SHUTDOWN.
     #[arg(long, default_value_t = 0)]
     late_lines: usize,
+    /// Function lines the runtime writes after SHUTDOWN (after the last report), over 200 ms.
+    #[arg(long, default_value_t = 0)]
+    stragglers: usize,
     /// A bucket to create on the S3 endpoint (repeatable).
     #[arg(long)]
     bucket: Vec<String>,
@@ -81,12 +91,18 @@ struct RunArgs {
     /// The function uses the JSON log format.
     #[arg(long)]
     json_logs: bool,
+    /// INVOKE events without `tracing` (a function without X-Ray).
+    #[arg(long)]
+    no_tracing: bool,
     /// Send shutdownReason in upper case, as the docs spell it.
     #[arg(long)]
     upper_case_reason: bool,
     /// Also SIGTERM the extensions at SHUTDOWN.
     #[arg(long)]
     sigterm: bool,
+    /// Bytes Lambda queues per subscriber before it drops records (platform.logsDropped).
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    subscriber_buffer_cap: usize,
     /// S3: fail the first N object writes with 500.
     #[arg(long, default_value_t = 0)]
     s3_fail_puts: u32,
@@ -102,6 +118,35 @@ struct RunArgs {
     /// S3: an outage window, START-END in milliseconds from the start.
     #[arg(long, value_parser = parse_window)]
     s3_outage_ms: Option<(u64, u64)>,
+    /// S3: refuse the first N writes with 403 (see --s3-refusal).
+    #[arg(long, default_value_t = 0)]
+    s3_refuse_writes: u32,
+    /// S3: refuse every write in a window, START-END in milliseconds from the start.
+    #[arg(long, value_parser = parse_window)]
+    s3_refuse_window_ms: Option<(u64, u64)>,
+    /// S3: what a refusal is: access-denied, or kms (AccessDenied naming kms:GenerateDataKey).
+    #[arg(long, default_value = "access-denied", value_parser = parse_refusal)]
+    s3_refusal: Refusal,
+    /// S3: writes per second each key prefix takes before 503 SlowDown (S3: 3,500).
+    #[arg(long)]
+    s3_prefix_rate: Option<f64>,
+    /// S3: the first N object writes are cut if the environment freezes while they are in
+    /// flight (400 RequestTimeout after the thaw).
+    #[arg(long, default_value_t = 0)]
+    s3_freeze_cut_writes: u32,
+    /// S3: a body that stalls this long gets 400 RequestTimeout.
+    #[arg(long, default_value_t = 20_000)]
+    s3_socket_timeout_ms: u64,
+    /// S3: an idle keep-alive connection is closed after this long.
+    #[arg(long, default_value_t = 20_000)]
+    s3_idle_timeout_ms: u64,
+    /// Failures the verdict tolerates, comma-separated: lost-after-ack, dropped-by-lambda,
+    /// unacknowledged, duplicate, bad-object, timeout, crash, kill.
+    #[arg(long, value_delimiter = ',', value_parser = Tolerate::parse)]
+    tolerate: Vec<Tolerate>,
+    /// Fail the verdict when post-runtime p99 is above this.
+    #[arg(long)]
+    max_post_runtime_p99_ms: Option<f64>,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -111,6 +156,66 @@ struct RunArgs {
     /// Write every S3 object under DIR/<bucket>/<key> after the run.
     #[arg(long)]
     dump_s3: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The run the options describe, as a scenario.
+    fn scenario(&self) -> Scenario {
+        let a = self;
+        let window = |w: Option<(u64, u64)>| w.map(|(x, y)| [x, y]);
+        Scenario {
+            name: "command line".into(),
+            function: Function {
+                name: a.function_name.clone(),
+                memory_mb: a.memory_mb,
+                region: a.region.clone(),
+                timeout_ms: a.timeout_ms,
+                init_timeout_ms: a.init_timeout_ms,
+                shutdown_budget_ms: a.shutdown_budget_ms,
+                seed: a.seed,
+                managed_instances: a.managed_instances,
+                json_logs: a.json_logs.then_some(true),
+                tracing: !a.no_tracing,
+                upper_case_reason: a.upper_case_reason,
+                sigterm: a.sigterm,
+                subscriber_buffer_cap: a.subscriber_buffer_cap,
+                delivery_failure: None,
+            },
+            workload: Workload {
+                invocations: a.invocations,
+                lines: a.lines,
+                line_bytes: a.line_bytes,
+                duration_ms: a.duration_ms,
+                gap_ms: a.gap_ms,
+                late_lines: a.late_lines,
+                stragglers: a.stragglers,
+                concurrency: a.concurrency,
+                ..Workload::default()
+            },
+            s3: S3Settings {
+                socket_timeout_ms: a.s3_socket_timeout_ms,
+                idle_timeout_ms: a.s3_idle_timeout_ms,
+            },
+            faults: vec![FaultEdit {
+                fail_next_puts: Some(a.s3_fail_puts),
+                slowdown_every: a.s3_slowdown_every,
+                outage_ms: window(a.s3_outage_ms),
+                latency_ms: Some(a.s3_latency_ms),
+                reset_next_puts: Some(a.s3_reset_puts),
+                refuse_next_writes: Some(a.s3_refuse_writes),
+                refuse_window_ms: window(a.s3_refuse_window_ms),
+                refusal: Some(a.s3_refusal),
+                prefix_write_rate: a.s3_prefix_rate,
+                freeze_cut_next_writes: Some(a.s3_freeze_cut_writes),
+                ..FaultEdit::default()
+            }],
+            expect: Expect {
+                max_post_runtime_p99_ms: a.max_post_runtime_p99_ms,
+                ..Expect::default()
+            },
+            ..Scenario::default()
+        }
+    }
 }
 
 /// Links each binary into a fresh directory under its file name.
@@ -135,6 +240,14 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
+fn parse_refusal(s: &str) -> Result<Refusal, String> {
+    match s {
+        "access-denied" => Ok(Refusal::AccessDenied),
+        "kms" => Ok(Refusal::Kms),
+        _ => Err(format!("expected access-denied or kms, got {s:?}")),
+    }
+}
+
 fn parse_window(s: &str) -> Result<(u64, u64), String> {
     let (a, b) = s
         .split_once('-')
@@ -148,6 +261,23 @@ fn parse_window(s: &str) -> Result<(u64, u64), String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let Command::Run(a) = Cli::parse().command;
+    let mut scenario = match &a.scenario {
+        Some(path) => match Scenario::load(path) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("lambda-emulator: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => a.scenario(),
+    };
+    scenario.env.extend(a.env.iter().cloned());
+    for b in &a.bucket {
+        if !scenario.buckets.contains(b) {
+            scenario.buckets.push(b.clone());
+        }
+    }
+    scenario.expect.tolerate.extend(a.tolerate.iter().copied());
     // Single binaries are linked into a temporary extensions directory, as a layer would place them.
     let staged = match stage(&a.extension) {
         Ok(s) => s,
@@ -164,65 +294,41 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut b = EmulatorBuilder::new(&dir)
-        .function_name(&a.function_name)
-        .memory_mb(a.memory_mb)
-        .region(&a.region)
-        .invoke_timeout(Duration::from_millis(a.timeout_ms))
-        .init_timeout(Duration::from_millis(a.init_timeout_ms))
-        .shutdown_budget(Duration::from_millis(a.shutdown_budget_ms))
-        .seed(a.seed)
-        .upper_case_shutdown_reason(a.upper_case_reason)
-        .sigterm_on_shutdown(a.sigterm)
-        .echo_extension_output(!a.quiet)
-        .s3_faults(Faults {
-            fail_next_puts: a.s3_fail_puts,
-            slowdown_every: a.s3_slowdown_every,
-            outage: a
-                .s3_outage_ms
-                .map(|(x, y)| (Duration::from_millis(x), Duration::from_millis(y))),
-            latency: Duration::from_millis(a.s3_latency_ms),
-            reset_next_puts: a.s3_reset_puts,
-            ..Faults::default()
-        });
-    if a.managed_instances {
-        b = b.managed_instances();
-    }
-    if a.json_logs {
-        b = b.json_log_format(true);
-    }
-    for bucket in &a.bucket {
-        b = b.bucket(bucket);
-    }
-    for (k, v) in &a.env {
-        b = b.env(k, v);
-    }
-    let mut emu = match b.start().await {
+    let builder = scenario.builder(&dir).echo_extension_output(!a.quiet);
+    let mut emu = match builder.start().await {
         Ok(e) => e,
         Err(e) => {
             eprintln!("lambda-emulator: cannot start: {e}");
             return ExitCode::from(2);
         }
     };
-    let script = Script {
-        invocations: a.invocations,
-        invoke: InvokeScript {
-            lines: a.lines,
-            line_bytes: a.line_bytes,
-            duration: Duration::from_millis(a.duration_ms),
-        },
-        gap: Duration::from_millis(a.gap_ms),
-        late_lines: a.late_lines,
-        concurrency: a.concurrency,
+    // Interrupted (Ctrl-C, or a timeout's SIGTERM): leave no extension process behind.
+    let interrupted = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut t), Ok(mut i)) => tokio::select! { _ = t.recv() => {}, _ = i.recv() => {} },
+            _ => std::future::pending().await,
+        }
     };
-    let report = emu.run(&script).await;
+    let report = tokio::select! {
+        r = scenario.run(&mut emu) => Some(r),
+        _ = interrupted => None,
+    };
+    let Some(report) = report else {
+        drop(emu);
+        eprintln!("lambda-emulator: interrupted; the extensions were killed");
+        return ExitCode::from(130);
+    };
     if a.json {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.to_table());
     }
     if let Some(dir) = &a.dump_s3 {
-        for bucket in &a.bucket {
+        for bucket in &scenario.buckets {
             for o in emu.s3().objects(bucket) {
                 let path = dir.join(bucket).join(&o.key);
                 let written = path
@@ -236,7 +342,8 @@ async fn main() -> ExitCode {
             }
         }
     }
-    if report.init_failures.is_empty() {
+    // Init failures, and any failure the verdict does not tolerate, fail the run.
+    if report.init_failures.is_empty() && report.verdict.passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

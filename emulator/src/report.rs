@@ -125,6 +125,8 @@ pub struct Report {
     pub records: RecordTotals,
     pub s3: S3Summary,
     pub shutdowns: Vec<ShutdownRecord>,
+    /// Line by line: what reached S3, what was lost and why, and what that cost.
+    pub verdict: crate::verdict::Verdict,
 }
 
 pub(crate) fn invocation_summary(invokes: &[InvokeRecord]) -> InvocationSummary {
@@ -271,6 +273,40 @@ impl Report {
             self.s3.objects,
             self.s3.object_bytes
         );
+        let v = &self.verdict;
+        let _ = writeln!(
+            t,
+            "verdict: {}; lines emitted {}, found {}, lost {} (after ack {}, dropped by Lambda {}, unacknowledged {}), duplicated {}",
+            if v.passed { "PASS" } else { "FAIL" },
+            v.lines_emitted,
+            v.lines_found,
+            v.lost.total,
+            v.lost.after_ack,
+            v.lost.dropped_by_lambda,
+            v.lost.unacknowledged,
+            v.duplicated
+        );
+        let _ = writeln!(
+            t,
+            "  objects {} ({} not NDJSON of records), timeouts {}, crashes {}, kills {}, PUT requests {} ({:.2} per MB of {} log bytes)",
+            v.objects,
+            v.objects_not_ndjson,
+            v.invoke_timeouts,
+            v.crashes,
+            v.kills,
+            v.put_requests,
+            v.puts_per_mb,
+            v.log_bytes
+        );
+        if let Some(b) = &v.first_bad_object {
+            let _ = writeln!(t, "  first bad object: {b}");
+        }
+        if !v.lost.examples.is_empty() {
+            let _ = writeln!(t, "  lost, for example: {}", v.lost.examples.join(" "));
+        }
+        for f in &v.failures {
+            let _ = writeln!(t, "  FAILED: {f}");
+        }
         t
     }
 }

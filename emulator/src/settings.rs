@@ -16,7 +16,7 @@ pub enum Mode {
 }
 
 /// What the platform does when a delivery to a subscriber fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeliveryFailure {
     /// Classic Lambda (documented): retry the same batch with backoff.
@@ -56,6 +56,8 @@ pub struct Settings {
     pub snap_start: bool,
     /// The function's `LogFormat` is JSON.
     pub json_log_format: bool,
+    /// INVOKE events carry `tracing` (an X-Ray traced function); without it the field is absent.
+    pub invoke_tracing: bool,
     pub delivery_failure: DeliveryFailure,
     /// Bytes a subscriber may have queued in the platform; past it records are dropped and reported
     /// in `platform.logsDropped`.
@@ -66,6 +68,10 @@ pub struct Settings {
     pub seed: u64,
     /// Copy each extension's stdout/stderr line to the emulator's stderr.
     pub echo_extension_output: bool,
+    /// What the run's verdict tolerates and expects.
+    pub expect: crate::verdict::Expect,
+    /// The S3 endpoint's socket and idle timeouts.
+    pub s3_timeouts: crate::s3::Timeouts,
 }
 
 impl Default for Settings {
@@ -88,11 +94,14 @@ impl Default for Settings {
             sigterm_on_shutdown: false,
             snap_start: false,
             json_log_format: false,
+            invoke_tracing: true,
             delivery_failure: DeliveryFailure::Retry,
             subscriber_buffer_cap: 4 * 1024 * 1024,
             retry_backoff: (Duration::from_millis(50), Duration::from_millis(1000)),
             seed: 1,
             echo_extension_output: false,
+            expect: crate::verdict::Expect::default(),
+            s3_timeouts: crate::s3::Timeouts::default(),
         }
     }
 }

@@ -317,6 +317,7 @@ async fn a_whole_script_reports_its_measurements() {
             invoke: small(),
             gap: Duration::from_millis(2),
             late_lines: 1,
+            stragglers: 0,
             concurrency: 1,
         })
         .await;
@@ -347,20 +348,34 @@ async fn a_whole_script_reports_its_measurements() {
 #[test]
 fn the_cli_runs_a_directory_and_prints_the_report() {
     let fx = extensions(&["cli-ext"]);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lambda-emulator"))
-        .args(["run", "--extensions"])
-        .arg(&fx.extensions)
-        .args(["--invocations", "3", "--json", "--quiet", "--bucket", "b"])
-        .output()
-        .unwrap();
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lambda-emulator"))
+            .args(["run", "--extensions"])
+            .arg(&fx.extensions)
+            .args(["--invocations", "3", "--json", "--quiet", "--bucket", "b"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // The tiny extension acknowledges every line and ships none: the verdict fails the run.
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["invocations"]["success"], 3);
+    assert_eq!(report["extensions"][0]["exit_code"], 0);
+    assert_eq!(report["verdict"]["lines_emitted"], 15);
+    assert_eq!(report["verdict"]["lost"]["after_ack"], 15);
+    assert_eq!(
+        report["verdict"]["failures"][0],
+        "15 lines lost after the extension acknowledged them (lost-after-ack)"
+    );
+    // Told to tolerate that, it passes.
+    let out = run(&["--tolerate", "lost-after-ack"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["invocations"]["success"], 3);
-    assert_eq!(report["extensions"][0]["exit_code"], 0);
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_lambda-emulator"))
         .args(["run", "--extensions", "/nonexistent/dir", "--quiet"])
         .output()

@@ -4,6 +4,7 @@
 mod support;
 
 mod delivery;
+mod edges;
 mod extensions_api;
 mod lifecycle;
 mod managed_instances;

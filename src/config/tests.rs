@@ -295,6 +295,11 @@ fn memory_and_spill_bounds_default_from_the_function_memory() {
     );
     assert_eq!(c.spill_max_bytes, 128 * 1024 * 1024);
     assert_eq!(
+        parse(&[(ENV_TMPDIR, "/run/env-7")]).config.spill_dir,
+        std::path::PathBuf::from("/run/env-7/adaptive-batching-extension"),
+        "an emulated environment's own /tmp"
+    );
+    assert_eq!(
         parse(&[(ENV_MEMORY_SIZE, "1024")]).config.max_buffer_bytes,
         64 * 1024 * 1024
     );

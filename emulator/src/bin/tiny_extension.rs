@@ -8,7 +8,8 @@
 //! `TINY_LISTENER_DELAY_MS`, `TINY_INIT_ERROR` type, `TINY_EXIT_BEFORE_REGISTER`,
 //! `TINY_CRASH_AFTER_INVOKES` N, `TINY_SLOW_NEXT_MS`, `TINY_HANG_ON_SHUTDOWN`,
 //! `TINY_SHUTDOWN_WAIT_MS` (default 150), `TINY_SUBSCRIBE_TWICE`, `TINY_SUBSCRIBE_BOTH`,
-//! `TINY_SLEEP_BEFORE_NEXT_MS` (at init), `TINY_QUIET_DELIVERIES` (accept without journaling).
+//! `TINY_SLEEP_BEFORE_NEXT_MS` (at init), `TINY_QUIET_DELIVERIES` (accept without journaling),
+//! `TINY_SAY` (`|`-separated lines printed to stdout after subscribing).
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -305,6 +306,12 @@ fn main() {
             } else {
                 "logs"
             });
+        }
+    }
+    // Lines for stdout, `|`-separated: they come back as `extension` records.
+    if let Some(say) = var("TINY_SAY") {
+        for line in say.split('|') {
+            println!("{line}");
         }
     }
     std::thread::sleep(Duration::from_millis(num("TINY_SLEEP_BEFORE_NEXT_MS", 0)));

@@ -1,7 +1,7 @@
 //! The Init phase (spec §1.5): start every extension, wait for each to register, "start the
 //! runtime", wait for every registered extension's first `next`, close subscriptions, freeze.
 
-use super::lifecycle::{InitFailure, Lifecycle};
+use super::lifecycle::{InitFailure, Lifecycle, ShutdownScript};
 use super::state::{ExitInfo, Fatal, Proc, lock};
 use crate::clock::ms;
 use crate::process::{self, list_extensions};
@@ -18,7 +18,8 @@ impl Lifecycle {
             }
             Err(f) => {
                 self.init_failures.push(f.clone());
-                self.end_generation("failure", 0).await;
+                self.end_generation("failure", &ShutdownScript::default())
+                    .await;
                 self.needs_init = true;
             }
         }
@@ -234,7 +235,10 @@ impl Lifecycle {
                 if let Some(p) = lock(&shared.state).procs.iter_mut().find(|p| p.pid == pid) {
                     p.output.push(line.clone());
                 }
-                shared.bus.emit(Event::ExtensionLog { line });
+                shared.bus.emit(Event::ExtensionLog {
+                    line,
+                    json: shared.settings.json_log_format,
+                });
             }));
         }
         let name = name.to_string();

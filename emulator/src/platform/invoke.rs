@@ -2,7 +2,7 @@
 //! `runtimeDone`, the extensions' `next`, the report, freeze), a SnapStart restore, and Managed
 //! Instances' concurrent invocations.
 
-use super::lifecycle::{InvokeRecord, InvokeScript, InvokeStatus, Lifecycle};
+use super::lifecycle::{InvokeRecord, InvokeScript, InvokeStatus, Lifecycle, ShutdownScript};
 use super::state::{Shared, lock};
 use crate::clock::{epoch_ms, ms};
 use crate::process;
@@ -18,7 +18,8 @@ impl Lifecycle {
         let s = &shared.settings;
         if !self.needs_init && !lock(&shared.state).fatal.is_empty() {
             // An extension died while the environment was idle: the next invoke finds it reset.
-            self.end_generation("failure", 0).await;
+            self.end_generation("failure", &ShutdownScript::default())
+                .await;
             self.needs_init = true;
         }
         let (seq, request_id) = self.next_request();
@@ -42,17 +43,19 @@ impl Lifecycle {
         let generation = self.generation();
         let start = Instant::now();
         let deadline = start + s.invoke_timeout;
-        let event = Bytes::from(
-            json!({
-                "eventType": "INVOKE",
-                "deadlineMs": epoch_ms(SystemTime::now() + s.invoke_timeout),
-                "requestId": request_id,
-                "invokedFunctionArn": s.function_arn(),
-                "tracing": {"type": "X-Amzn-Trace-Id", "value": format!("Root=1-{:08x}-{};Parent={};Sampled=1",
-                    epoch_ms(SystemTime::now()) / 1000, &request_id.replace('-', "")[..24], &request_id.replace('-', "")[..16])},
-            })
-            .to_string(),
-        );
+        let mut event = json!({
+            "eventType": "INVOKE",
+            "deadlineMs": epoch_ms(SystemTime::now() + s.invoke_timeout),
+            "requestId": request_id,
+            "invokedFunctionArn": s.function_arn(),
+        });
+        // Present only when the function is traced (spec §1.3: the RIE omits it otherwise).
+        if s.invoke_tracing {
+            let hex = request_id.replace('-', "");
+            event["tracing"] = json!({"type": "X-Amzn-Trace-Id", "value": format!("Root=1-{:08x}-{};Parent={};Sampled=1",
+                epoch_ms(SystemTime::now()) / 1000, &hex[..24], &hex[..16])});
+        }
+        let event = Bytes::from(event.to_string());
         let was_frozen = self.frozen;
         self.thaw_processes();
         let held_first = if was_frozen {
@@ -77,8 +80,7 @@ impl Lifecycle {
         let lines: Vec<Event> = (1..=script.lines)
             .map(|k| {
                 self.line(
-                    seq,
-                    k,
+                    &format!("invoke {seq:06} line {k:04}"),
                     script.line_bytes,
                     Some(&request_id),
                     s.json_log_format,
@@ -153,11 +155,13 @@ impl Lifecycle {
         match rec.status {
             InvokeStatus::Success => self.freeze().await,
             InvokeStatus::Timeout => {
-                self.end_generation("timeout", 0).await;
+                self.end_generation("timeout", &ShutdownScript::default())
+                    .await;
                 self.needs_init = true;
             }
             _ => {
-                self.end_generation("failure", 0).await;
+                self.end_generation("failure", &ShutdownScript::default())
+                    .await;
                 self.needs_init = true;
             }
         }
@@ -238,7 +242,14 @@ impl Lifecycle {
         for _ in 0..count {
             let (seq, request_id) = self.next_request();
             let lines: Vec<Event> = (1..=script.lines)
-                .map(|k| self.line(seq, k, script.line_bytes, Some(&request_id), json))
+                .map(|k| {
+                    self.line(
+                        &format!("invoke {seq:06} line {k:04}"),
+                        script.line_bytes,
+                        Some(&request_id),
+                        json,
+                    )
+                })
                 .collect();
             plans.push((seq, request_id, lines));
         }

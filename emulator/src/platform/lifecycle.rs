@@ -32,6 +32,27 @@ impl Default for InvokeScript {
     }
 }
 
+/// What Lambda and the runtime still produce around SHUTDOWN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownScript {
+    /// Function lines Lambda still holds at SHUTDOWN, delivered after it.
+    pub late_lines: usize,
+    /// Function lines of the last request the runtime writes after SHUTDOWN was released (after
+    /// the last report), spread over `straggler_window`.
+    pub stragglers: usize,
+    pub straggler_window: Duration,
+}
+
+impl Default for ShutdownScript {
+    fn default() -> Self {
+        Self {
+            late_lines: 0,
+            stragglers: 0,
+            straggler_window: Duration::from_millis(200),
+        }
+    }
+}
+
 /// How an invocation ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -128,6 +149,8 @@ pub(crate) struct Lifecycle {
     pub init_failures: Vec<InitFailure>,
     /// Every function line the simulated function wrote, in order.
     pub function_lines: Vec<String>,
+    /// Function lines written so far (the number in each line's marker).
+    lines_written: u64,
 }
 
 impl Lifecycle {
@@ -146,6 +169,7 @@ impl Lifecycle {
             shutdowns: Vec::new(),
             init_failures: Vec::new(),
             function_lines: Vec::new(),
+            lines_written: 0,
         }
     }
 
@@ -221,15 +245,20 @@ impl Lifecycle {
         (self.seq, uuid::Uuid::new_v4().to_string())
     }
 
+    /// A function line of the simulated function: `label`, its unique marker
+    /// ([`crate::verdict::marker`]), padded with `x` to `bytes`; recorded in `function_lines`.
     pub(super) fn line(
         &mut self,
-        seq: u64,
-        k: usize,
+        label: &str,
         bytes: usize,
         request_id: Option<&str>,
         json: bool,
     ) -> Event {
-        let mut message = format!("invoke {seq:06} line {k:04} ");
+        self.lines_written += 1;
+        let mut message = format!(
+            "{label} {} ",
+            crate::verdict::marker(&self.shared.run_id, self.lines_written)
+        );
         while message.len() < bytes {
             message.push('x');
         }

@@ -2,44 +2,51 @@
 //! extensions (SIGKILL for the others), what Lambda still holds delivered after it, SIGKILL at
 //! `deadlineMs`.
 
-use super::lifecycle::{Lifecycle, ShutdownRecord};
+use super::lifecycle::{Lifecycle, ShutdownRecord, ShutdownScript};
 use super::state::lock;
 use crate::clock::epoch_ms;
 use crate::process::signal_group;
-use crate::records::{Event, FunctionLine};
+use crate::records::Event;
 use bytes::Bytes;
 use serde_json::json;
 use std::time::{Duration, Instant, SystemTime};
 
 impl Lifecycle {
-    /// The final SHUTDOWN (reason `spindown`), with `late_lines` function lines Lambda still holds.
-    pub async fn shutdown(&mut self, late_lines: usize) {
+    /// The final SHUTDOWN (reason `spindown`), with what `script` says Lambda still holds and what
+    /// the runtime still writes.
+    pub async fn shutdown(&mut self, script: &ShutdownScript) {
         if !self.needs_init {
-            self.end_generation("spindown", late_lines).await;
+            self.end_generation("spindown", script).await;
             self.needs_init = true;
         }
     }
 
     /// Ends the current generation: SHUTDOWN with `reason` to SHUTDOWN-subscribed extensions (SIGKILL
-    /// for the others), the held records after it, SIGKILL at `deadlineMs`.
-    pub async fn end_generation(&mut self, reason: &str, late_lines: usize) {
+    /// for the others), the held records after it, then the stragglers, SIGKILL at `deadlineMs`.
+    pub async fn end_generation(&mut self, reason: &str, script: &ShutdownScript) {
         let shared = self.shared.clone();
         let s = &shared.settings;
         let generation = self.generation();
         self.thaw_processes();
         let json_lines = s.json_log_format;
-        for k in 1..=late_lines {
-            let mut message = format!("late line {k:04} ");
-            while message.len() < 200 {
-                message.push('x');
-            }
-            self.function_lines.push(message.clone());
-            shared.bus.emit(Event::Function(FunctionLine {
-                request_id: None,
-                message,
-                json: json_lines,
-            }));
+        for k in 1..=script.late_lines {
+            let line = self.line(&format!("late line {k:04}"), 200, None, json_lines);
+            shared.bus.emit(line);
         }
+        // A runtime still logging while it exits: lines of the last request, written after its
+        // report and after SHUTDOWN (the runtime gets SIGTERM before the extensions get SHUTDOWN,
+        // spec §1.5; what it writes meanwhile is delivered like any line).
+        let last_request = self.invokes.last().map(|i| i.request_id.clone());
+        let stragglers: Vec<Event> = (1..=script.stragglers)
+            .map(|k| {
+                self.line(
+                    &format!("straggler {k:04}"),
+                    200,
+                    last_request.as_deref(),
+                    json_lines,
+                )
+            })
+            .collect();
         let now = Instant::now();
         let deadline = now + s.shutdown_budget;
         let deadline_ms = epoch_ms(SystemTime::now() + s.shutdown_budget);
@@ -88,6 +95,16 @@ impl Lifecycle {
         }
         // What Lambda still held is delivered after SHUTDOWN.
         shared.bus.hold(false);
+        let wave = {
+            let shared = shared.clone();
+            let (n, window) = (stragglers.len() as u32, script.straggler_window);
+            tokio::spawn(async move {
+                for (k, line) in (1..).zip(stragglers) {
+                    tokio::time::sleep_until((now + window * k / n.max(1)).into()).await;
+                    shared.bus.emit(line);
+                }
+            })
+        };
         let all_exited = |st: &mut super::state::State| {
             st.procs
                 .iter()
@@ -122,6 +139,7 @@ impl Lifecycle {
                 .wait_drained(deadline.saturating_duration_since(Instant::now()))
                 .await;
         }
+        let _ = wave.await;
         shared.bus.end_generation(generation);
         self.frozen = false;
         self.shutdowns.push(ShutdownRecord {

@@ -8,15 +8,12 @@ use crate::settings::Settings;
 use bytes::Bytes;
 use serde::Serialize;
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
 
-/// Locks a mutex, carrying on after a panic elsewhere: the emulator's state stays usable for the report.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub use crate::sync::lock;
 
 pub(crate) struct Shared {
     pub settings: Settings,
@@ -25,6 +22,8 @@ pub(crate) struct Shared {
     pub bus: std::sync::Arc<Bus>,
     pub calls: Mutex<Vec<ApiCall>>,
     pub started: Instant,
+    /// This emulator's part of every line marker (see [`crate::verdict::markers`]).
+    pub run_id: String,
 }
 
 /// One call an extension made to the Runtime API server, as recorded for tests and the report.

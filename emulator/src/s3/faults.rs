@@ -1,7 +1,7 @@
 //! Fault injection in front of the S3 protocol layer: failed PUTs (500), throttling (503 SlowDown,
 //! every k-th PUT or past a per-prefix request rate), refusals (403 AccessDenied, a KMS denial) for
-//! the next N writes or during a window, an outage window, added latency, connection resets, and a
-//! freeze of the extensions in the middle of a request. A "PUT" here is an object write (PutObject or
+//! the next N writes or during a window, an outage window, added latency, connection resets, and
+//! uploads cut by a freeze of the environment. A "PUT" here is an object write (PutObject or
 //! UploadPart); a "write" is any request of S3's PUT/COPY/POST/DELETE price class on an object
 //! (PutObject, CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload).
 
@@ -46,11 +46,13 @@ pub struct Faults {
     /// its last `/`) above this many per second answer 503 SlowDown. A token bucket that holds one
     /// second's worth.
     pub prefix_write_rate: Option<f64>,
-    /// When the next N object writes arrive, the extensions are frozen (SIGSTOP) for
-    /// `freeze_for`, as an environment frozen in the middle of an upload; the endpoint goes on
-    /// reading, so a body larger than the socket buffers stalls and meets RequestTimeout.
-    pub freeze_next_writes: u32,
-    pub freeze_for: Duration,
+    /// The next N object writes are treated as bodies still being sent: if the environment freezes
+    /// within `freeze_cut_wait` of their arrival (the extension called `next` with the upload in
+    /// flight) and stays frozen past the socket timeout, they meet what such a body meets on S3 —
+    /// 400 RequestTimeout and a closed connection, read by the extension after the thaw. A thaw
+    /// before the socket timeout, or no freeze at all, lets them through.
+    pub freeze_cut_next_writes: u32,
+    pub freeze_cut_wait: Duration,
 }
 
 /// The per-prefix token buckets of [`Faults::prefix_write_rate`].
@@ -97,8 +99,9 @@ pub enum Injected {
     ConnectionReset,
     AccessDenied,
     KmsDenied,
-    /// The extensions were frozen when this request arrived; it is then served normally.
-    Freeze,
+    /// A body cut by a freeze of the environment: 400 RequestTimeout (see
+    /// [`Faults::freeze_cut_next_writes`]).
+    FreezeCut,
 }
 
 /// What a request is, as far as faults go.
@@ -142,9 +145,9 @@ pub(crate) fn decide(
     if !kind.put {
         return None;
     }
-    if f.freeze_next_writes > 0 {
-        f.freeze_next_writes -= 1;
-        return Some(Injected::Freeze);
+    if f.freeze_cut_next_writes > 0 {
+        f.freeze_cut_next_writes -= 1;
+        return Some(Injected::FreezeCut);
     }
     if f.reset_next_puts > 0 {
         f.reset_next_puts -= 1;
@@ -162,6 +165,9 @@ pub(crate) fn decide(
     }
     None
 }
+
+/// S3's message for a body that stopped arriving (spec §3).
+pub(crate) const REQUEST_TIMEOUT: &str = "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.";
 
 /// The S3 error document for an injected failure: (status, code, message).
 pub(crate) fn error_document(i: Injected) -> (u16, &'static str, &'static str) {
@@ -185,7 +191,8 @@ pub(crate) fn error_document(i: Injected) -> (u16, &'static str, &'static str) {
             "ServiceUnavailable",
             "Service is unable to handle request.",
         ),
-        Injected::ConnectionReset | Injected::Freeze => (0, "", ""),
+        Injected::FreezeCut => (400, "RequestTimeout", REQUEST_TIMEOUT),
+        Injected::ConnectionReset => (0, "", ""),
     }
 }
 

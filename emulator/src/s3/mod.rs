@@ -10,7 +10,7 @@ mod store;
 pub use faults::{Faults, Injected, Refusal, prefix_of};
 pub use store::{StoredObject, WriteRecord};
 
-use crate::platform::state::lock;
+use crate::sync::lock;
 use bytes::Bytes;
 use faults::PrefixBuckets;
 use hyper_util::rt::TokioIo;
@@ -40,9 +40,6 @@ impl Default for Timeouts {
         }
     }
 }
-
-/// Freezes the extensions for a while (installed by the emulator; see [`Faults::freeze_next_writes`]).
-pub type Freezer = Arc<dyn Fn(Duration) + Send + Sync>;
 
 /// The credentials the endpoint accepts (handed to the extensions as the function's role would be).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +72,8 @@ struct EndpointState {
     faults: Faults,
     timeouts: Timeouts,
     prefixes: PrefixBuckets,
-    freezer: Option<Freezer>,
+    /// Whether the environment is frozen (the emulator's delivery hold), for uploads cut by a freeze.
+    frozen: Option<tokio::sync::watch::Receiver<bool>>,
     puts: u64,
     requests: Vec<S3RequestRecord>,
 }
@@ -124,7 +122,7 @@ impl S3Endpoint {
                 faults: Faults::default(),
                 timeouts,
                 prefixes: PrefixBuckets::default(),
-                freezer: None,
+                frozen: None,
                 puts: 0,
                 requests: Vec::new(),
             })),
@@ -181,7 +179,7 @@ impl S3Endpoint {
             write: is_write(operation),
         };
         let since_start = self.started.elapsed();
-        let (mut injected, latency, timeouts, freezer) = {
+        let (mut injected, latency, timeouts, cut) = {
             let mut st = lock(&self.state);
             if kind.put {
                 st.puts += 1;
@@ -196,8 +194,10 @@ impl S3Endpoint {
             {
                 injected = Some(Injected::PrefixSlowDown);
             }
-            let freezer = st.freezer.clone().map(|f| (f, st.faults.freeze_for));
-            (injected, latency, st.timeouts, freezer)
+            let cut = (injected == Some(Injected::FreezeCut))
+                .then(|| st.frozen.clone().map(|f| (f, st.faults.freeze_cut_wait)))
+                .flatten();
+            (injected, latency, st.timeouts, cut)
         };
         let mut record = S3RequestRecord {
             at_ms: crate::clock::ms(since_start),
@@ -211,11 +211,9 @@ impl S3Endpoint {
             body_bytes: 0,
             error_code: None,
         };
-        if injected == Some(Injected::Freeze) {
-            if let Some((freeze, d)) = freezer {
-                freeze(d);
-            }
+        if injected == Some(Injected::FreezeCut) && !cut_by_freeze(cut, timeouts.socket).await {
             injected = None;
+            record.injected = None;
         }
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
@@ -231,12 +229,7 @@ impl S3Endpoint {
             Ok(b) => b,
             Err(conn::BodyError::Stalled(got)) => {
                 record.body_bytes = got;
-                let response = error_response(
-                    400,
-                    "RequestTimeout",
-                    "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.",
-                    true,
-                );
+                let response = error_response(400, "RequestTimeout", faults::REQUEST_TIMEOUT, true);
                 self.log_answer(record, &response);
                 return Ok(response);
             }
@@ -249,7 +242,7 @@ impl S3Endpoint {
         let response = match injected {
             Some(i) => {
                 let (status, code, message) = faults::error_document(i);
-                error_response(status, code, message, false)
+                error_response(status, code, message, i == Injected::FreezeCut)
             }
             None => {
                 let req = http::Request::from_parts(parts, s3s::Body::from(body));
@@ -316,6 +309,11 @@ impl S3Endpoint {
         lock(&self.state).faults = faults;
     }
 
+    /// The fault configuration now (counters count down as faults are injected).
+    pub fn faults_now(&self) -> Faults {
+        lock(&self.state).faults.clone()
+    }
+
     /// Edits the fault configuration in place.
     pub fn faults(&self, edit: impl FnOnce(&mut Faults)) {
         edit(&mut lock(&self.state).faults);
@@ -327,9 +325,9 @@ impl S3Endpoint {
         lock(&self.state).timeouts = timeouts;
     }
 
-    /// Installs what [`Faults::freeze_next_writes`] calls (the emulator freezes its extensions).
-    pub fn set_freezer(&self, freezer: Freezer) {
-        lock(&self.state).freezer = Some(freezer);
+    /// Tells the endpoint when the environment is frozen (see [`Faults::freeze_cut_next_writes`]).
+    pub fn set_frozen_signal(&self, frozen: tokio::sync::watch::Receiver<bool>) {
+        lock(&self.state).frozen = Some(frozen);
     }
 
     /// Every object of `bucket`, by key.
@@ -362,6 +360,27 @@ impl S3Endpoint {
     pub fn requests(&self) -> Vec<S3RequestRecord> {
         lock(&self.state).requests.clone()
     }
+}
+
+/// Whether a write marked [`Injected::FreezeCut`] is cut: the environment freezes within the wait
+/// and stays frozen past the socket timeout (a body still being sent then stops arriving).
+async fn cut_by_freeze(
+    cut: Option<(tokio::sync::watch::Receiver<bool>, Duration)>,
+    socket_timeout: Duration,
+) -> bool {
+    let Some((mut frozen, wait)) = cut else {
+        return false;
+    };
+    if tokio::time::timeout(wait, frozen.wait_for(|f| *f))
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    // Frozen: S3 gives up on the body after its socket timeout, unless the thaw comes first.
+    tokio::time::timeout(socket_timeout, frozen.wait_for(|f| !*f))
+        .await
+        .is_err()
 }
 
 /// An S3 error document, as the endpoint answers an injected fault or a timeout.

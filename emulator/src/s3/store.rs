@@ -4,7 +4,7 @@
 //! assert them, and every successful write is kept in a history.
 
 use super::rules;
-use crate::platform::state::lock;
+use crate::sync::lock;
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use futures::TryStreamExt;

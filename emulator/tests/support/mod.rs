@@ -89,12 +89,16 @@ pub fn of_type<'a>(records: &'a [Value], t: &str) -> Vec<&'a Value> {
     records.iter().filter(|r| r["type"] == t).collect()
 }
 
-/// The function-line messages among `records` (text or JSON format).
+/// The function-line messages among `records`: the JSON format's `message`, or the text format's
+/// last field (`<timestamp>\t<requestId>\t<LEVEL>\t<message>`, or the bare line outside a request).
 pub fn function_messages(records: &[Value]) -> Vec<String> {
     of_type(records, "function")
         .into_iter()
         .map(|r| match &r["record"] {
-            Value::String(s) => s.trim_end_matches('\n').to_string(),
+            Value::String(s) => {
+                let line = s.trim_end_matches('\n');
+                line.splitn(4, '\t').nth(3).unwrap_or(line).to_string()
+            }
             obj => obj["message"]
                 .as_str()
                 .expect("a JSON line has a message")

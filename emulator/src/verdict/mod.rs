@@ -1,0 +1,403 @@
+//! The verdict of a run, line by line: every function line the emulator wrote carries a unique
+//! marker ([`markers`]); after the run every object in the endpoint's buckets is read
+//! ([`objects`]) and each line is found, or not, exactly once. A lost line is told apart by what
+//! Lambda knew of it: acknowledged by the extension (a 200 for its delivery: the extension's loss),
+//! dropped by Lambda and reported in `platform.logsDropped` (the extension fell behind), or never
+//! acknowledged (still held by Lambda at the end, or refused). Beside the lines: objects that are
+//! not NDJSON of records, invoke timeouts, crashes, kills at the shutdown deadline, post-runtime
+//! duration and the S3 requests it cost.
+
+pub mod markers;
+pub mod objects;
+
+pub use markers::marker;
+
+use crate::delivery::SubscriberStats;
+use crate::report::{ExtensionReport, InvocationSummary, Stats};
+use crate::s3::{S3RequestRecord, StoredObject};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// What a run may get wrong without failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tolerate {
+    /// Lines the extension acknowledged (200) that are not in S3.
+    LostAfterAck,
+    /// Lines Lambda dropped (reported in `platform.logsDropped`).
+    DroppedByLambda,
+    /// Lines the extension never acknowledged (still held, or refused, at the end).
+    Unacknowledged,
+    /// Lines found in S3 more than once.
+    Duplicate,
+    /// Objects that are not NDJSON of Lambda records.
+    BadObject,
+    /// Invokes that timed out.
+    Timeout,
+    /// Extension processes that exited before SHUTDOWN.
+    Crash,
+    /// Extension processes killed at the shutdown deadline.
+    Kill,
+}
+
+impl Tolerate {
+    pub const ALL: [Tolerate; 8] = [
+        Tolerate::LostAfterAck,
+        Tolerate::DroppedByLambda,
+        Tolerate::Unacknowledged,
+        Tolerate::Duplicate,
+        Tolerate::BadObject,
+        Tolerate::Timeout,
+        Tolerate::Crash,
+        Tolerate::Kill,
+    ];
+
+    /// The kebab-case name (as in `--tolerate` and scenario files).
+    pub fn name(self) -> &'static str {
+        match self {
+            Tolerate::LostAfterAck => "lost-after-ack",
+            Tolerate::DroppedByLambda => "dropped-by-lambda",
+            Tolerate::Unacknowledged => "unacknowledged",
+            Tolerate::Duplicate => "duplicate",
+            Tolerate::BadObject => "bad-object",
+            Tolerate::Timeout => "timeout",
+            Tolerate::Crash => "crash",
+            Tolerate::Kill => "kill",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|t| t.name()).collect();
+                format!("unknown tolerance {s:?}; one of {}", names.join(", "))
+            })
+    }
+}
+
+/// What a run is expected to do: the tolerated failures and bounds on its figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Expect {
+    pub tolerate: Vec<Tolerate>,
+    /// Post-runtime duration p99 over successful invokes, at most.
+    pub max_post_runtime_p99_ms: Option<f64>,
+    /// PUT-class S3 requests per MB of logs in S3, at most.
+    pub max_puts_per_mb: Option<f64>,
+    pub min_objects: Option<usize>,
+    pub max_objects: Option<usize>,
+}
+
+/// Lost lines, by what Lambda knew of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Lost {
+    pub total: usize,
+    pub after_ack: usize,
+    pub dropped_by_lambda: usize,
+    pub unacknowledged: usize,
+    /// A few lost markers, for a person to look for.
+    pub examples: Vec<String>,
+}
+
+/// The verdict of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Verdict {
+    pub lines_emitted: usize,
+    pub lines_found: usize,
+    pub lost: Lost,
+    /// Extra copies: a line found three times counts 2.
+    pub duplicated: usize,
+    pub objects: usize,
+    pub objects_not_ndjson: usize,
+    pub bad_lines: usize,
+    /// The first problem of the first bad object: `key: line n: why`.
+    pub first_bad_object: Option<String>,
+    pub invoke_timeouts: usize,
+    pub crashes: usize,
+    pub kills: usize,
+    pub post_runtime_ms: Stats,
+    /// PUT/COPY/POST/LIST-class requests (S3's $0.005 per 1,000 class), failed ones included.
+    pub put_requests: usize,
+    /// Bytes of NDJSON in S3 after decompression.
+    pub log_bytes: usize,
+    /// `put_requests` per 10^6 bytes of `log_bytes`.
+    pub puts_per_mb: f64,
+    /// What failed and was not tolerated, or missed an expectation; empty when the run passed.
+    pub failures: Vec<String>,
+    pub passed: bool,
+}
+
+/// What the verdict is made from.
+pub struct Inputs<'a> {
+    pub run_id: &'a str,
+    pub function_lines: &'a [String],
+    pub subscribers: &'a [SubscriberStats],
+    pub objects: &'a [StoredObject],
+    pub requests: &'a [S3RequestRecord],
+    pub invocations: &'a InvocationSummary,
+    pub extensions: &'a [ExtensionReport],
+}
+
+/// S3 operations billed in the PUT/COPY/POST/LIST class.
+fn put_class(operation: &str) -> bool {
+    matches!(
+        operation,
+        "PutObject"
+            | "UploadPart"
+            | "CreateMultipartUpload"
+            | "CompleteMultipartUpload"
+            | "CreateBucket"
+            | "ListObjects"
+            | "ListObjectsV2"
+    )
+}
+
+impl Verdict {
+    pub fn of(i: &Inputs, expect: &Expect) -> Self {
+        let run = i.run_id;
+        let emitted: Vec<&str> = i
+            .function_lines
+            .iter()
+            .flat_map(|l| markers::find(l, run))
+            .collect();
+        let in_texts = |texts: &mut dyn Iterator<Item = &String>| -> HashSet<String> {
+            texts
+                .flat_map(|t| markers::find(t, run))
+                .map(str::to_string)
+                .collect()
+        };
+        let acked = in_texts(&mut i.subscribers.iter().flat_map(|s| &s.delivered_records));
+        let dropped = in_texts(&mut i.subscribers.iter().flat_map(|s| &s.dropped_records));
+
+        let mut v = Verdict {
+            lines_emitted: emitted.len(),
+            objects: i.objects.len(),
+            ..Verdict::default()
+        };
+        let mut found: HashMap<&str, usize> = HashMap::new();
+        let decoded: Vec<(&StoredObject, objects::Decoded)> = i
+            .objects
+            .iter()
+            .map(|o| (o, objects::decode(&o.body, o.content_encoding.as_deref())))
+            .collect();
+        for (o, d) in &decoded {
+            v.log_bytes += d.text.len();
+            v.bad_lines += d.bad_lines;
+            if let Some(p) = &d.problem {
+                v.objects_not_ndjson += 1;
+                v.first_bad_object
+                    .get_or_insert_with(|| format!("{}: {p}", o.key));
+            }
+            for m in markers::find(&d.text, run) {
+                *found.entry(m).or_default() += 1;
+            }
+        }
+        for m in &emitted {
+            match found.get(m) {
+                Some(n) => {
+                    v.lines_found += 1;
+                    v.duplicated += n - 1;
+                }
+                None => {
+                    v.lost.total += 1;
+                    if acked.contains(*m) {
+                        v.lost.after_ack += 1;
+                    } else if dropped.contains(*m) {
+                        v.lost.dropped_by_lambda += 1;
+                    } else {
+                        v.lost.unacknowledged += 1;
+                    }
+                    if v.lost.examples.len() < 5 {
+                        v.lost.examples.push(m.to_string());
+                    }
+                }
+            }
+        }
+        v.invoke_timeouts = i.invocations.timeout;
+        v.post_runtime_ms = i.invocations.post_runtime_ms.clone();
+        v.crashes = i.extensions.iter().filter(|e| e.crashed).count();
+        v.kills = i.extensions.iter().filter(|e| e.killed_at_deadline).count();
+        v.put_requests = i
+            .requests
+            .iter()
+            .filter(|r| put_class(&r.operation))
+            .count();
+        v.puts_per_mb = if v.log_bytes == 0 {
+            0.0
+        } else {
+            v.put_requests as f64 / (v.log_bytes as f64 / 1e6)
+        };
+        v.judge(expect);
+        v
+    }
+
+    fn judge(&mut self, expect: &Expect) {
+        let ok = |t: Tolerate| expect.tolerate.contains(&t);
+        let mut f = Vec::new();
+        let l = &self.lost;
+        for (n, t, what) in [
+            (
+                l.after_ack,
+                Tolerate::LostAfterAck,
+                "lines lost after the extension acknowledged them",
+            ),
+            (
+                l.dropped_by_lambda,
+                Tolerate::DroppedByLambda,
+                "lines dropped by Lambda (platform.logsDropped)",
+            ),
+            (
+                l.unacknowledged,
+                Tolerate::Unacknowledged,
+                "lines never acknowledged by the extension",
+            ),
+            (self.duplicated, Tolerate::Duplicate, "duplicated lines"),
+            (
+                self.objects_not_ndjson,
+                Tolerate::BadObject,
+                "objects that are not NDJSON of records",
+            ),
+            (self.invoke_timeouts, Tolerate::Timeout, "invoke timeouts"),
+            (self.crashes, Tolerate::Crash, "crashes"),
+            (self.kills, Tolerate::Kill, "kills at the shutdown deadline"),
+        ] {
+            if n > 0 && !ok(t) {
+                f.push(format!("{n} {what} ({})", t.name()));
+            }
+        }
+        if let Some(max) = expect.max_post_runtime_p99_ms
+            && self.post_runtime_ms.p99 > max
+        {
+            f.push(format!(
+                "post-runtime p99 {:.2} ms is above {max} ms",
+                self.post_runtime_ms.p99
+            ));
+        }
+        if let Some(max) = expect.max_puts_per_mb
+            && self.puts_per_mb > max
+        {
+            f.push(format!(
+                "{:.1} PUT requests per MB is above {max}",
+                self.puts_per_mb
+            ));
+        }
+        if let Some(min) = expect.min_objects
+            && self.objects < min
+        {
+            f.push(format!("{} objects, expected at least {min}", self.objects));
+        }
+        if let Some(max) = expect.max_objects
+            && self.objects > max
+        {
+            f.push(format!("{} objects, expected at most {max}", self.objects));
+        }
+        self.passed = f.is_empty();
+        self.failures = f;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(key: &str, body: &str) -> StoredObject {
+        StoredObject {
+            bucket: "b".into(),
+            key: key.into(),
+            body: bytes::Bytes::from(body.to_string()),
+            size: body.len(),
+            etag: String::new(),
+            content_type: None,
+            content_encoding: None,
+            server_side_encryption: None,
+            sse_kms_key_id: None,
+            storage_class: None,
+            metadata: Default::default(),
+            checksums: Default::default(),
+            multipart: false,
+            last_modified: std::time::SystemTime::now(),
+        }
+    }
+
+    fn rec(m: &str) -> String {
+        format!("{{\"time\":\"t\",\"type\":\"function\",\"record\":\"line {m} x\"}}")
+    }
+
+    #[test]
+    fn each_line_is_found_once_or_classified_by_what_lambda_knew() {
+        let run = "r1";
+        let lines: Vec<String> = (1..=6)
+            .map(|n| format!("line {}", marker(run, n)))
+            .collect();
+        let m = |n: u64| marker(run, n);
+        let sub = SubscriberStats {
+            delivered_records: (1..=4).map(|n| rec(&m(n))).collect(),
+            dropped_records: vec![rec(&m(5))],
+            ..SubscriberStats::default()
+        };
+        // 1 shipped once, 2 twice, 3 lost after a 200, 4 shipped, 5 dropped by Lambda, 6 never acked.
+        let objects = vec![
+            object("a", &format!("{}\n{}\n", rec(&m(1)), rec(&m(2)))),
+            object("b", &format!("{}\n{}\n", rec(&m(2)), rec(&m(4)))),
+            object("bad", "[1,2]"),
+        ];
+        let inputs = Inputs {
+            run_id: run,
+            function_lines: &lines,
+            subscribers: &[sub],
+            objects: &objects,
+            requests: &[],
+            invocations: &InvocationSummary::default(),
+            extensions: &[],
+        };
+        let v = Verdict::of(&inputs, &Expect::default());
+        assert_eq!((v.lines_emitted, v.lines_found, v.duplicated), (6, 3, 1));
+        assert_eq!(
+            (
+                v.lost.total,
+                v.lost.after_ack,
+                v.lost.dropped_by_lambda,
+                v.lost.unacknowledged
+            ),
+            (3, 1, 1, 1)
+        );
+        assert_eq!(v.lost.examples, vec![m(3), m(5), m(6)]);
+        assert_eq!((v.objects, v.objects_not_ndjson), (3, 1));
+        assert_eq!(
+            v.first_bad_object.as_deref(),
+            Some("bad: line 1: not a JSON object")
+        );
+        assert!(!v.passed);
+        assert_eq!(v.failures.len(), 5, "{:?}", v.failures);
+        let lenient = Expect {
+            tolerate: vec![
+                Tolerate::LostAfterAck,
+                Tolerate::DroppedByLambda,
+                Tolerate::Unacknowledged,
+                Tolerate::Duplicate,
+                Tolerate::BadObject,
+            ],
+            max_objects: Some(2),
+            ..Expect::default()
+        };
+        let v = Verdict::of(&inputs, &lenient);
+        assert_eq!(
+            v.failures,
+            vec!["3 objects, expected at most 2".to_string()]
+        );
+    }
+
+    #[test]
+    fn tolerances_parse_by_name() {
+        for t in Tolerate::ALL {
+            assert_eq!(Tolerate::parse(t.name()), Ok(t));
+        }
+        assert!(
+            Tolerate::parse("loss")
+                .unwrap_err()
+                .contains("lost-after-ack")
+        );
+    }
+}
