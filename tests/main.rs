@@ -9,4 +9,5 @@ mod faults;
 mod in_process;
 mod objects;
 mod process;
+mod scenarios;
 mod telemetry;

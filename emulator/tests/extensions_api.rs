@@ -41,6 +41,7 @@ async fn launches_each_executable_with_a_clean_lambda_environment() {
             "AWS_SESSION_TOKEN",
             "AWS_ENDPOINT_URL_S3",
             "TZ",
+            "TMPDIR",
             "LANG",
             "PATH",
             "CUSTOM",
@@ -53,6 +54,8 @@ async fn launches_each_executable_with_a_clean_lambda_environment() {
             start["AWS_LAMBDA_RUNTIME_API"],
             emu.runtime_api().to_string()
         );
+        // The environment's own /tmp.
+        assert_eq!(start["TMPDIR"], emu.tmp_dir().to_string_lossy().as_ref());
         assert_eq!(start["AWS_LAMBDA_FUNCTION_NAME"], "my-fn");
         assert_eq!(start["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "256");
         assert_eq!(start["AWS_REGION"], "eu-west-1");

@@ -8,6 +8,7 @@ mod edges;
 mod extensions_api;
 mod lifecycle;
 mod managed_instances;
+mod other_languages;
 mod s3_endpoint;
 mod s3_rules;
 mod snap_start;
