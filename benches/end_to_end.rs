@@ -1,11 +1,15 @@
 //! The extension's cost to the function, measured under the emulated Lambda platform: cold start
-//! (spawn → first `next`), peak RSS, CPU time, post-runtime duration p50/p99, records per second.
-//! Scenarios: steady (1000 invokes × 5 lines × 200 B, with each `SHIP_AT`), bursty (40 × 2000 ×
-//! 300 B) and big records (50 × 20 × 50 KB). Each runs `ABE_RUNS` times (3); the table shows medians.
+//! (spawn → first `next`), peak RSS, CPU time, post-runtime duration p50/p99, objects and PUT
+//! requests per GB of logs, and the emulator's verdict (lines lost, duplicated). Scenarios: steady
+//! (1000 invokes × 5 lines × 200 B, with each `SHIP_AT`), bursty (40 × 2000 × 300 B), big records
+//! (50 × 20 × 50 KB), and 100 small invokes under S3 faults (300 ms per request, SlowDown on every
+//! 5th PUT, 403 for the first 6 writes, uploads cut by a freeze). Each runs `ABE_RUNS` times (3);
+//! the table shows medians; `ABE_ONLY=<part of a name>` runs one.
 //!
 //! `cargo build --profile dist -p adaptive-batching-extension && cargo bench --bench end_to_end`
 //! measures the layer's build (`ABE_BINARY` selects another, for example the release profile's).
 
+use lambda_emulator::s3::{Faults, Timeouts};
 use lambda_emulator::{EmulatorBuilder, InvokeScript, Script};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,14 +25,17 @@ fn binary() -> PathBuf {
         .join("adaptive-batching-extension")
 }
 
-/// Name, invocations, what each does, frozen gap (ms), extra environment.
-type Scenario = (
-    &'static str,
-    u64,
-    InvokeScript,
-    u64,
-    &'static [(&'static str, &'static str)],
-);
+/// One workload: invocations of a script, a frozen gap, extra environment, S3 faults.
+struct Scenario {
+    name: &'static str,
+    invocations: u64,
+    invoke: InvokeScript,
+    gap_ms: u64,
+    env: &'static [(&'static str, &'static str)],
+    faults: Faults,
+    /// S3's socket timeout, scaled down where a freeze must outlast it.
+    socket_timeout: Duration,
+}
 
 #[tokio::main]
 async fn main() {
@@ -47,21 +54,40 @@ async fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(3)
         .max(1);
+    let only = std::env::var("ABE_ONLY").ok();
     let steady = InvokeScript {
         lines: 5,
         line_bytes: 200,
         duration: Duration::from_millis(5),
     };
-    let scenarios: [Scenario; 4] = [
-        ("steady", 1000, steady, 2, &[]),
-        (
+    let small = InvokeScript {
+        lines: 5,
+        line_bytes: 200,
+        duration: Duration::from_millis(20),
+    };
+    let plain = |name, invocations, invoke, gap_ms, env| Scenario {
+        name,
+        invocations,
+        invoke,
+        gap_ms,
+        env,
+        faults: Faults::default(),
+        socket_timeout: Duration::from_secs(20),
+    };
+    let faulty = |name, faults| Scenario {
+        faults,
+        ..plain(name, 100, small, 20, &[])
+    };
+    let scenarios = [
+        plain("steady", 1000, steady, 2, &[]),
+        plain(
             "steady, SHIP_AT=end-of-invoke",
             1000,
             steady,
             2,
             &[("ADAPTIVE_BATCHING_EXTENSION_SHIP_AT", "end-of-invoke")],
         ),
-        (
+        plain(
             "bursty",
             40,
             InvokeScript {
@@ -72,7 +98,7 @@ async fn main() {
             20,
             &[],
         ),
-        (
+        plain(
             "big records",
             50,
             InvokeScript {
@@ -83,27 +109,66 @@ async fn main() {
             20,
             &[],
         ),
+        faulty(
+            "S3 +300 ms",
+            Faults {
+                latency: Duration::from_millis(300),
+                ..Faults::default()
+            },
+        ),
+        faulty(
+            "SlowDown every 5th PUT",
+            Faults {
+                slowdown_every: Some(5),
+                ..Faults::default()
+            },
+        ),
+        faulty(
+            "403 for the first 6 writes",
+            Faults {
+                refuse_next_writes: 6,
+                ..Faults::default()
+            },
+        ),
+        Scenario {
+            // Frozen 500 ms after each invoke, past a 300 ms socket timeout.
+            socket_timeout: Duration::from_millis(300),
+            ..faulty(
+                "freeze mid-upload (3 uploads cut)",
+                Faults {
+                    freeze_cut_next_writes: 3,
+                    freeze_cut_wait: Duration::from_secs(1),
+                    ..Faults::default()
+                },
+            )
+        },
     ];
     println!("{} ({runs} runs each, medians)", bin.display());
     println!(
-        "| scenario | cold start ms | peak RSS MiB | CPU ms | post-runtime p50 ms | p99 ms | records/s | objects |"
+        "| scenario | cold start ms | peak RSS MiB | CPU ms | post-runtime p50 ms | p99 ms | objects | PUTs per GB | lines lost | duplicated |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
-    for (name, invocations, invoke, gap_ms, env) in scenarios {
-        let mut rows: Vec<[f64; 7]> = Vec::new();
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for sc in scenarios
+        .iter()
+        .filter(|s| only.as_deref().is_none_or(|o| s.name.contains(o)))
+    {
+        let mut rows: Vec<[f64; 9]> = Vec::new();
         for _ in 0..runs {
-            rows.push(run(&bin, invocations, invoke, gap_ms, env).await);
+            rows.push(run(&bin, sc).await);
         }
         let m = |i: usize| median(rows.iter().map(|r| r[i]).collect());
         println!(
-            "| {name} | {:.1} | {:.1} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} |",
+            "| {} | {:.1} | {:.1} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            sc.name,
             m(0),
             m(1),
             m(2),
             m(3),
             m(4),
             m(5),
-            m(6)
+            m(6),
+            m(7),
+            m(8)
         );
     }
 }
@@ -113,14 +178,9 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// One run: cold start, peak RSS (MiB), CPU ms, post-runtime p50 and p99, records/s, objects.
-async fn run(
-    bin: &std::path::Path,
-    invocations: u64,
-    invoke: InvokeScript,
-    gap_ms: u64,
-    env: &[(&str, &str)],
-) -> [f64; 7] {
+/// One run: cold start, peak RSS (MiB), CPU ms, post-runtime p50 and p99, objects, PUT-class
+/// requests per GB of logs, lines lost and duplicated (the emulator's verdict).
+async fn run(bin: &std::path::Path, sc: &Scenario) -> [f64; 9] {
     let dir = tempfile::tempdir().expect("tempdir");
     let ext = dir.path().join("extensions");
     std::fs::create_dir_all(&ext).expect("mkdir");
@@ -128,20 +188,26 @@ async fn run(
     let mut b = EmulatorBuilder::new(&ext)
         .bucket("logs")
         .env("ADAPTIVE_BATCHING_EXTENSION_S3_BUCKET", "logs")
-        .env(
-            "ADAPTIVE_BATCHING_EXTENSION_SPILL_DIR",
-            dir.path().join("spill").to_string_lossy(),
-        )
         .env("ADAPTIVE_BATCHING_EXTENSION_LISTENER_PORT", "48123")
-        .invoke_timeout(Duration::from_secs(10));
-    for (k, v) in env {
+        .invoke_timeout(Duration::from_secs(10))
+        .s3_faults(sc.faults.clone())
+        .s3_timeouts(Timeouts {
+            socket: sc.socket_timeout,
+            idle: Duration::from_secs(20),
+        });
+    for (k, v) in sc.env {
         b = b.env(*k, *v);
     }
     let mut emu = b.start().await.expect("emulator");
+    let gap = if sc.socket_timeout < Duration::from_secs(1) {
+        sc.socket_timeout + Duration::from_millis(200)
+    } else {
+        Duration::from_millis(sc.gap_ms)
+    };
     let script = Script {
-        invocations,
-        invoke,
-        gap: Duration::from_millis(gap_ms),
+        invocations: sc.invocations,
+        invoke: sc.invoke,
+        gap,
         late_lines: 0,
         stragglers: 0,
         concurrency: 1,
@@ -149,13 +215,16 @@ async fn run(
     let report = emu.run(&script).await;
     let e = &report.extensions[0];
     let post = &report.invocations.post_runtime_ms;
+    let v = &report.verdict;
     [
         e.cold_start_ms.unwrap_or(0.0),
         e.peak_rss_kb.unwrap_or(0) as f64 / 1024.0,
         e.cpu_ms.unwrap_or(0.0),
         post.p50,
         post.p99,
-        report.records.delivered as f64 / (report.duration_ms / 1000.0),
-        report.s3.objects as f64,
+        v.objects as f64,
+        v.puts_per_mb * 1000.0,
+        v.lost.total as f64,
+        v.duplicated as f64,
     ]
 }

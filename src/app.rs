@@ -11,7 +11,7 @@ use crate::config::{
 };
 use crate::lambda::client::{ExtensionsClient, Subscribed};
 use crate::lambda::requests::{LogsApi, Subscription};
-use crate::sink::{ObjectSettings, S3Sink, retry::DEFAULT_BACKOFF, spill::SpillDir, tls};
+use crate::sink::{ObjectSettings, S3Sink, spill::SpillDir, tls};
 use crate::{logging, stats::Counters};
 use actix::{Actor, Addr};
 use slog::{Logger, error, info, warn};
@@ -182,8 +182,6 @@ pub async fn start(
         }
     };
     let settings = ShipperSettings {
-        backoff: DEFAULT_BACKOFF,
-        managed_instances: managed,
         max_memory: config.max_buffer_bytes,
         spill,
         emf_function: config.emf_metrics.then(|| config.function_name.clone()),
@@ -192,6 +190,13 @@ pub async fn start(
     let batch = BatchActor::new(
         BatchSettings {
             thresholds: config.thresholds,
+            // The largest object: the bytes threshold, or half the memory bound if larger, so the
+            // open buffer and the batches in flight stay near MAX_BUFFER_BYTES.
+            max_object_bytes: config
+                .thresholds
+                .bytes
+                .get()
+                .max(config.max_buffer_bytes / 2),
             compression: config.compression,
             key_template: config.key_template.clone(),
             function_version: config.function_version.clone(),
@@ -259,8 +264,14 @@ pub async fn start(
         flush: shipper.recipient(),
         listener: Some(server_handle),
     };
+    let next_wait = match config.ship_at {
+        // The invoke's lines are in S3 before its `next`, within its deadline.
+        ShipAt::EndOfInvoke => Some(std::time::Duration::MAX),
+        ShipAt::NextInvoke => Some(config.next_wait),
+    };
     let lifecycle = LifecycleActor::new(client, id, neighbours, managed, counters, log.clone())
         .with_emf(config.emf_metrics.then(|| config.function_name.clone()))
+        .with_next_wait(next_wait)
         .start();
     let on_signal = lifecycle.clone();
     actix_rt::spawn(async move {

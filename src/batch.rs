@@ -1,10 +1,18 @@
-//! The pure core of batching: the buffer and the three thresholds (bytes, invokes, elapsed time).
-//! No actix, no I/O; time is passed in.
+//! The pure core of batching: the open buffer and the three thresholds (bytes, invokes, elapsed
+//! time). No actix, no I/O; time is passed in.
+//!
+//! Thresholds are **triggers**, as in the Go sample: at a ship point, when any threshold is met,
+//! everything buffered becomes one batch. The bytes threshold never cuts a batch: 600 KB buffered at
+//! a ship point is one object, not 150. The ship points (see the actors) are INVOKE, the timer while
+//! the environment runs (a long invocation), `platform.runtimeDone` with `SHIP_AT=end-of-invoke`,
+//! and SHUTDOWN. One bound is not a trigger but a memory limit: a buffer that reaches
+//! `max_object_bytes` is sealed at once, whatever the ship points say.
 //!
 //! The bytes counter is exact: it is the size of the NDJSON body that will be shipped (each record
-//! plus its newline). Bytes are checked on every record; invokes and elapsed time on every INVOKE
-//! and on every timer tick. Any threshold reached seals a batch; sealing an empty buffer only
-//! restarts the window (the Go sample ships nothing then either).
+//! plus its newline), before any compression. Lines of extensions (the `extension` log type, our
+//! own log lines among them) never make a buffer due by themselves: they ship with the next batch
+//! that other records make due, or at shutdown, so an idle environment does not ship its own
+//! "shipped" lines for ever.
 
 use crate::config::Thresholds;
 use bytes::Bytes;
@@ -16,6 +24,8 @@ pub enum SealReason {
     Bytes,
     Invokes,
     Elapsed,
+    /// The buffer reached the largest object memory allows.
+    Size,
     Shutdown,
 }
 
@@ -25,6 +35,7 @@ impl SealReason {
             SealReason::Bytes => "bytes",
             SealReason::Invokes => "invokes",
             SealReason::Elapsed => "elapsed",
+            SealReason::Size => "size",
             SealReason::Shutdown => "shutdown",
         }
     }
@@ -39,65 +50,86 @@ pub struct Batch {
     pub reason: SealReason,
 }
 
+/// Which thresholds a ship point checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShipPoint {
+    /// INVOKE, `runtimeDone` in end-of-invoke mode, the timer on Managed Instances: all three.
+    All,
+    /// The timer in a classic environment: bytes and elapsed time (invokes are counted by INVOKE).
+    Timer,
+}
+
 /// Buffer plus counters.
 #[derive(Debug)]
 pub struct Batcher {
     thresholds: Thresholds,
+    /// A buffer this large is sealed at once (memory), at least the bytes threshold.
+    max_object_bytes: u64,
     records: Vec<Bytes>,
     body_bytes: u64,
+    /// The buffer holds a record that is not an extension's line.
+    due_able: bool,
     invokes: u64,
     window_start: Instant,
 }
 
 impl Batcher {
-    pub fn new(thresholds: Thresholds, now: Instant) -> Self {
+    pub fn new(thresholds: Thresholds, max_object_bytes: u64, now: Instant) -> Self {
         Self {
+            max_object_bytes: max_object_bytes.max(thresholds.bytes.get()),
             thresholds,
             records: Vec::new(),
             body_bytes: 0,
+            due_able: false,
             invokes: 0,
             window_start: now,
         }
     }
 
-    /// Adds one record; seals when the body reaches the bytes threshold.
-    pub fn push(&mut self, raw: Bytes, now: Instant) -> Option<Batch> {
+    /// Adds one record (`extension_line`: of the `extension` log type). Seals only when the buffer
+    /// reaches the largest object allowed.
+    pub fn push(&mut self, raw: Bytes, extension_line: bool, now: Instant) -> Option<Batch> {
         self.body_bytes += raw.len() as u64 + 1;
         self.records.push(raw);
-        (self.body_bytes >= self.thresholds.bytes.get())
-            .then(|| self.seal(SealReason::Bytes, now))
+        self.due_able |= !extension_line;
+        (self.body_bytes >= self.max_object_bytes)
+            .then(|| self.seal(SealReason::Size, now))
             .flatten()
     }
 
-    /// An INVOKE arrived: count it, then check the invokes and time thresholds.
+    /// An INVOKE arrived: count it, then check every threshold.
     pub fn on_invoke(&mut self, now: Instant) -> Option<Batch> {
         self.count_invoke();
-        self.check(now)
+        self.check(ShipPoint::All, now)
     }
 
-    /// Counts an invocation without checking (Managed Instances count `platform.start` records and
-    /// check on the timer).
+    /// Counts an invocation without checking (end-of-invoke mode checks at runtimeDone; Managed
+    /// Instances count `platform.start` records and check on the timer).
     pub fn count_invoke(&mut self) {
         self.invokes += 1;
     }
 
-    /// Checks the invokes and time thresholds.
-    pub fn check(&mut self, now: Instant) -> Option<Batch> {
-        if self.invokes >= self.thresholds.invokes.get() {
-            return self.seal(SealReason::Invokes, now);
+    /// A ship point: seals everything buffered when a threshold `at` checks is met. A threshold met
+    /// with nothing due (an empty buffer, or extensions' lines only) restarts the window.
+    pub fn check(&mut self, at: ShipPoint, now: Instant) -> Option<Batch> {
+        let reason = if at == ShipPoint::All && self.invokes >= self.thresholds.invokes.get() {
+            SealReason::Invokes
+        } else if self.body_bytes >= self.thresholds.bytes.get() {
+            SealReason::Bytes
+        } else if now.saturating_duration_since(self.window_start) >= self.thresholds.elapsed {
+            SealReason::Elapsed
+        } else {
+            return None;
+        };
+        if !self.due_able {
+            self.invokes = 0;
+            self.window_start = now;
+            return None;
         }
-        self.on_tick(now)
+        self.seal(reason, now)
     }
 
-    /// A timer tick while the environment runs: check the time threshold.
-    pub fn on_tick(&mut self, now: Instant) -> Option<Batch> {
-        if now.saturating_duration_since(self.window_start) >= self.thresholds.elapsed {
-            return self.seal(SealReason::Elapsed, now);
-        }
-        None
-    }
-
-    /// Seals whatever is buffered (shutdown).
+    /// Seals whatever is buffered, extensions' lines included (shutdown, a SnapStart restore).
     pub fn seal_all(&mut self, now: Instant) -> Option<Batch> {
         self.seal(SealReason::Shutdown, now)
     }
@@ -109,6 +141,7 @@ impl Batcher {
     fn seal(&mut self, reason: SealReason, now: Instant) -> Option<Batch> {
         self.invokes = 0;
         self.window_start = now;
+        self.due_able = false;
         if self.records.is_empty() {
             return None;
         }
@@ -141,28 +174,65 @@ mod tests {
     }
 
     #[test]
-    fn bytes_threshold_counts_the_exact_ndjson_body() {
+    fn the_bytes_threshold_is_a_trigger_at_a_ship_point_never_a_cut() {
         let t0 = Instant::now();
-        let mut b = Batcher::new(thresholds(30, 100, 60_000), t0);
-        // 9 + 1 newline = 10 bytes per record: the third reaches 30 exactly.
-        assert!(b.push(rec(9), t0).is_none());
-        assert!(b.push(rec(9), t0).is_none());
-        let batch = b.push(rec(9), t0).unwrap();
-        assert_eq!(batch.records.len(), 3);
-        assert_eq!(batch.body_bytes, 30);
+        let mut b = Batcher::new(thresholds(30, 100, 60_000), 1 << 20, t0);
+        // 9 + 1 newline = 10 bytes per record: 150 records are 1,500 bytes, far past 30.
+        for _ in 0..150 {
+            assert!(
+                b.push(rec(9), false, t0).is_none(),
+                "no cut between ship points"
+            );
+        }
+        assert_eq!(b.buffered_bytes(), 1500);
+        let batch = b.on_invoke(t0).unwrap();
+        assert_eq!(
+            batch.records.len(),
+            150,
+            "one object holds everything buffered"
+        );
+        assert_eq!(batch.body_bytes, 1500);
         assert_eq!(batch.reason, SealReason::Bytes);
-        assert_eq!(b.buffered_bytes(), 0);
-        assert!(b.push(rec(28), t0).is_none(), "29 bytes: below");
+        b.push(rec(18), false, t0);
+        assert!(b.check(ShipPoint::Timer, t0).is_none(), "19 bytes: below");
+        b.push(rec(10), false, t0);
+        assert_eq!(
+            b.check(ShipPoint::Timer, t0).unwrap().body_bytes,
+            30,
+            "exactly the threshold, at the timer"
+        );
     }
 
     #[test]
-    fn invokes_threshold_counts_invokes_since_the_last_seal() {
+    fn the_largest_object_is_sealed_at_once_for_memory() {
         let t0 = Instant::now();
-        let mut b = Batcher::new(thresholds(1_000_000, 3, 60_000), t0);
-        b.push(rec(5), t0);
+        let mut b = Batcher::new(thresholds(30, 100, 60_000), 100, t0);
+        for _ in 0..9 {
+            assert!(b.push(rec(9), false, t0).is_none());
+        }
+        let batch = b.push(rec(9), false, t0).unwrap();
+        assert_eq!((batch.records.len(), batch.reason), (10, SealReason::Size));
+        // The bound is never below the bytes threshold.
+        let mut b = Batcher::new(thresholds(500, 100, 60_000), 100, t0);
+        for _ in 0..49 {
+            assert!(b.push(rec(9), false, t0).is_none());
+        }
+        assert_eq!(b.push(rec(9), false, t0).unwrap().body_bytes, 500);
+    }
+
+    #[test]
+    fn invokes_threshold_counts_invokes_since_the_last_seal_and_only_at_all_points() {
+        let t0 = Instant::now();
+        let mut b = Batcher::new(thresholds(1_000_000, 3, 60_000), 1 << 20, t0);
+        b.push(rec(5), false, t0);
         assert!(b.on_invoke(t0).is_none());
-        assert!(b.on_invoke(t0).is_none());
-        let batch = b.on_invoke(t0).unwrap();
+        b.count_invoke();
+        b.count_invoke();
+        assert!(
+            b.check(ShipPoint::Timer, t0).is_none(),
+            "the classic timer ignores invokes"
+        );
+        let batch = b.check(ShipPoint::All, t0).unwrap();
         assert_eq!(
             (batch.records.len(), batch.reason),
             (1, SealReason::Invokes)
@@ -171,45 +241,52 @@ mod tests {
     }
 
     #[test]
-    fn elapsed_threshold_fires_on_invoke_or_tick_and_an_empty_window_only_restarts() {
+    fn elapsed_threshold_fires_at_invoke_or_timer_and_an_empty_window_only_restarts() {
         let t0 = Instant::now();
-        let mut b = Batcher::new(thresholds(1_000_000, 100, 100), t0);
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut b = Batcher::new(thresholds(1_000_000, 100, 100), 1 << 20, t0);
         assert!(
-            b.on_tick(t0 + Duration::from_millis(150)).is_none(),
+            b.check(ShipPoint::Timer, ms(150)).is_none(),
             "empty: nothing to ship"
         );
-        b.push(rec(5), t0 + Duration::from_millis(160));
+        b.push(rec(5), false, ms(160));
         assert!(
-            b.on_tick(t0 + Duration::from_millis(200)).is_none(),
+            b.check(ShipPoint::Timer, ms(200)).is_none(),
             "the window restarted at 150"
         );
-        let batch = b.on_tick(t0 + Duration::from_millis(250)).unwrap();
-        assert_eq!(batch.reason, SealReason::Elapsed);
-        b.push(rec(5), t0 + Duration::from_millis(260));
         assert_eq!(
-            b.on_invoke(t0 + Duration::from_millis(400)).unwrap().reason,
+            b.check(ShipPoint::Timer, ms(250)).unwrap().reason,
             SealReason::Elapsed
         );
+        b.push(rec(5), false, ms(260));
+        assert_eq!(b.on_invoke(ms(400)).unwrap().reason, SealReason::Elapsed);
     }
 
     #[test]
-    fn counted_invokes_seal_at_the_next_check() {
+    fn extension_lines_alone_never_make_a_buffer_due_but_ship_with_the_rest() {
         let t0 = Instant::now();
-        let mut b = Batcher::new(thresholds(1_000_000, 2, 60_000), t0);
-        b.push(rec(3), t0);
-        b.count_invoke();
-        assert!(b.check(t0).is_none());
-        b.count_invoke();
-        assert_eq!(b.check(t0).unwrap().reason, SealReason::Invokes);
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut b = Batcher::new(thresholds(10, 1, 100), 1 << 20, t0);
+        b.push(rec(50), true, t0);
+        assert!(
+            b.on_invoke(ms(500)).is_none(),
+            "our own 'shipped' line alone"
+        );
+        assert!(b.check(ShipPoint::Timer, ms(1000)).is_none());
+        b.push(rec(3), false, ms(1001));
+        let batch = b.on_invoke(ms(1002)).unwrap();
+        assert_eq!(batch.records, vec![rec(50), rec(3)]);
+        b.push(rec(50), true, ms(1003));
+        assert_eq!(b.seal_all(ms(1004)).unwrap().reason, SealReason::Shutdown);
     }
 
     #[test]
     fn seal_all_takes_everything_and_nothing_when_empty() {
         let t0 = Instant::now();
-        let mut b = Batcher::new(thresholds(1_000_000, 100, 60_000), t0);
+        let mut b = Batcher::new(thresholds(1_000_000, 100, 60_000), 1 << 20, t0);
         assert!(b.seal_all(t0).is_none());
-        b.push(rec(1), t0);
-        b.push(rec(2), t0);
+        b.push(rec(1), false, t0);
+        b.push(rec(2), false, t0);
         let batch = b.seal_all(t0).unwrap();
         assert_eq!(batch.records, vec![rec(1), rec(2)]);
         assert_eq!(batch.body_bytes, 5);

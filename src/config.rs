@@ -41,6 +41,9 @@ pub const ENV_SSE_KMS_KEY_ID: &str = "ADAPTIVE_BATCHING_EXTENSION_SSE_KMS_KEY_ID
 pub const ENV_STORAGE_CLASS: &str = "ADAPTIVE_BATCHING_EXTENSION_STORAGE_CLASS";
 pub const ENV_METRICS: &str = "ADAPTIVE_BATCHING_EXTENSION_METRICS";
 pub const ENV_SHIP_AT: &str = "ADAPTIVE_BATCHING_EXTENSION_SHIP_AT";
+pub const ENV_NEXT_WAIT_MS: &str = "ADAPTIVE_BATCHING_EXTENSION_NEXT_WAIT_MS";
+/// The longest `NEXT_WAIT_MS`: Lambda's longest function timeout.
+pub const MAX_NEXT_WAIT_MS: u64 = 900_000;
 pub const ENV_FUNCTION_VERSION: &str = "AWS_LAMBDA_FUNCTION_VERSION";
 /// S3's storage classes for PutObject.
 pub const STORAGE_CLASSES: [&str; 9] = [
@@ -266,9 +269,12 @@ pub struct Config {
     /// `AWS_CA_BUNDLE`: read and checked at start, where a bad file is an init error.
     pub ca_bundle: Option<std::path::PathBuf>,
     pub ship_at: ShipAt,
+    /// How long `next` may wait for uploads after an INVOKE (0: not at all, the default).
+    pub next_wait: Duration,
 }
 
-/// When the invokes and time thresholds are checked (the bytes threshold is checked as records arrive).
+/// When the invokes and time thresholds are checked at an invoke (the timer checks bytes and time
+/// while the environment runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShipAt {
     /// At the next INVOKE, as the sample does: the upload overlaps the next function run and costs
@@ -414,6 +420,27 @@ impl Config {
             Some("end-of-invoke") => ShipAt::EndOfInvoke,
             _ => ShipAt::NextInvoke,
         };
+        let next_wait = Duration::from_millis(
+            match env
+                .get(ENV_NEXT_WAIT_MS)
+                .map(|raw| (raw.trim().parse::<u64>(), raw))
+            {
+                None => 0,
+                Some((Ok(n), _)) if n <= MAX_NEXT_WAIT_MS => n,
+                Some((Ok(n), _)) => {
+                    warnings.push(format!(
+                        "{ENV_NEXT_WAIT_MS} {n} is above the maximum of {MAX_NEXT_WAIT_MS} ms; using {MAX_NEXT_WAIT_MS}"
+                    ));
+                    MAX_NEXT_WAIT_MS
+                }
+                Some((Err(_), raw)) => {
+                    warnings.push(format!(
+                        "{ENV_NEXT_WAIT_MS} must be a whole number of milliseconds, got {raw:?}; using the default 0 (next never waits for S3)"
+                    ));
+                    0
+                }
+            },
+        );
         let function_version = env
             .get(ENV_FUNCTION_VERSION)
             .unwrap_or_else(|| "$LATEST".into());
@@ -497,6 +524,7 @@ impl Config {
                     .filter(|p| !p.is_empty())
                     .map(std::path::PathBuf::from),
                 ship_at,
+                next_wait,
             },
             warnings,
         })

@@ -20,12 +20,14 @@
 //! * [`batch`] — the pure core: buffer and thresholds. [`encode`] — NDJSON bodies, gzip, zstd.
 //!   [`object_key`] — key templates.
 //! * [`metrics`] — CloudWatch EMF lines about the extension's own health.
-//! * [`sink`] — S3 through the official SDK, the retry policy as a type, the `/tmp` spill.
+//! * [`ship_policy`] — the ship path's decisions as a pure state machine (upload, retry, spill,
+//!   give up, wait or not).
+//! * [`sink`] — S3 through the official SDK (one attempt per call), the `/tmp` spill.
 //! * [`actors`] — LifecycleActor, LogReceiver, BatchActor, ShipperActor and their messages.
 //! * [`snapshot`] — SnapStart: restore detection, keys unique across restored copies.
 //! * [`stats`] — counters for the shutdown summary.
 //!
-//! Pure modules (`batch`, `encode`, `object_key`, `snapshot`, `metrics`, `lambda::records`, `config`) know nothing of
+//! Pure modules (`batch`, `ship_policy`, `encode`, `object_key`, `snapshot`, `metrics`, `lambda::records`, `config`) know nothing of
 //! actix, awc or the AWS SDK; `lambda` and `sink` know nothing of `actors`.
 
 #![deny(clippy::unwrap_used)]
@@ -41,6 +43,7 @@ pub mod lambda;
 pub mod logging;
 pub mod metrics;
 pub mod object_key;
+pub mod ship_policy;
 pub mod sink;
 pub mod snapshot;
 pub mod stats;

@@ -25,8 +25,12 @@ pub struct Counters {
     pub spilled: AtomicU64,
     /// Records found in the spill directory at start (spilled by a previous process).
     pub recovered: AtomicU64,
-    /// Records refused: no room in memory or on disk, or an unreadable spill file.
+    /// Records refused: no room in memory or on disk.
     pub refused: AtomicU64,
+    /// Records S3 rejected three times (or an unreadable spill file): set aside on disk.
+    pub rejected: AtomicU64,
+    /// Records refused after the final seal (answered 503: Lambda counts them undelivered).
+    pub late_refused: AtomicU64,
     /// At the end: records still owned, in memory (lost with the process) and on disk.
     pub unshipped_in_memory: AtomicU64,
     pub still_spilled: AtomicU64,

@@ -4,7 +4,8 @@
 use actix::prelude::*;
 use adaptive_batching_extension::actors::batch::{BatchActor, BatchSettings, ShipperHandles};
 use adaptive_batching_extension::actors::messages::{
-    AwaitRuntimeDone, Flush, IngestRecords, InvokeStarted, Pending, Restored, ShipBatch, Shutdown,
+    AwaitRuntimeDone, Closed, Flush, IngestRecords, InvokeStarted, Pending, Restored, ShipBatch,
+    Shutdown,
 };
 use adaptive_batching_extension::actors::receiver::{self, ReceiverState};
 use adaptive_batching_extension::actors::shipper::{ShipperActor, ShipperSettings};
@@ -12,7 +13,6 @@ use adaptive_batching_extension::config::{ShipAt, Thresholds};
 use adaptive_batching_extension::encode::Compression;
 use adaptive_batching_extension::lambda::records::{Kind, Record};
 use adaptive_batching_extension::object_key::KeyTemplate;
-use adaptive_batching_extension::sink::retry::Backoff;
 use adaptive_batching_extension::sink::spill::SpillDir;
 use adaptive_batching_extension::sink::{S3Sink, SealedObject};
 use adaptive_batching_extension::stats::Counters;
@@ -33,8 +33,6 @@ async fn sink_for(ep: &S3Endpoint) -> S3Sink {
 /// In memory up to 1 MiB, spilling to `spill` when given.
 fn settings(spill: Option<&std::path::Path>) -> ShipperSettings {
     ShipperSettings {
-        backoff: FAST,
-        managed_instances: false,
         max_memory: 1024 * 1024,
         spill: spill.map(|d| SpillDir::open(d, 1024 * 1024).unwrap()),
         emf_function: None,
@@ -61,12 +59,6 @@ async fn flush(shipper: &Addr<ShipperActor>, secs: u64, last: bool) -> Pending {
         .await
         .unwrap()
 }
-
-const FAST: Backoff = Backoff {
-    base: Duration::from_millis(5),
-    cap: Duration::from_millis(20),
-    attempts: 3,
-};
 
 /// Records every message it receives, in order.
 #[derive(Default, Clone)]
@@ -104,9 +96,10 @@ impl Handler<Restored> for Probe {
 }
 
 impl Handler<IngestRecords> for Probe {
-    type Result = ();
-    fn handle(&mut self, msg: IngestRecords, _: &mut Context<Self>) {
+    type Result = Result<(), Closed>;
+    fn handle(&mut self, msg: IngestRecords, _: &mut Context<Self>) -> Result<(), Closed> {
         self.ingested.lock().unwrap().extend(msg.records);
+        Ok(())
     }
 }
 
@@ -135,6 +128,7 @@ fn batch_actor_shipping_at(
     };
     let settings = BatchSettings {
         thresholds,
+        max_object_bytes: 1 << 20,
         compression: Compression::None,
         key_template: KeyTemplate::default_with(""),
         function_version: "$LATEST".into(),
@@ -170,6 +164,8 @@ async fn shipper_writes_to_s3_and_keeps_a_failed_batch_under_its_key() {
         })
         .await
         .unwrap();
+    // A flush (as `next` with NEXT_WAIT_MS) is answered at the first failure: S3 failing never
+    // holds an invoke.
     let pending = flush(&shipper, 5, false).await;
     assert_eq!(
         pending,
@@ -177,15 +173,12 @@ async fn shipper_writes_to_s3_and_keeps_a_failed_batch_under_its_key() {
             batches: 1,
             records: 1
         },
-        "three attempts failed: kept"
+        "kept after its first failed attempt"
     );
     assert!(ep.object("logs", "k/one.log").is_none());
-    let pending = flush(&shipper, 5, false).await;
-    assert_eq!(
-        pending,
-        Pending::default(),
-        "shipped at the next opportunity"
-    );
+    // Retried in the background, with backoff; the shutdown's flush waits for the outcome.
+    let pending = flush(&shipper, 5, true).await;
+    assert_eq!(pending, Pending::default(), "shipped on the fourth attempt");
     assert_eq!(
         ep.object("logs", "k/one.log").unwrap().body.as_ref(),
         b"{\"a\":1}\n"
@@ -220,39 +213,31 @@ async fn shipper_creates_a_missing_bucket_then_writes() {
 }
 
 #[actix_rt::test]
-async fn batch_actor_seals_on_bytes_and_invokes_and_flushes_at_shutdown() {
+async fn batch_actor_ships_everything_buffered_when_a_threshold_is_met_at_a_ship_point() {
     let probe = Probe::default();
     let addr = probe.clone().start();
     let batch = batch_actor(&addr, 20, 2);
-    // 9 + 1 bytes each: the second record reaches 20.
-    batch
-        .send(IngestRecords {
-            records: vec![
-                record("{\"n\":\"01\"}"),
-                record("{\"n\":\"02\"}"),
-                record("{\"n\":\"03\"}"),
-            ],
+    let ingest = |names: &[&'static str]| {
+        batch.send(IngestRecords {
+            records: names.iter().map(|n| record(n)).collect(),
         })
-        .await
-        .unwrap();
-    batch
-        .send(InvokeStarted {
-            request_id: "a".into(),
+    };
+    let invoke = |id: &str| {
+        batch.send(InvokeStarted {
+            request_id: id.into(),
         })
+    };
+    // 9 + 1 bytes each: 30 bytes, past the 20 of the threshold, and no cut.
+    ingest(&["{\"n\":\"01\"}", "{\"n\":\"02\"}", "{\"n\":\"03\"}"])
         .await
+        .unwrap()
         .unwrap();
-    batch
-        .send(InvokeStarted {
-            request_id: "b".into(),
-        })
-        .await
-        .unwrap();
-    batch
-        .send(IngestRecords {
-            records: vec![record("{\"n\":\"04\"}")],
-        })
-        .await
-        .unwrap();
+    assert!(probe.ships.lock().unwrap().is_empty(), "no ship point yet");
+    invoke("a").await.unwrap();
+    invoke("b").await.unwrap();
+    ingest(&["{\"n\":\"04\"}"]).await.unwrap().unwrap();
+    invoke("c").await.unwrap();
+    ingest(&["{\"n\":\"05\"}"]).await.unwrap().unwrap();
     let pending = batch
         .send(Shutdown {
             deadline: Instant::now() + Duration::from_secs(1),
@@ -265,9 +250,12 @@ async fn batch_actor_seals_on_bytes_and_invokes_and_flushes_at_shutdown() {
     assert_eq!(
         bodies,
         vec![
-            &b"{\"n\":\"01\"}\n{\"n\":\"02\"}\n"[..],
-            b"{\"n\":\"03\"}\n",
-            b"{\"n\":\"04\"}\n"
+            // At INVOKE a: the bytes threshold, everything buffered.
+            &b"{\"n\":\"01\"}\n{\"n\":\"02\"}\n{\"n\":\"03\"}\n"[..],
+            // At INVOKE c: the second invoke since the last ship.
+            b"{\"n\":\"04\"}\n",
+            // At SHUTDOWN.
+            b"{\"n\":\"05\"}\n"
         ]
     );
     assert!(ships.iter().all(|o| o.key.starts_with(&format!(
@@ -279,6 +267,8 @@ async fn batch_actor_seals_on_bytes_and_invokes_and_flushes_at_shutdown() {
         vec!["ship", "ship", "ship", "flush"],
         "the final batch is queued before the flush"
     );
+    // After the final flush, records are refused, not taken and dropped.
+    assert_eq!(ingest(&["{\"n\":\"06\"}"]).await.unwrap(), Err(Closed));
 }
 
 #[actix_rt::test]
@@ -396,11 +386,15 @@ async fn shipper_spills_past_its_memory_bound_and_a_new_process_ships_the_spill_
             "shipped under the key it was sealed with"
         );
     }
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "shipped batches leave the disk"
-    );
+    // Files are removed on the blocking pool once S3 confirmed them.
+    let emptied = async {
+        while std::fs::read_dir(dir.path()).unwrap().count() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), emptied)
+        .await
+        .expect("shipped batches leave the disk");
 }
 
 fn runtime_done(request_id: &str) -> Record {

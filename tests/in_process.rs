@@ -127,10 +127,9 @@ async fn lifecycle_actor_drives_invokes_and_the_shutdown_sequence() {
     assert_eq!(
         *seen.0.lock().unwrap(),
         vec![
+            // `next` right after each INVOKE: no flush, nothing waits for S3 by default.
             format!("invoke {}", a.request_id),
-            "flush".into(),
             format!("invoke {}", b.request_id),
-            "flush".into(),
             format!("late-records {}", b.request_id),
             "shutdown".into(),
         ]

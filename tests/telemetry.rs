@@ -227,3 +227,33 @@ async fn lambdas_own_drops_are_shipped_counted_and_logged() {
         .unwrap();
     assert_eq!(warning["total"], 7);
 }
+
+#[tokio::test]
+async fn on_managed_instances_the_extensions_own_lines_never_make_a_ship_by_themselves() {
+    let l = layer();
+    let mut emu = l
+        .function()
+        .managed_instances()
+        .env(
+            "ADAPTIVE_BATCHING_EXTENSION_LOG_TYPES",
+            r#"["platform","function","extension"]"#,
+        )
+        .env("ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_MILLISECONDS", "100")
+        .start()
+        .await
+        .unwrap();
+    emu.init().await.unwrap();
+    emu.invoke_concurrently(4, 2, script(3, 100, 20)).await;
+    // Everything the invokes made, and the "shipped" lines that came back, settle...
+    emu.idle(Duration::from_millis(600)).await;
+    let settled = emu.s3().writes().len();
+    // ...then an idle environment ships nothing more: its own log lines wait for real records.
+    emu.idle(Duration::from_millis(1000)).await;
+    assert_eq!(
+        emu.s3().writes().len(),
+        settled,
+        "no object of our own lines alone"
+    );
+    emu.shutdown(0).await;
+    assert_shipped_exactly_once(&emu);
+}

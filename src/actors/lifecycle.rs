@@ -1,7 +1,10 @@
-//! LifecycleActor: polls `event/next` for ever. An INVOKE is passed to BatchActor, then the shipper
-//! gets the chance to finish what is in flight (bounded by the invoke's deadline) before the next
-//! `next`, so nothing is left uploading when the environment freezes. SHUTDOWN (or SIGTERM/SIGINT)
-//! runs the shutdown sequence of design.md §4 once, and the process exits 0 before the deadline.
+//! LifecycleActor: polls `event/next` for ever. An INVOKE is passed to BatchActor and `next` is
+//! called again at once: uploads run while the environment runs and may be in flight when it
+//! freezes (the ship policy makes that safe), so S3's latency, throttling or refusals never become
+//! the function's billed duration. Only when asked does `next` wait for uploads: with
+//! `SHIP_AT=end-of-invoke` (bounded by the invoke's deadline) or `NEXT_WAIT_MS` — and even then a
+//! failing S3 ends the wait at once. SHUTDOWN (or SIGTERM/SIGINT) runs the shutdown sequence of
+//! design.md §4 once, and the process exits 0 before the deadline.
 
 use super::messages::{
     AwaitLateRecords, AwaitRuntimeDone, Flush, InvokeStarted, Pending, Shutdown,
@@ -61,6 +64,8 @@ pub struct LifecycleActor {
     shutting_down: bool,
     /// Emit an EMF line with the summary, with this function name as the dimension.
     emf_function: Option<String>,
+    /// How long `next` may wait for uploads after an INVOKE (`None`: not at all).
+    next_wait: Option<Duration>,
 }
 
 impl LifecycleActor {
@@ -83,6 +88,7 @@ impl LifecycleActor {
             next_failures: 0,
             shutting_down: false,
             emf_function: None,
+            next_wait: None,
         }
     }
 
@@ -129,16 +135,24 @@ impl LifecycleActor {
         ctx.wait(sequence.into_actor(self).map(move |pending: Pending, act, _| {
             let c = &act.counters;
             let get = |counter: &std::sync::atomic::AtomicU64| Counters::get(counter);
-            let (received, recovered, shipped, refused) = (get(&c.received), get(&c.recovered), get(&c.shipped), get(&c.refused));
+            let (received, recovered, shipped, refused, rejected) =
+                (get(&c.received), get(&c.recovered), get(&c.shipped), get(&c.refused), get(&c.rejected));
             let (in_memory, on_disk) = (get(&c.unshipped_in_memory), get(&c.still_spilled));
-            // Every record is shipped, still owned (on disk for the next process, or in memory and
-            // lost with this one), or was refused.
-            let accounted = received + recovered == shipped + on_disk + in_memory + refused;
+            // A spindown discards the environment and its /tmp: what is on disk goes with it. A
+            // reset (timeout, failure) or a signal keeps /tmp for the next process to ship.
+            let discarded = reason.eq_ignore_ascii_case("spindown");
+            let (kept_on_disk, lost_with_environment) = if discarded { (0, on_disk) } else { (on_disk, 0) };
+            let lost = in_memory + lost_with_environment;
+            // Every record is shipped, kept on disk for the next process, set aside (rejected),
+            // refused for want of room, or lost — and the summary says which.
+            let accounted = received + recovered == shipped + kept_on_disk + rejected + refused + lost;
             info!(act.log, "shutdown summary";
                 "reason" => &reason,
                 "received" => received, "recovered" => recovered, "shipped" => shipped, "objects" => get(&c.objects),
-                "spilled" => get(&c.spilled), "still_spilled" => on_disk, "unshipped_in_memory" => in_memory,
-                "refused" => refused, "failed_attempts" => get(&c.failed_attempts),
+                "spilled" => get(&c.spilled), "kept_on_disk" => kept_on_disk, "rejected" => rejected,
+                "refused" => refused, "lost" => lost, "lost_in_memory" => in_memory,
+                "lost_with_environment" => lost_with_environment,
+                "refused_after_shutdown" => get(&c.late_refused), "failed_attempts" => get(&c.failed_attempts),
                 "malformed" => get(&c.malformed), "oversized" => get(&c.oversized),
                 "lambda_dropped" => get(&c.lambda_dropped), "restores" => get(&c.restores),
                 "accounted" => accounted, "ms" => started.elapsed().as_millis() as u64);
@@ -153,7 +167,8 @@ impl LifecycleActor {
                             ("RecordsReceived", n(received), "Count"),
                             ("RecordsShipped", n(shipped), "Count"),
                             ("Spilled", n(get(&c.spilled)), "Count"),
-                            ("StillSpilled", n(on_disk), "Count"),
+                            ("KeptOnDisk", n(kept_on_disk), "Count"),
+                            ("Lost", n(lost), "Count"),
                             ("Refused", n(refused), "Count"),
                             ("Malformed", n(get(&c.malformed)), "Count"),
                             ("LambdaDropped", n(get(&c.lambda_dropped)), "Count"),
@@ -163,7 +178,8 @@ impl LifecycleActor {
             }
             if pending.records > 0 {
                 error!(act.log, "records could not be shipped before the shutdown deadline";
-                    "records" => pending.records, "kept_on_disk" => on_disk, "lost_in_memory" => in_memory);
+                    "records" => pending.records, "kept_on_disk" => kept_on_disk, "lost" => lost,
+                    "why" => if discarded { "the environment is discarded with its /tmp" } else { "on disk for the next process" });
             }
             System::current().stop_with_code(exit_code);
         }));
@@ -171,6 +187,13 @@ impl LifecycleActor {
 }
 
 impl LifecycleActor {
+    /// Lets `next` wait up to `wait` for uploads after each INVOKE (bounded by the invoke's
+    /// deadline); `Duration::MAX` waits until the deadline.
+    pub fn with_next_wait(mut self, wait: Option<Duration>) -> Self {
+        self.next_wait = wait.filter(|w| !w.is_zero());
+        self
+    }
+
     /// Also emit the shutdown summary as an EMF line.
     pub fn with_emf(mut self, function_name: Option<String>) -> Self {
         self.emf_function = function_name;
@@ -216,13 +239,18 @@ impl Handler<PollNext> for LifecycleActor {
                 let runtime_done = act.n.runtime_done.clone();
                 let flush = act.n.flush.clone();
                 let deadline = deadline_from_epoch_ms(deadline_ms);
+                // Waiting for uploads only when asked, never past the invoke's deadline.
+                let wait_until = act
+                    .next_wait
+                    .map(|w| Instant::now().checked_add(w).map_or(deadline, |t| t.min(deadline)));
                 let work = async move {
                     let _ = invoke.send(InvokeStarted { request_id: request_id.clone() }).await;
                     if let Some(runtime_done) = runtime_done {
                         let _ = runtime_done.send(AwaitRuntimeDone { request_id, until: deadline }).await;
                     }
-                    // Finish (or give up on, bounded) uploads before the environment may freeze.
-                    let _ = flush.send(Flush { deadline, last: false }).await;
+                    if let Some(until) = wait_until {
+                        let _ = flush.send(Flush { deadline: until, last: false }).await;
+                    }
                 };
                 ctx.wait(work.into_actor(act).map(|_, _, ctx| ctx.notify(PollNext)));
             }

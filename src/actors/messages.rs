@@ -6,12 +6,18 @@ use actix::Message;
 use std::time::{Duration, Instant};
 
 /// Sent by LogReceiver to BatchActor for every parsed delivery (with `send().await`: a full mailbox
-/// pushes back on Lambda instead of dropping).
+/// pushes back on Lambda instead of dropping). Answered `Err(Closed)` once the final batch was
+/// shipped: the receiver then answers 503, so Lambda counts the records undelivered rather than
+/// taking a 200 for records nobody will ship.
 #[derive(Message, Debug)]
-#[rtype(result = "()")]
+#[rtype(result = "Result<(), Closed>")]
 pub struct IngestRecords {
     pub records: Vec<Record>,
 }
+
+/// The extension no longer takes records: its final batch is shipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
 
 /// Sent by LifecycleActor to BatchActor when an INVOKE event arrived.
 #[derive(Message, Debug)]
@@ -64,9 +70,10 @@ pub struct ShipBatch {
 #[rtype(result = "()")]
 pub struct Restored;
 
-/// Sent by LifecycleActor (before each `next`) and BatchActor (at shutdown) to ShipperActor: ship
-/// everything pending, batches that failed before included; answered when nothing is pending, when
-/// the pending batches failed again, or at `deadline`.
+/// Sent to ShipperActor by LifecycleActor before `next` when it is to wait for uploads
+/// (`SHIP_AT=end-of-invoke`, `NEXT_WAIT_MS`), and by BatchActor at shutdown: answered when nothing
+/// is pending, at the first failure (a failing S3 never holds an invoke), or at `deadline`. The
+/// shutdown's (`last`) gives every kept batch one more attempt and spills what is left.
 #[derive(Message, Debug)]
 #[rtype(result = "Pending")]
 pub struct Flush {

@@ -1,7 +1,8 @@
 //! LogReceiver: the HTTP listener Lambda delivers records to. It answers quickly, keeps each record's
 //! exact bytes, and forwards them to BatchActor with `send().await` so that a full mailbox pushes
 //! back on Lambda rather than dropping. A body that is not a JSON array is answered 200 (so Lambda
-//! does not redeliver it forever) and counted; a body over [`MAX_BODY`] is answered 413 and counted.
+//! does not redeliver it forever) and counted; a body over [`MAX_BODY`] is answered 413 and counted;
+//! records that arrive after the final batch was shipped are answered 503 (refused, not dropped).
 //! It logs nothing per request: at most one line a second about malformed input, with the count.
 
 use super::messages::IngestRecords;
@@ -120,7 +121,7 @@ async fn receive(
         body.extend_from_slice(&chunk);
     }
     let body = body.freeze();
-    let delivery = match parse_delivery(&body) {
+    let delivery = match parse_delivery(&body, chrono::Utc::now()) {
         Ok(d) => d,
         Err(e) => {
             state.bad_input(&state.counters.malformed, 1, &e.to_string());
@@ -131,20 +132,22 @@ async fn receive(
         state.bad_input(
             &state.counters.malformed,
             delivery.malformed_elements as u64,
-            "array elements that are not {type,...} records (kept and shipped as received)",
+            "array elements that are not {type,...} records (wrapped as extension.malformed records and shipped)",
         );
     }
-    if !delivery.records.is_empty()
-        && state
-            .batch
-            .send(IngestRecords {
-                records: delivery.records,
-            })
-            .await
-            .is_err()
-    {
-        // Shutting down: let Lambda keep the records and retry.
-        return HttpResponse::ServiceUnavailable().finish();
+    if delivery.records.is_empty() {
+        return HttpResponse::Ok().finish();
     }
-    HttpResponse::Ok().finish()
+    match state
+        .batch
+        .send(IngestRecords {
+            records: delivery.records,
+        })
+        .await
+    {
+        Ok(Ok(())) => HttpResponse::Ok().finish(),
+        // After the final batch, or shutting down: not a 200, so Lambda counts the records
+        // undelivered instead of believing them shipped.
+        Ok(Err(_)) | Err(_) => HttpResponse::ServiceUnavailable().finish(),
+    }
 }

@@ -1,65 +1,36 @@
-//! ShipperActor: owns the S3 client and every sealed batch not yet confirmed. One upload at a time,
-//! retried with backoff; a batch leaves the extension's ownership only when S3 confirmed it, under
-//! the key fixed at sealing, so a retry overwrites rather than duplicates.
-//!
-//! Memory is bounded: sealed batches are held in memory up to `max_memory` bytes; past it they are
-//! written to the spill directory (see [`crate::sink::spill`]), and a batch whose upload failed is
-//! written there too, so a crash does not lose it. Past both bounds a new batch waits (which pushes
-//! back through BatchActor and the listener on Lambda, which then drops and reports
-//! `platform.logsDropped`) and, after [`REFUSE_AFTER`], is refused and counted. Batches a previous
-//! process spilled are shipped first. After a failed round the queue waits for the next opportunity
-//! (a [`Flush`]: every INVOKE and the shutdown; a timer on Managed Instances).
+//! ShipperActor: the thin shell that carries out [`crate::ship_policy`]'s decisions. It owns the S3
+//! client and every sealed batch not yet confirmed (in memory, or on disk in the spill directory),
+//! feeds the policy its events (a batch sealed, an upload's outcome, a spill done, a flush asked
+//! for, a wake-up), and does what the policy says: upload, spill, forget, refuse, give up, answer a
+//! flush, wake up later. Every file operation (spill writes with fsync, reads, deletes) runs on
+//! tokio's blocking pool, never on the actor's thread.
 
 use super::messages::{Flush, Pending, Restored, ShipBatch};
-use crate::sink::retry::Backoff;
+use crate::ship_policy::{Action, BatchId, Config, Event, Failure, FlushId, Policy};
 use crate::sink::spill::{SpillDir, Spilled};
-use crate::sink::{S3Sink, SealedObject, ShipError, Shipped};
+use crate::sink::{S3Sink, SealedObject};
 use crate::stats::{Counters, Throttle};
 use actix::prelude::*;
 use slog::{Logger, error, info, warn};
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 
-/// How long a stalled queue waits on Managed Instances before the next round.
-const STALLED_RETRY: Duration = Duration::from_secs(5);
-/// How long a new batch may wait for room before it is refused.
-pub const REFUSE_AFTER: Duration = Duration::from_secs(2);
-/// After a refusal, the slowest pace of retries.
-const REFUSED_RETRY: Duration = Duration::from_secs(30);
-/// One line per failure cause, then at most one per this.
+/// One line per failure cause, then at most one per this, with the count.
 const FAILURE_REPORT_PERIOD: Duration = Duration::from_secs(60);
+/// Uploads at once while S3 takes them.
+const MAX_IN_FLIGHT: usize = 2;
 
 /// A batch the shipper owns.
+#[derive(Clone)]
 enum Held {
     Memory(SealedObject),
     Disk(Spilled),
 }
 
-impl Held {
-    fn records(&self) -> usize {
-        match self {
-            Held::Memory(o) => o.records,
-            Held::Disk(s) => s.records,
-        }
-    }
-}
-
-/// The queue's state as Flush waiters see it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Progress {
-    pending: Pending,
-    /// The last round failed: nothing will move until the next Flush.
-    stalled: bool,
-    memory: u64,
-}
-
 /// What ShipperActor starts with.
 pub struct ShipperSettings {
-    pub backoff: Backoff,
-    /// Retry a stalled queue on a timer (Managed Instances: no INVOKE will).
-    pub managed_instances: bool,
     /// Bytes of sealed batches held in memory.
     pub max_memory: u64,
     /// The spill directory, if it could be opened, and what a previous process left there.
@@ -70,23 +41,24 @@ pub struct ShipperSettings {
 
 pub struct ShipperActor {
     sink: S3Sink,
-    backoff: Backoff,
-    queue: VecDeque<Held>,
-    memory: u64,
-    max_memory: u64,
-    spill: Option<SpillDir>,
-    uploading: bool,
-    stalled: bool,
-    /// The last round failed: the next opportunity makes one attempt (a probe), not a full round,
-    /// so an outage costs each invoke one request rather than a backoff sequence.
-    failing: bool,
-    /// After a refusal (AccessDenied, a KMS denial…) no probe before this: retried at a slow pace.
-    no_probe_before: Option<Instant>,
-    /// The deadline of the latest Flush: retries never wait past it.
-    deadline: Option<Instant>,
-    retry_stalled_every: Option<Duration>,
-    progress: watch::Sender<Progress>,
+    policy: Policy,
+    held: HashMap<BatchId, Held>,
+    /// Shared with the blocking pool, where spill files are written and removed.
+    spill: Option<Arc<Mutex<SpillDir>>>,
+    next_id: BatchId,
+    flushes: HashMap<FlushId, oneshot::Sender<Pending>>,
+    next_flush: FlushId,
+    /// The earliest wake-up asked for and not yet due.
+    wake_at: Option<Instant>,
+    /// Batches forgotten while their spill was being written: the file goes when it is done.
+    forgotten_while_spilling: std::collections::HashSet<BatchId>,
+    /// When each upload started, for the log line.
+    started: HashMap<BatchId, Instant>,
     failures: HashMap<String, Throttle>,
+    /// The last upload error, for the failure's log line.
+    last_error: Option<String>,
+    /// Batches a previous process spilled, handed to the policy when the actor starts.
+    recovered: Vec<Spilled>,
     emf_function: Option<String>,
     counters: Arc<Counters>,
     log: Logger,
@@ -100,272 +72,275 @@ impl ShipperActor {
         log: Logger,
     ) -> Self {
         let (spill, recovered) = match settings.spill {
-            Some((dir, found)) => (Some(dir), found),
+            Some((dir, found)) => (Some(Arc::new(Mutex::new(dir))), found),
             None => (None, Vec::new()),
         };
-        let recovered_records: usize = recovered.iter().map(|s| s.records).sum();
-        if !recovered.is_empty() {
-            Counters::add(&counters.recovered, recovered_records as u64);
-            info!(log, "recovered spilled batches; shipping them first";
-                "batches" => recovered.len(), "records" => recovered_records);
-        }
         let actor = Self {
             sink,
-            backoff: settings.backoff,
-            queue: recovered.into_iter().map(Held::Disk).collect(),
-            memory: 0,
-            max_memory: settings.max_memory,
+            policy: Policy::new(Config {
+                max_memory: settings.max_memory,
+                max_in_flight: MAX_IN_FLIGHT,
+                can_spill: spill.is_some(),
+                seed: u64::from(std::process::id()) ^ rand::random::<u64>(),
+            }),
+            held: HashMap::new(),
             spill,
-            uploading: false,
-            stalled: false,
-            failing: false,
-            no_probe_before: None,
-            deadline: None,
-            retry_stalled_every: settings.managed_instances.then_some(STALLED_RETRY),
-            progress: watch::channel(Progress::default()).0,
+            next_id: 0,
+            flushes: HashMap::new(),
+            next_flush: 0,
+            wake_at: None,
+            forgotten_while_spilling: Default::default(),
+            started: HashMap::new(),
             failures: HashMap::new(),
+            last_error: None,
+            recovered,
             emf_function: settings.emf_function,
             counters,
             log,
         };
-        actor.publish();
+        let records: usize = actor.recovered.iter().map(|s| s.records).sum();
+        if !actor.recovered.is_empty() {
+            Counters::add(&actor.counters.recovered, records as u64);
+            info!(actor.log, "recovered spilled batches; shipping them first";
+                "batches" => actor.recovered.len(), "records" => records);
+        }
         actor
     }
 
-    fn publish(&self) {
-        let pending = Pending {
-            batches: self.queue.len(),
-            records: self.queue.iter().map(Held::records).sum(),
-        };
-        self.progress.send_replace(Progress {
-            pending,
-            stalled: self.stalled,
-            memory: self.memory,
-        });
+    fn id(&mut self) -> BatchId {
+        self.next_id += 1;
+        self.next_id
     }
 
-    /// Takes `obj` in memory, or on disk past the memory bound; gives it back when neither has room.
-    #[allow(clippy::result_large_err)] // The batch comes back to be waited on or refused, not copied.
-    fn admit(&mut self, obj: SealedObject) -> Result<(), SealedObject> {
-        let len = obj.body.len() as u64;
-        if self.memory + len <= self.max_memory {
-            self.memory += len;
-            self.queue.push_back(Held::Memory(obj));
-            return Ok(());
+    /// Feeds the policy one event and carries out what it decides.
+    fn event(&mut self, event: Event, ctx: &mut Context<Self>) {
+        let actions = self.policy.handle(event, Instant::now());
+        for a in actions {
+            self.act(a, ctx);
         }
-        match self.spill.as_mut().map(|d| d.write(&obj)) {
-            Some(Ok(s)) => {
-                Counters::add(&self.counters.spilled, obj.records as u64);
-                self.queue.push_back(Held::Disk(s));
-                Ok(())
+    }
+
+    fn act(&mut self, action: Action, ctx: &mut Context<Self>) {
+        match action {
+            Action::Upload { id, timeout } => self.upload(id, timeout, ctx),
+            Action::Spill { id } => self.spill(id, ctx),
+            Action::Forget { id } => self.forget(id, true),
+            Action::Refuse { id } => {
+                if let Some(Held::Memory(o)) = self.held.remove(&id) {
+                    Counters::add(&self.counters.refused, o.records as u64);
+                    error!(self.log, "no room in memory or on disk: a batch was refused";
+                        "key" => &o.key, "records" => o.records,
+                        "what_now" => "S3 is not taking batches fast enough and the spill directory is unusable or full; raise ADAPTIVE_BATCHING_EXTENSION_MAX_BUFFER_BYTES or _SPILL_MAX_BYTES");
+                }
             }
-            Some(Err(e)) => {
-                self.report_failure("spill", || format!("cannot spill a batch: {e}"), "free space in the spill directory or raise ADAPTIVE_BATCHING_EXTENSION_SPILL_MAX_BYTES");
-                Err(obj)
+            Action::GiveUp { id } => self.give_up(id, ctx),
+            Action::Report { failure } => self.report(&failure),
+            Action::AnswerFlush { id } => {
+                if let Some(tx) = self.flushes.remove(&id) {
+                    let p = self.policy.pending();
+                    let _ = tx.send(Pending {
+                        batches: p.batches,
+                        records: p.records,
+                    });
+                }
             }
-            None => Err(obj),
+            Action::WakeAt(at) => {
+                if self.wake_at.is_none_or(|w| at < w || w <= Instant::now()) {
+                    self.wake_at = Some(at);
+                    ctx.run_later(at.saturating_duration_since(Instant::now()), |act, ctx| {
+                        if act.wake_at.is_some_and(|w| w <= Instant::now()) {
+                            act.wake_at = None;
+                        }
+                        act.event(Event::Tick, ctx);
+                    });
+                }
+            }
         }
     }
 
-    /// Moves the batch at `i` from memory to the spill directory, if it is in memory and there is
-    /// room: a failed batch so that a crash does not lose it, and everything at the end.
-    fn move_to_disk(&mut self, i: usize) {
-        if let (Some(Held::Memory(obj)), Some(dir)) = (self.queue.get(i), self.spill.as_mut())
-            && let Ok(s) = dir.write(obj)
-        {
-            Counters::add(&self.counters.spilled, obj.records as u64);
-            self.memory -= obj.body.len() as u64;
-            self.queue[i] = Held::Disk(s);
-        }
-    }
-
-    /// Starts the next upload unless one runs or the queue is stalled.
-    fn pump(&mut self, ctx: &mut Context<Self>) {
-        if self.uploading
-            || self.stalled
-            || self.no_probe_before.is_some_and(|t| Instant::now() < t)
-        {
+    fn upload(&mut self, id: BatchId, timeout: Duration, ctx: &mut Context<Self>) {
+        let Some(held) = self.held.get(&id).cloned() else {
             return;
-        }
-        let source = match self.queue.front() {
-            None => return,
-            Some(Held::Memory(o)) => Ok(o.clone()),
-            Some(Held::Disk(s)) => Err(s.clone()),
         };
-        self.uploading = true;
+        self.started.insert(id, Instant::now());
         let sink = self.sink.clone();
-        let backoff = if self.failing {
-            Backoff {
-                attempts: 1,
-                ..self.backoff
-            }
-        } else {
-            self.backoff
-        };
-        let deadline = self.deadline.filter(|d| *d > Instant::now());
-        let upload = async move {
-            let started = Instant::now();
-            let obj = match source {
-                Ok(o) => o,
-                Err(s) => match tokio::task::spawn_blocking(move || SpillDir::read(&s)).await {
-                    Ok(Ok(o)) => o,
-                    Ok(Err(e)) => return Err(format!("cannot read a spilled batch: {e}")),
-                    Err(e) => return Err(e.to_string()),
-                },
-            };
-            let attempt = sink.ship(&obj, backoff, deadline);
-            // Never run past the deadline: at shutdown the process must exit before it.
-            let result = match deadline {
-                Some(d) => tokio::time::timeout_at(d.into(), attempt)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err((
-                            ShipError::Transient("the deadline passed during the upload".into()),
-                            0,
-                        ))
-                    }),
-                None => attempt.await,
-            };
-            Ok((obj, result, started.elapsed()))
-        };
-        ctx.spawn(upload.into_actor(self).map(|outcome, act, ctx| {
-            act.uploading = false;
-            match outcome {
-                Ok((obj, result, took)) => act.finished(obj, result, took),
-                Err(e) => {
-                    // An unreadable spill file cannot be shipped; say so once and move on.
-                    error!(act.log, "dropping a spilled batch that cannot be read"; "error" => e);
-                    if let Some(Held::Disk(s)) = act.queue.pop_front() {
-                        Counters::add(&act.counters.refused, s.records as u64);
-                        if let Some(d) = act.spill.as_mut() {
-                            d.remove(&s);
+        let attempt = async move {
+            let obj = match held {
+                Held::Memory(o) => o,
+                Held::Disk(s) => {
+                    match tokio::task::spawn_blocking(move || SpillDir::read(&s)).await {
+                        Ok(Ok(o)) => o,
+                        // An unreadable spill file cannot be shipped: given up like a rejected batch.
+                        _ => {
+                            return Err((
+                                Failure::Rejected,
+                                "cannot read a spilled batch".to_string(),
+                            ));
                         }
                     }
                 }
+            };
+            // A time limit sized to the body: a connection that died, or an upload cut by a freeze
+            // (the monotonic clock runs while frozen), ends here and is tried again, same key.
+            match tokio::time::timeout(timeout, sink.put(&obj)).await {
+                Ok(Ok(())) => Ok(obj),
+                Ok(Err(e)) => Err((e.failure(), format!("{}: {e}", obj.key))),
+                Err(_) => Err((
+                    Failure::Transient,
+                    format!("{}: no answer within {} ms", obj.key, timeout.as_millis()),
+                )),
             }
-            act.publish();
-            if act.stalled
-                && let Some(every) = act.retry_stalled_every
-            {
-                ctx.run_later(every, |act, ctx| {
-                    act.stalled = false;
-                    act.pump(ctx);
-                });
+        };
+        ctx.spawn(attempt.into_actor(self).map(move |outcome, act, ctx| {
+            let took = act
+                .started
+                .remove(&id)
+                .map(|t| t.elapsed())
+                .unwrap_or_default();
+            match outcome {
+                Ok(obj) => {
+                    act.shipped(&obj, took);
+                    act.event(Event::Uploaded { id }, ctx);
+                }
+                Err((failure, error)) => {
+                    Counters::add(&act.counters.failed_attempts, 1);
+                    act.last_error = Some(error);
+                    act.event(Event::Failed { id, failure }, ctx);
+                }
             }
-            act.pump(ctx);
         }));
     }
 
-    fn finished(
-        &mut self,
-        obj: SealedObject,
-        result: Result<Shipped, (ShipError, u32)>,
-        took: Duration,
-    ) {
-        match result {
-            Ok(shipped) => {
-                match self.queue.pop_front() {
-                    Some(Held::Memory(o)) => self.memory -= o.body.len() as u64,
-                    Some(Held::Disk(s)) => {
-                        if let Some(d) = self.spill.as_mut() {
-                            d.remove(&s);
-                        }
+    fn shipped(&mut self, obj: &SealedObject, took: Duration) {
+        Counters::add(&self.counters.shipped, obj.records as u64);
+        Counters::add(&self.counters.objects, 1);
+        if let Some(function) = &self.emf_function {
+            println!(
+                "{}",
+                crate::metrics::emf_line(
+                    function,
+                    chrono::Utc::now().timestamp_millis(),
+                    &[
+                        ("RecordsShipped", obj.records as f64, "Count"),
+                        ("BytesShipped", obj.body.len() as f64, "Bytes"),
+                        (
+                            "UploadMilliseconds",
+                            took.as_secs_f64() * 1000.0,
+                            "Milliseconds"
+                        ),
+                    ],
+                )
+            );
+        }
+        info!(self.log, "shipped";
+            "key" => &obj.key, "records" => obj.records, "bytes" => obj.body.len(),
+            "ms" => took.as_millis() as u64);
+    }
+
+    fn spill(&mut self, id: BatchId, ctx: &mut Context<Self>) {
+        let (Some(Held::Memory(obj)), Some(dir)) =
+            (self.held.get(&id).cloned(), self.spill.clone())
+        else {
+            self.event(Event::Spilled { id, ok: false }, ctx);
+            return;
+        };
+        let write = tokio::task::spawn_blocking(move || {
+            let mut dir = dir.lock().unwrap_or_else(|e| e.into_inner());
+            dir.write(&obj).map_err(|e| e.to_string())
+        });
+        ctx.spawn(write.into_actor(self).map(move |res, act, ctx| {
+            let written = res.map_err(|e| e.to_string()).and_then(|r| r);
+            match written {
+                Ok(s) => {
+                    Counters::add(&act.counters.spilled, s.records as u64);
+                    if act.forgotten_while_spilling.remove(&id) {
+                        // S3 confirmed it while it was being written: the file is not needed.
+                        act.remove_file(s);
+                        return;
                     }
-                    None => {}
+                    act.held.insert(id, Held::Disk(s));
+                    act.event(Event::Spilled { id, ok: true }, ctx);
                 }
-                self.failing = false;
-                self.no_probe_before = None;
-                Counters::add(&self.counters.shipped, obj.records as u64);
-                Counters::add(&self.counters.objects, 1);
-                Counters::add(
-                    &self.counters.failed_attempts,
-                    u64::from(shipped.attempts - 1),
-                );
-                if let Some(function) = &self.emf_function {
-                    let now = chrono::Utc::now().timestamp_millis();
-                    println!(
-                        "{}",
-                        crate::metrics::emf_line(
-                            function,
-                            now,
-                            &[
-                                ("RecordsShipped", obj.records as f64, "Count"),
-                                ("BytesShipped", obj.body.len() as f64, "Bytes"),
-                                (
-                                    "UploadMilliseconds",
-                                    took.as_secs_f64() * 1000.0,
-                                    "Milliseconds"
-                                ),
-                                ("Retries", f64::from(shipped.attempts - 1), "Count"),
-                            ],
-                        )
-                    );
+                Err(e) => {
+                    act.report_cause("spill", &format!("cannot spill a batch: {e}"),
+                        "free space in the spill directory or raise ADAPTIVE_BATCHING_EXTENSION_SPILL_MAX_BYTES");
+                    act.event(Event::Spilled { id, ok: false }, ctx);
                 }
-                info!(self.log, "shipped";
-                    "key" => &obj.key, "records" => obj.records, "bytes" => obj.body.len(),
-                    "ms" => took.as_millis() as u64, "attempts" => shipped.attempts);
             }
-            Err((e, attempts)) => {
-                self.stalled = true;
-                self.failing = true;
-                if !e.is_retriable() {
-                    self.no_probe_before = Some(Instant::now() + REFUSED_RETRY);
-                }
-                Counters::add(&self.counters.failed_attempts, u64::from(attempts.max(1)));
-                self.move_to_disk(0);
-                let (cause, hint) = match &e {
-                    ShipError::Transient(_) | ShipError::Throttled(_) => (
-                        "transient",
-                        "kept; retried at the next invoke and at shutdown",
-                    ),
-                    ShipError::NoSuchBucket => (
-                        "NoSuchBucket",
-                        "kept; create the bucket or set ADAPTIVE_BATCHING_EXTENSION_CREATE_BUCKET=true",
-                    ),
-                    ShipError::Refused { code, .. } if code.contains("KMS") => (
-                        "kms",
-                        "kept; allow kms:GenerateDataKey on the bucket's KMS key to the function's role",
-                    ),
-                    ShipError::Refused { code, .. } if code == "AccessDenied" => (
-                        "AccessDenied",
-                        "kept; allow s3:PutObject on the bucket's objects to the function's role",
-                    ),
-                    ShipError::Refused { .. } => (
-                        "refused",
-                        "kept; check the bucket's name and region and the role's permissions",
-                    ),
-                };
-                let (key, records, pending) = (obj.key.clone(), obj.records, self.queue.len());
-                self.report_failure(cause, || format!("{e}"), hint);
-                slog::debug!(self.log, "ship failed"; "key" => key, "records" => records, "attempts" => attempts, "pending_batches" => pending);
+        }));
+    }
+
+    /// S3 has it (or it was given up): free the memory, delete the file.
+    fn forget(&mut self, id: BatchId, spill_may_be_running: bool) {
+        match self.held.remove(&id) {
+            Some(Held::Disk(s)) => self.remove_file(s),
+            Some(Held::Memory(_)) if spill_may_be_running => {
+                self.forgotten_while_spilling.insert(id);
             }
+            _ => {}
         }
     }
 
-    /// One line per cause, then at most one a minute with the count: failures repeat at every invoke.
-    fn report_failure(&mut self, cause: &str, error: impl FnOnce() -> String, what_now: &str) {
+    fn remove_file(&self, s: Spilled) {
+        if let Some(dir) = self.spill.clone() {
+            tokio::task::spawn_blocking(move || {
+                dir.lock().unwrap_or_else(|e| e.into_inner()).remove(&s);
+            });
+        }
+    }
+
+    /// Rejected too often: the batch stays on disk, renamed aside so no process tries it again.
+    fn give_up(&mut self, id: BatchId, ctx: &mut Context<Self>) {
+        let Some(held) = self.held.remove(&id) else {
+            return;
+        };
+        let records = match &held {
+            Held::Memory(o) => o.records,
+            Held::Disk(s) => s.records,
+        };
+        Counters::add(&self.counters.rejected, records as u64);
+        error!(self.log, "S3 rejected a batch three times; it is kept on disk and not tried again";
+            "records" => records, "error" => self.last_error.clone().unwrap_or_default(),
+            "what_now" => "the batch is in the spill directory with a .rejected suffix; report this");
+        let dir = self.spill.clone();
+        let aside = async move {
+            let Some(dir) = dir else { return };
+            let _ = tokio::task::spawn_blocking(move || {
+                let mut dir = dir.lock().unwrap_or_else(|e| e.into_inner());
+                match held {
+                    Held::Disk(s) => dir.set_aside(&s),
+                    Held::Memory(o) => dir
+                        .write(&o)
+                        .map_err(|e| std::io::Error::other(e.to_string()))
+                        .and_then(|s| dir.set_aside(&s)),
+                }
+            })
+            .await;
+        };
+        ctx.spawn(aside.into_actor(self));
+    }
+
+    fn report(&mut self, failure: &Failure) {
+        let error = self.last_error.clone().unwrap_or_default();
+        let (cause, what_now) = match failure {
+            Failure::Transient => ("transient", "kept; retried while the environment runs"),
+            Failure::Throttled => (
+                "throttled",
+                "kept; retried less often while S3 asks for fewer requests",
+            ),
+            Failure::Refused(r) => (r.name(), r.what_to_fix()),
+            Failure::Rejected => ("rejected", "kept; retried twice more, then set aside"),
+        };
+        self.report_cause(cause, &error, what_now);
+    }
+
+    /// One line per cause, then at most one a minute with the count.
+    fn report_cause(&mut self, cause: &str, error: &str, what_now: &str) {
         let throttle = self.failures.entry(cause.to_string()).or_default();
         if let Some(n) = throttle.note(1, Instant::now(), FAILURE_REPORT_PERIOD) {
-            warn!(self.log, "ship failed"; "cause" => cause, "error" => error(), "what_now" => what_now,
-                "occurrences" => n, "pending_batches" => self.queue.len());
+            warn!(self.log, "ship failed"; "cause" => cause, "error" => error, "what_now" => what_now,
+                "occurrences" => n, "pending_batches" => self.policy.pending().batches);
         }
-    }
-
-    /// At the end: batches still in memory go to the spill directory, for a re-initialised
-    /// environment (a reset keeps /tmp) to ship.
-    fn spill_memory(&mut self) {
-        for i in 0..self.queue.len() {
-            self.move_to_disk(i);
-        }
-        self.publish();
-    }
-
-    /// Records still owned and where: (in memory, on disk).
-    fn owned(&self) -> (usize, usize) {
-        self.queue.iter().fold((0, 0), |(m, d), h| match h {
-            Held::Memory(o) => (m + o.records, d),
-            Held::Disk(s) => (m, d + s.records),
-        })
     }
 }
 
@@ -374,38 +349,27 @@ impl Actor for ShipperActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Recovered batches go first.
-        self.pump(ctx);
+        for s in std::mem::take(&mut self.recovered) {
+            let id = self.id();
+            let event = Event::Recovered {
+                id,
+                records: s.records,
+                bytes: s.bytes,
+            };
+            self.held.insert(id, Held::Disk(s));
+            self.event(event, ctx);
+        }
     }
 }
 
 impl Handler<ShipBatch> for ShipperActor {
-    type Result = ResponseActFuture<Self, ()>;
+    type Result = ();
 
-    fn handle(&mut self, msg: ShipBatch, ctx: &mut Context<Self>) -> Self::Result {
-        let obj = match self.admit(msg.object) {
-            Ok(()) => {
-                self.publish();
-                self.pump(ctx);
-                return Box::pin(fut::ready(()));
-            }
-            Err(obj) => obj,
-        };
-        // No room: wait (pushing back on Lambda) for an upload to free memory, then refuse.
-        let mut rx = self.progress.subscribe();
-        let room_at = self.max_memory.saturating_sub(obj.body.len() as u64);
-        let wait = async move {
-            let _ = tokio::time::timeout(REFUSE_AFTER, rx.wait_for(|p| p.memory <= room_at)).await;
-        };
-        Box::pin(wait.into_actor(self).map(move |_, act, ctx| {
-            if let Err(obj) = act.admit(obj) {
-                Counters::add(&act.counters.refused, obj.records as u64);
-                error!(act.log, "no room in memory or on disk: a batch was refused";
-                    "key" => &obj.key, "records" => obj.records, "memory_bytes" => act.memory,
-                    "what_now" => "S3 is not taking batches fast enough; raise ADAPTIVE_BATCHING_EXTENSION_MAX_BUFFER_BYTES or _SPILL_MAX_BYTES");
-            }
-            act.publish();
-            act.pump(ctx);
-        }))
+    fn handle(&mut self, msg: ShipBatch, ctx: &mut Context<Self>) {
+        let id = self.id();
+        let (records, bytes) = (msg.object.records, msg.object.body.len() as u64);
+        self.held.insert(id, Held::Memory(msg.object));
+        self.event(Event::Sealed { id, records, bytes }, ctx);
     }
 }
 
@@ -413,29 +377,25 @@ impl Handler<Flush> for ShipperActor {
     type Result = ResponseActFuture<Self, Pending>;
 
     fn handle(&mut self, msg: Flush, ctx: &mut Context<Self>) -> Self::Result {
-        self.deadline = Some(msg.deadline);
-        // A Flush is the next opportunity for batches that failed before.
-        self.stalled = false;
-        if msg.last {
-            // The last chance: a full round, whatever failed before.
-            self.failing = false;
-            self.no_probe_before = None;
-        }
-        self.publish();
-        self.pump(ctx);
-        let mut rx = self.progress.subscribe();
-        let settled = async move {
-            let settled = rx.wait_for(|p| p.pending.batches == 0 || p.stalled);
-            let _ = tokio::time::timeout_at(msg.deadline.into(), settled).await;
-        };
-        Box::pin(settled.into_actor(self).map(move |_, act, _| {
+        self.next_flush += 1;
+        let id = self.next_flush;
+        let (tx, rx) = oneshot::channel();
+        self.flushes.insert(id, tx);
+        self.event(
+            Event::Flush {
+                id,
+                deadline: msg.deadline,
+                last: msg.last,
+            },
+            ctx,
+        );
+        Box::pin(rx.into_actor(self).map(move |answer, act, _| {
             if msg.last {
-                act.spill_memory();
-                let (memory, disk) = act.owned();
+                let (memory, disk) = act.policy.owned();
                 Counters::add(&act.counters.unshipped_in_memory, memory as u64);
                 Counters::add(&act.counters.still_spilled, disk as u64);
             }
-            act.progress.borrow().pending
+            answer.unwrap_or_default()
         }))
     }
 }

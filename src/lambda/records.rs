@@ -2,7 +2,9 @@
 //! exact bytes Lambda sent: each record is a slice of the request body, never re-serialised. Only the
 //! few fields we act on are read: the `type`, and the `requestId` of `platform.start`,
 //! `platform.runtimeDone` and `platform.report`. One element that does not look like a record costs
-//! nothing to the others: it is kept as sent and counted.
+//! nothing to the others: it is wrapped as a record of its own, `{"time": <when it arrived>,
+//! "type": "extension.malformed", "record": <the element as received>}`, and counted, so every line
+//! of every object is a record and nothing received is thrown away.
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -21,8 +23,13 @@ pub enum Kind {
     LogsDropped {
         records: u64,
     },
+    /// A line an extension wrote (the `extension` log type): never makes a batch due by itself.
+    Extension,
     Other,
 }
+
+/// The `type` given to an element that is not a Lambda record, wrapped as one.
+pub const MALFORMED_TYPE: &str = "extension.malformed";
 
 /// One delivered record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,12 +54,16 @@ pub struct Delivery {
 #[error("delivery is not a JSON array: {0}")]
 pub struct NotAnArray(pub String);
 
+/// The fields every Lambda record has: a string `time`, a string `type`, a `record`.
 #[derive(Deserialize)]
 struct Peek<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    record: Option<&'a RawValue>,
+    #[serde(borrow)]
+    #[allow(dead_code)] // Required: an element without it is not a record.
+    time: Cow<'a, str>,
+    #[serde(borrow)]
+    record: &'a RawValue,
 }
 
 #[derive(Deserialize)]
@@ -81,19 +92,25 @@ pub fn record_time(raw: &[u8]) -> Option<String> {
         .map(Cow::into_owned)
 }
 
-/// The `type` of an element laid out as Lambda writes records, `{"time":"…","type":"…",…}`, read
-/// without parsing it again; `None` for any other layout (serde then reads it). Sound because the
-/// element is valid JSON already: with no escape in the time, its first quote ends it.
+/// The `type` of an element laid out as Lambda writes records, `{"time":"…","type":"…","record":…`,
+/// read without parsing it again; `None` for any other layout (serde then reads it). Sound because
+/// the element is valid JSON already: with no escape in the time, its first quote ends it.
 fn lambda_type(text: &str) -> Option<&str> {
     let rest = text.strip_prefix(r#"{"time":""#)?;
     let time_end = rest.find(['"', '\\'])?;
     let rest = rest[time_end..].strip_prefix(r#"","type":""#)?;
     let end = rest.find(['"', '\\'])?;
-    (rest.as_bytes()[end] == b'"').then(|| &rest[..end])
+    rest[end..]
+        .starts_with(r#"","record":"#)
+        .then(|| &rest[..end])
 }
 
-/// Splits `body` into records without copying them.
-pub fn parse_delivery(body: &Bytes) -> Result<Delivery, NotAnArray> {
+/// Splits `body` into records without copying them; an element that is not a record is wrapped,
+/// timed `received_at`.
+pub fn parse_delivery(
+    body: &Bytes,
+    received_at: chrono::DateTime<chrono::Utc>,
+) -> Result<Delivery, NotAnArray> {
     let elements: Vec<&RawValue> =
         serde_json::from_slice(body).map_err(|e| NotAnArray(e.to_string()))?;
     let base = body.as_ptr() as usize;
@@ -107,10 +124,14 @@ pub fn parse_delivery(body: &Bytes) -> Result<Delivery, NotAnArray> {
         let start = text.as_ptr() as usize - base;
         let raw = body.slice(start..start + text.len());
         // Function and extension lines (nearly all the bytes) need no second parse.
-        if lambda_type(text).is_some_and(|t| !t.starts_with("platform.")) {
+        if let Some(t) = lambda_type(text).filter(|t| !t.starts_with("platform.")) {
             out.records.push(Record {
                 raw,
-                kind: Kind::Other,
+                kind: if t == "extension" {
+                    Kind::Extension
+                } else {
+                    Kind::Other
+                },
                 request_id: None,
             });
             continue;
@@ -122,26 +143,35 @@ pub fn parse_delivery(body: &Bytes) -> Result<Delivery, NotAnArray> {
                     "platform.runtimeDone" => Kind::RuntimeDone,
                     "platform.report" => Kind::Report,
                     "platform.restoreStart" => Kind::RestoreStart,
+                    "extension" => Kind::Extension,
                     "platform.logsDropped" => Kind::LogsDropped {
-                        records: p
-                            .record
-                            .and_then(|r| serde_json::from_str::<PeekDropped>(r.get()).ok())
+                        records: serde_json::from_str::<PeekDropped>(p.record.get())
                             .map_or(0, |d| d.dropped_records),
                     },
                     _ => Kind::Other,
                 };
                 let request_id = match kind {
-                    Kind::Start | Kind::RuntimeDone | Kind::Report => p
-                        .record
-                        .and_then(|r| serde_json::from_str::<PeekRequest>(r.get()).ok())
-                        .and_then(|r| r.request_id.map(Cow::into_owned)),
+                    Kind::Start | Kind::RuntimeDone | Kind::Report => {
+                        serde_json::from_str::<PeekRequest>(p.record.get())
+                            .ok()
+                            .and_then(|r| r.request_id.map(Cow::into_owned))
+                    }
                     _ => None,
                 };
                 (kind, request_id)
             }
             Err(_) => {
                 out.malformed_elements += 1;
-                (Kind::Other, None)
+                let wrapped = format!(
+                    r#"{{"time":"{}","type":"{MALFORMED_TYPE}","record":{text}}}"#,
+                    received_at.format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                );
+                out.records.push(Record {
+                    raw: Bytes::from(wrapped),
+                    kind: Kind::Other,
+                    request_id: None,
+                });
+                continue;
             }
         };
         out.records.push(Record {
@@ -157,6 +187,10 @@ pub fn parse_delivery(body: &Bytes) -> Result<Delivery, NotAnArray> {
 mod tests {
     use super::*;
 
+    fn at() -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp_millis(1_795_000_000_123).unwrap()
+    }
+
     /// The documented Logs API example batch (spec §2.4).
     const LOGS_SAMPLE: &str = r#"[
   {"time":"2020-08-20T12:31:32.123Z","type":"platform.start","record":{"requestId":"6f7f0961f83442118a7af6fe80b88d56"}},
@@ -167,7 +201,7 @@ mod tests {
     #[test]
     fn splits_the_documented_logs_batch_keeping_exact_bytes() {
         let body = Bytes::from_static(LOGS_SAMPLE.as_bytes());
-        let d = parse_delivery(&body).unwrap();
+        let d = parse_delivery(&body, at()).unwrap();
         assert_eq!(d.malformed_elements, 0);
         assert_eq!(d.records.len(), 3);
         assert_eq!(
@@ -209,7 +243,7 @@ mod tests {
         let body = Bytes::from_static(
             br#"[{"time":"2020-08-20T12:31:32.123Z","type":"platform.start","record":{"requestId":"r"}}]"#,
         );
-        let d = parse_delivery(&body).unwrap();
+        let d = parse_delivery(&body, at()).unwrap();
         assert_eq!(d.records[0].kind, Kind::Start);
         assert_eq!(d.records[0].request_id.as_deref(), Some("r"));
     }
@@ -217,7 +251,7 @@ mod tests {
     #[test]
     fn reads_the_documented_telemetry_report() {
         let body = Bytes::from_static(br#"[{"time":"2022-10-21T14:05:05.766Z","type":"platform.report","record":{"requestId":"459921b5-681c-4a96-beb0-81e0aa586026","metrics":{"durationMs":2599.4,"billedDurationMs":2600,"memorySizeMB":128,"maxMemoryUsedMB":94,"initDurationMs":549.04},"tracing":{"spanId":"24cd7d670fa455f0","type":"X-Amzn-Trace-Id","value":"Root=1-6352a70e-1e2c502e358361800241fd45;Parent=35465b3a9e2f7c6a;Sampled=1"},"status":"success"}}]"#);
-        let d = parse_delivery(&body).unwrap();
+        let d = parse_delivery(&body, at()).unwrap();
         assert_eq!(d.records[0].kind, Kind::Report);
         assert_eq!(
             d.records[0].request_id.as_deref(),
@@ -226,12 +260,28 @@ mod tests {
     }
 
     #[test]
-    fn odd_elements_are_kept_and_counted_and_escapes_survive() {
+    fn odd_elements_are_wrapped_as_records_and_counted_and_escapes_survive() {
         let body = Bytes::from_static(br#"[42, {"no":"type"}, {"time":"t","type":"function","record":{"message":"a \"quoted\" \u00e9"}}, {"type":"platform.fault","record":"RequestId: x Process exited"}]"#);
-        let d = parse_delivery(&body).unwrap();
-        assert_eq!(d.malformed_elements, 2);
+        let d = parse_delivery(&body, at()).unwrap();
+        assert_eq!(
+            d.malformed_elements, 3,
+            "a record without a time is not a record either"
+        );
         assert_eq!(d.records.len(), 4);
-        assert_eq!(d.records[0].raw, Bytes::from_static(b"42"));
+        assert_eq!(
+            d.records[0].raw,
+            Bytes::from_static(
+                br#"{"time":"2026-11-18T11:06:40.123Z","type":"extension.malformed","record":42}"#
+            )
+        );
+        assert_eq!(
+            d.records[1].raw,
+            Bytes::from_static(br#"{"time":"2026-11-18T11:06:40.123Z","type":"extension.malformed","record":{"no":"type"}}"#)
+        );
+        for r in &d.records {
+            let v: serde_json::Value = serde_json::from_slice(&r.raw).unwrap();
+            assert!(v["time"].is_string() && v["type"].is_string() && v.get("record").is_some());
+        }
         assert_eq!(
             &d.records[2].raw[..],
             br#"{"time":"t","type":"function","record":{"message":"a \"quoted\" \u00e9"}}"#
@@ -241,7 +291,7 @@ mod tests {
     #[test]
     fn reads_logs_dropped_and_restore_start_and_keeps_object_function_records() {
         let body = Bytes::from_static(br#"[{"time":"t","type":"platform.logsDropped","record":{"reason":"Consumer seems to have fallen behind as it has not acknowledged receipt of logs.","droppedRecords":123,"droppedBytes":12345}},{"time":"t","type":"platform.restoreStart","record":{}},{"time":"t","type":"function","record":{"timestamp":"t","level":"INFO","message":"m","requestId":"r"}},{"time":"t","type":"platform.futureEvent","record":{"x":1}}]"#);
-        let d = parse_delivery(&body).unwrap();
+        let d = parse_delivery(&body, at()).unwrap();
         let kinds: Vec<Kind> = d.records.iter().map(|r| r.kind).collect();
         assert_eq!(
             kinds,
@@ -266,8 +316,11 @@ mod tests {
     fn a_number_no_f64_holds_is_kept_exactly() {
         // Found by the delivery fuzz target: valid JSON, out of f64's range.
         let body = Bytes::from_static(b"\n[2E424]");
-        let d = parse_delivery(&body).unwrap();
-        assert_eq!(d.records[0].raw, Bytes::from_static(b"2E424"));
+        let d = parse_delivery(&body, at()).unwrap();
+        assert!(
+            d.records[0].raw.ends_with(br#""record":2E424}"#),
+            "kept exactly, wrapped"
+        );
         assert_eq!(d.malformed_elements, 1, "not a record, but kept");
     }
 
@@ -289,10 +342,10 @@ mod tests {
             b"[{\"type\":\"function\"}",
             b"",
         ] {
-            assert!(parse_delivery(&Bytes::copy_from_slice(body)).is_err());
+            assert!(parse_delivery(&Bytes::copy_from_slice(body), at()).is_err());
         }
         assert_eq!(
-            parse_delivery(&Bytes::from_static(b"[]")).unwrap(),
+            parse_delivery(&Bytes::from_static(b"[]"), at()).unwrap(),
             Delivery::default()
         );
     }

@@ -107,6 +107,12 @@ fn client(
     aws_sdk_s3::Client::from_conf(conf.build())
 }
 
+/// Pooled connections idle longer than this are not reused. S3 closes idle keep-alive connections
+/// after about 20 s (undocumented); a connection older than that, kept across a freeze, would fail
+/// its next request. The pool's clock is the monotonic one, which runs while the environment is
+/// frozen, so a long freeze expires every pooled connection.
+pub const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The HTTP client for S3: hyper with rustls (ring), HTTPS to AWS checked against `trust` (see
 /// [`tls`]), plain HTTP to a local endpoint.
 pub fn http_client(trust: &TrustStore) -> aws_sdk_s3::config::SharedHttpClient {
@@ -116,6 +122,7 @@ pub fn http_client(trust: &TrustStore) -> aws_sdk_s3::config::SharedHttpClient {
         // Building a context only moves its parts; the SDK reports no error from it.
         .unwrap_or_default();
     aws_smithy_http_client::Builder::new()
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
         ))

@@ -4,10 +4,10 @@
 //! than duplicates. Bodies up to [`MULTIPART_THRESHOLD`] go in one PutObject; larger ones in
 //! [`PART_SIZE`] parts, so a failure resends one part, not the whole body. When a write fails with
 //! NoSuchBucket and bucket creation is on, the bucket is created in the function's region (with the
-//! LocationConstraint S3 requires outside us-east-1) and the write retried: never at init.
+//! LocationConstraint S3 requires outside us-east-1) and the write made again: never at init. One
+//! call is one attempt: when to try again is the ship policy's decision ([`crate::ship_policy`]).
 
 mod connection;
-pub mod retry;
 pub mod spill;
 pub mod tls;
 
@@ -19,14 +19,15 @@ use aws_sdk_s3::types::{
     BucketLocationConstraint, CompletedMultipartUpload, CompletedPart, CreateBucketConfiguration,
 };
 use bytes::Bytes;
-use retry::Backoff;
-use std::time::Instant;
 
 /// Above this a body goes up in parts. 16 MiB: every batch at the default thresholds (4 KiB) and
 /// most tuned ones take a single request, while the largest (100 MiB bytes rate) are resent at
 /// most one 8 MiB part at a time after a failure.
 pub const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Attempts of one part before the whole upload is given up (and aborted).
+const PART_ATTEMPTS: u32 = 3;
+const PART_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A batch ready to go: its key and body are fixed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,14 +69,53 @@ pub enum ShipError {
     Throttled(String),
     #[error("the bucket does not exist")]
     NoSuchBucket,
-    /// Access denied, KMS denial, a wrong region or any other refusal: retrying soon will not help.
+    /// Access denied, KMS denial, a wrong region or credentials: every write is refused until
+    /// someone fixes it.
     #[error("{code}: {message}")]
     Refused { code: String, message: String },
+    /// S3 refuses this request itself (a 4xx about the object): retrying will not change it.
+    #[error("{code}: {message}")]
+    Rejected { code: String, message: String },
 }
+
+/// Error codes that refuse every write, not this one (S3 API Reference, Error codes).
+const REFUSALS: [&str; 11] = [
+    "AccessDenied",
+    "AllAccessDisabled",
+    "AccountProblem",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "PermanentRedirect",
+    "AuthorizationHeaderMalformed",
+    "IllegalLocationConstraintException",
+];
 
 impl ShipError {
     pub fn is_retriable(&self) -> bool {
         matches!(self, ShipError::Transient(_) | ShipError::Throttled(_))
+    }
+
+    /// What the failure means for the ship policy.
+    pub fn failure(&self) -> crate::ship_policy::Failure {
+        use crate::ship_policy::{Failure, Refusal};
+        match self {
+            ShipError::Transient(_) => Failure::Transient,
+            ShipError::Throttled(_) => Failure::Throttled,
+            ShipError::NoSuchBucket => Failure::Refused(Refusal::NoSuchBucket),
+            ShipError::Refused { code, message } => {
+                Failure::Refused(if code.starts_with("KMS") || message.contains("kms:") {
+                    Refusal::Kms
+                } else if code == "AccessDenied" {
+                    Refusal::AccessDenied
+                } else {
+                    Refusal::Other
+                })
+            }
+            ShipError::Rejected { .. } => Failure::Rejected,
+        }
     }
 
     fn from_sdk<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
@@ -99,20 +139,26 @@ impl ShipError {
                 } else if matches!(status, Some(500..=599))
                     || matches!(
                         code.as_str(),
-                        "SlowDown"
-                            | "RequestTimeout"
-                            | "Throttling"
-                            | "ThrottlingException"
+                        "RequestTimeout"
                             | "RequestTimeTooSkewed"
                             | "InternalError"
                             | "ServiceUnavailable"
+                            | "BadDigest"
+                            | "IncompleteBody"
+                            | "NoSuchUpload"
                     )
                 {
+                    // A body damaged or cut on the way, or an upload id gone with a cut Complete:
+                    // sending it again is the fix.
                     ShipError::Transient(format!(
                         "{code} (HTTP {}): {message}",
                         status.unwrap_or(0)
                     ))
-                } else {
+                } else if REFUSALS.contains(&code.as_str())
+                    || code.starts_with("KMS")
+                    || matches!(status, Some(401 | 403))
+                    || code.is_empty()
+                {
                     ShipError::Refused {
                         code: if code.is_empty() {
                             format!("HTTP {}", status.unwrap_or(0))
@@ -121,6 +167,8 @@ impl ShipError {
                         },
                         message,
                     }
+                } else {
+                    ShipError::Rejected { code, message }
                 }
             }
             // Dispatch failures, timeouts and unreadable answers are the network's doing.
@@ -258,7 +306,8 @@ impl S3Sink {
         self.conn = connection::reconnect(self.conn.clone(), self.force_path_style);
     }
 
-    /// One attempt at writing `obj`.
+    /// One attempt at writing `obj`: a PutObject, or a multipart upload above
+    /// [`MULTIPART_THRESHOLD`]. The ship policy owns every retry of the whole object.
     async fn put_once(&self, obj: &SealedObject) -> Result<(), ShipError> {
         if obj.body.len() <= MULTIPART_THRESHOLD {
             let req = self
@@ -278,6 +327,11 @@ impl S3Sink {
         }
     }
 
+    /// A multipart upload that S3 accepts: CreateMultipartUpload declares CRC32 (COMPOSITE), each
+    /// part carries its CRC32, and CompleteMultipartUpload lists every part's ETag **and** CRC32
+    /// (S3 API Reference, CompleteMultipartUpload: without them S3 answers 400 InvalidRequest). A
+    /// failed part is sent again alone, [`PART_ATTEMPTS`] times; an upload that cannot complete is
+    /// aborted, so its parts do not linger (billed) until a lifecycle rule removes them.
     async fn put_multipart(&self, obj: &SealedObject) -> Result<(), ShipError> {
         let client = self.client().await;
         let req = client
@@ -296,21 +350,32 @@ impl S3Sink {
                 let chunk = obj
                     .body
                     .slice(start..(start + PART_SIZE).min(obj.body.len()));
-                let r = client
-                    .upload_part()
-                    .bucket(&self.bucket)
-                    .key(&obj.key)
-                    .upload_id(&id)
-                    .part_number(n)
-                    .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32)
-                    .body(ByteStream::from(chunk))
-                    .send()
-                    .await
-                    .map_err(ShipError::from_sdk)?;
+                let mut attempt = 1;
+                let r = loop {
+                    let sent = client
+                        .upload_part()
+                        .bucket(&self.bucket)
+                        .key(&obj.key)
+                        .upload_id(&id)
+                        .part_number(n)
+                        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32)
+                        .body(ByteStream::from(chunk.clone()))
+                        .send()
+                        .await
+                        .map_err(ShipError::from_sdk);
+                    match sent {
+                        Err(e) if e.is_retriable() && attempt < PART_ATTEMPTS => {
+                            tokio::time::sleep(PART_RETRY_WAIT * attempt).await;
+                            attempt += 1;
+                        }
+                        other => break other?,
+                    }
+                };
                 parts.push(
                     CompletedPart::builder()
                         .part_number(n)
                         .set_e_tag(r.e_tag().map(str::to_string))
+                        .set_checksum_crc32(r.checksum_crc32().map(str::to_string))
                         .build(),
                 );
             }
@@ -356,48 +421,25 @@ impl S3Sink {
         match req.send().await {
             Ok(_) => Ok(()),
             Err(e) => match ShipError::from_sdk(e) {
-                ShipError::Refused { code, .. } if code == "BucketAlreadyOwnedByYou" => Ok(()),
+                ShipError::Refused { code, .. } | ShipError::Rejected { code, .. }
+                    if code == "BucketAlreadyOwnedByYou" =>
+                {
+                    Ok(())
+                }
                 other => Err(other),
             },
         }
     }
 
-    /// Writes `obj`, retrying transient failures with `backoff` until `deadline`.
-    pub async fn ship(
-        &self,
-        obj: &SealedObject,
-        backoff: Backoff,
-        deadline: Option<Instant>,
-    ) -> Result<Shipped, (ShipError, u32)> {
-        let mut attempts = 0;
-        let mut created = false;
-        loop {
-            attempts += 1;
-            match self.put_once(obj).await {
-                Ok(()) => return Ok(Shipped { attempts }),
-                Err(ShipError::NoSuchBucket) if self.create_bucket && !created => {
-                    created = true;
-                    self.create_bucket().await.map_err(|e| (e, attempts))?;
-                    // The write after creating the bucket is not a retry: do not count it against the budget.
-                    attempts -= 1;
-                }
-                Err(e) if e.is_retriable() => {
-                    // Throttling backs off harder: S3 asks for fewer requests, not the same ones sooner.
-                    let backoff = match e {
-                        ShipError::Throttled(_) => Backoff {
-                            base: backoff.base * 4,
-                            cap: backoff.cap * 2,
-                            ..backoff
-                        },
-                        _ => backoff,
-                    };
-                    match backoff.delay(attempts, rand::random::<f64>(), Instant::now(), deadline) {
-                        Some(wait) => tokio::time::sleep(wait).await,
-                        None => return Err((e, attempts)),
-                    }
-                }
-                Err(e) => return Err((e, attempts)),
+    /// One attempt at writing `obj`. When the bucket is missing and creation is on, the bucket is
+    /// created in the function's region and the write made again, within the same attempt.
+    pub async fn put(&self, obj: &SealedObject) -> Result<(), ShipError> {
+        match self.put_once(obj).await {
+            Err(ShipError::NoSuchBucket) if self.create_bucket => {
+                self.create_bucket().await?;
+                self.put_once(obj).await
             }
+            other => other,
         }
     }
 }

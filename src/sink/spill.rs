@@ -192,6 +192,16 @@ impl SpillDir {
         })
     }
 
+    /// Sets a batch aside (S3 rejected it): renamed with a `.rejected` suffix, which no process
+    /// recovers, for a person to look at; it no longer counts against the bound.
+    pub fn set_aside(&mut self, s: &Spilled) -> std::io::Result<()> {
+        let mut aside = s.path.clone().into_os_string();
+        aside.push(".rejected");
+        std::fs::rename(&s.path, aside)?;
+        self.used = self.used.saturating_sub(s.bytes);
+        Ok(())
+    }
+
     /// Forgets a batch S3 confirmed.
     pub fn remove(&mut self, s: &Spilled) {
         if std::fs::remove_file(&s.path).is_ok() {

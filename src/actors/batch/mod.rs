@@ -1,6 +1,8 @@
 //! BatchActor: the actor shell around [`crate::batch::Batcher`]. It counts records and invocations,
-//! checks the thresholds on a timer while the environment runs, seals batches into objects (key and
-//! body fixed here) and hands them to the shipper. It never does I/O itself.
+//! checks the thresholds at the ship points — INVOKE, a timer while the environment runs (a long
+//! invocation), `platform.runtimeDone` with `SHIP_AT=end-of-invoke` ([`waiters`]), SHUTDOWN
+//! ([`closing`]) — seals batches into objects (key fixed here, body encoded off the actor's thread
+//! when large) and hands them to the shipper. It never does I/O itself.
 //!
 //! It also reads the few records that change what it does: `platform.report` (what SHUTDOWN waits
 //! for), `platform.start` (the invocation count on Managed Instances, which have no INVOKE event),
@@ -8,16 +10,16 @@
 //! [`crate::snapshot`]). Requests are told apart by `requestId`, never by "the current invocation":
 //! records of one invoke routinely arrive during the next or after SHUTDOWN.
 
-use super::messages::{
-    AwaitLateRecords, AwaitRuntimeDone, Flush, IngestRecords, InvokeStarted, Pending, Restored,
-    ShipBatch, Shutdown,
-};
-use crate::batch::{Batch, Batcher};
+mod closing;
+mod waiters;
+
+use super::messages::{Closed, Flush, IngestRecords, InvokeStarted, Restored, ShipBatch};
+
+use crate::batch::{Batch, Batcher, ShipPoint};
 use crate::config::{ShipAt, Thresholds};
 use crate::encode;
 use crate::encode::Compression;
-use crate::lambda::records::Kind;
-use crate::lambda::records::record_time;
+use crate::lambda::records::{Kind, record_time};
 use crate::object_key::{KeyTemplate, KeyValues};
 use crate::sink::{ObjectMeta, SealedObject};
 use crate::snapshot;
@@ -37,10 +39,14 @@ const RESTORE_DEBOUNCE: Duration = Duration::from_secs(10);
 const REQUESTS_REMEMBERED: usize = 1024;
 /// At most one line per this about records Lambda dropped.
 const DROPPED_REPORT_PERIOD: Duration = Duration::from_secs(10);
+/// Bodies above this are encoded on the blocking pool, not on the actor's thread.
+const ENCODE_INLINE_MAX: u64 = 256 * 1024;
 
 /// What BatchActor is configured with.
 pub struct BatchSettings {
     pub thresholds: Thresholds,
+    /// A buffer this large is sealed at once, ship point or not (memory).
+    pub max_object_bytes: u64,
     pub compression: Compression,
     pub key_template: KeyTemplate,
     /// `AWS_LAMBDA_FUNCTION_VERSION`, for `{version}`.
@@ -63,14 +69,6 @@ pub struct ShipperHandles {
     pub restored: Recipient<Restored>,
 }
 
-struct LateRecordsWaiter {
-    request_id: Option<String>,
-    all_open: bool,
-    quiet: Duration,
-    until: Instant,
-    done: oneshot::Sender<()>,
-}
-
 pub struct BatchActor {
     batcher: Batcher,
     settings: BatchSettings,
@@ -83,20 +81,28 @@ pub struct BatchActor {
     last_ingest_wall: DateTime<Utc>,
     /// Batches sealed so far (identical in every copy of a snapshot).
     sealed: u64,
-    last_tick: (SystemTime, Instant),
-    /// One restore is often seen twice (the wall-clock jump at the first tick, then
-    /// `platform.restoreStart`): the second sighting within [`RESTORE_DEBOUNCE`] is the same restore.
+    /// The clocks at the last look: a wall clock that jumped away from the monotonic one says the
+    /// environment was restored from a snapshot.
+    last_look: (SystemTime, Instant),
+    /// One restore is often seen twice (the wall-clock jump, then `platform.restoreStart`): the
+    /// second sighting within [`RESTORE_DEBOUNCE`] is the same restore.
     last_restore: Option<Instant>,
-    waiter: Option<LateRecordsWaiter>,
-    /// `SHIP_AT=end-of-invoke`: the runtimeDone LifecycleActor waits for, and the ones seen (it may
-    /// arrive before LifecycleActor asks).
-    runtime_done_waiter: Option<(String, oneshot::Sender<()>)>,
-    runtime_done_seen: VecDeque<String>,
+    waiters: waiters::Waiters,
+    /// After SHUTDOWN: records are shipped as they come, until the final flush closes.
+    closing: closing::Closing,
     dropped_throttle: Throttle,
     /// How often the thresholds are checked while the environment runs.
     tick: Duration,
     counters: Arc<Counters>,
     log: Logger,
+}
+
+/// A batch with its key and metadata fixed, its body not yet encoded.
+struct Sealing {
+    key: String,
+    records: Vec<bytes::Bytes>,
+    body_bytes: u64,
+    meta: ObjectMeta,
 }
 
 impl BatchActor {
@@ -108,7 +114,7 @@ impl BatchActor {
     ) -> Self {
         let now = Instant::now();
         Self {
-            batcher: Batcher::new(settings.thresholds, now),
+            batcher: Batcher::new(settings.thresholds, settings.max_object_bytes, now),
             // On Managed Instances the timer also carries the invocations threshold: check it often.
             tick: (settings.thresholds.elapsed / 10).clamp(
                 Duration::from_millis(10),
@@ -125,20 +131,19 @@ impl BatchActor {
             last_ingest: now,
             last_ingest_wall: Utc::now(),
             sealed: 0,
-            last_tick: (SystemTime::now(), now),
+            last_look: (SystemTime::now(), now),
             last_restore: None,
-            waiter: None,
-            runtime_done_waiter: None,
-            runtime_done_seen: VecDeque::new(),
+            waiters: Default::default(),
+            closing: Default::default(),
             dropped_throttle: Throttle::default(),
             counters,
             log,
         }
     }
 
-    /// Fixes the batch's key and body. `fallback_at` dates the key when the first record carries
-    /// no readable `time`.
-    fn seal(&mut self, batch: Batch, fallback_at: DateTime<Utc>, batch_id: Uuid) -> SealedObject {
+    /// Fixes the batch's key and metadata. `fallback_at` dates the key when the first record
+    /// carries no readable `time`.
+    fn seal(&mut self, batch: Batch, fallback_at: DateTime<Utc>, batch_id: Uuid) -> Sealing {
         self.sealed += 1;
         let first_record_time = batch.records.first().and_then(|r| record_time(r));
         let last_record_time = batch.records.last().and_then(|r| record_time(r));
@@ -155,71 +160,64 @@ impl BatchActor {
             batch_id,
         });
         debug!(self.log, "sealed"; "key" => &key, "records" => batch.records.len(), "bytes" => batch.body_bytes, "reason" => batch.reason.as_str());
-        let meta = ObjectMeta {
-            content_encoding: s.compression.content_encoding().map(str::to_string),
-            first_record_time,
-            last_record_time,
-        };
-        SealedObject {
+        Sealing {
             key,
-            body: encode::body(&batch.records, batch.body_bytes, s.compression),
-            records: batch.records.len(),
-            meta,
+            records: batch.records,
+            body_bytes: batch.body_bytes,
+            meta: ObjectMeta {
+                content_encoding: s.compression.content_encoding().map(str::to_string),
+                first_record_time,
+                last_record_time,
+            },
         }
     }
 
-    /// Hands a sealed batch to the shipper, holding this actor's mailbox until it is queued there:
-    /// batches keep their order and a slow shipper pushes back.
+    /// Seals `batch` under a new id and hands it to the shipper.
     fn ship(&mut self, batch: Batch, ctx: &mut Context<Self>) {
-        let object = self.seal(batch, Utc::now(), Uuid::new_v4());
-        self.send_object(object, ctx);
+        let sealing = self.seal(batch, Utc::now(), Uuid::new_v4());
+        self.send_object_then(sealing, None, ctx);
     }
 
-    fn send_object(&mut self, object: SealedObject, ctx: &mut Context<Self>) {
-        self.send_object_then(object, None, ctx);
-    }
-
-    /// [`Self::send_object`], then answers `queued` once the shipper holds the batch.
+    /// Encodes the body (on the blocking pool when large) and queues the object at the shipper,
+    /// holding this actor's mailbox until it is queued there: batches keep their order and a slow
+    /// encoder pushes back. Answers `queued` then.
     fn send_object_then(
         &mut self,
-        object: SealedObject,
+        sealing: Sealing,
         queued: Option<oneshot::Sender<()>>,
         ctx: &mut Context<Self>,
     ) {
-        let send = self.shipper.ship.send(ShipBatch { object });
-        ctx.wait(send.into_actor(self).map(|res, act, _| {
-            if let Err(e) = res {
-                slog::error!(act.log, "the shipper is gone; a batch could not be queued"; "error" => e.to_string());
+        let compression = self.settings.compression;
+        let ship = self.shipper.ship.clone();
+        let log = self.log.clone();
+        let large = sealing.body_bytes > ENCODE_INLINE_MAX;
+        let encode = move |s: Sealing| SealedObject {
+            body: encode::body(&s.records, s.body_bytes, compression),
+            records: s.records.len(),
+            key: s.key,
+            meta: s.meta,
+        };
+        let work = async move {
+            let object = if large {
+                match tokio::task::spawn_blocking(move || encode(sealing)).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        slog::error!(log, "encoding a batch failed"; "error" => e.to_string());
+                        return;
+                    }
+                }
+            } else {
+                encode(sealing)
+            };
+            if ship.send(ShipBatch { object }).await.is_err() {
+                slog::error!(log, "the shipper is gone; a batch could not be queued");
             }
+        };
+        ctx.wait(work.into_actor(self).map(|_, _, _| {
             if let Some(q) = queued {
                 let _ = q.send(());
             }
         }));
-    }
-
-    /// `SHIP_AT=end-of-invoke`: once the awaited runtimeDone is in (or `give_up`: it was perhaps
-    /// dropped, or the deadline is near), checks the thresholds, queues a batch that is due, then
-    /// answers LifecycleActor, which calls `next` after the flush.
-    fn answer_runtime_done(&mut self, give_up: bool, ctx: &mut Context<Self>) {
-        let arrived = match &self.runtime_done_waiter {
-            Some((id, _)) => self.runtime_done_seen.contains(id),
-            None => return,
-        };
-        if !(arrived || give_up) {
-            return;
-        }
-        let Some((_, done)) = self.runtime_done_waiter.take() else {
-            return;
-        };
-        match self.batcher.check(Instant::now()) {
-            Some(b) => {
-                let object = self.seal(b, Utc::now(), Uuid::new_v4());
-                self.send_object_then(object, Some(done), ctx);
-            }
-            None => {
-                let _ = done.send(());
-            }
-        }
     }
 
     /// SnapStart restore: seal what the snapshot held under a key every copy derives alike, take a
@@ -233,10 +231,10 @@ impl BatchActor {
             return;
         }
         self.last_restore = Some(now);
-        if let Some(b) = self.batcher.seal_all(Instant::now()) {
+        if let Some(b) = self.batcher.seal_all(now) {
             let id = snapshot::batch_id_before_snapshot(self.settings.environment_id, self.sealed);
-            let object = self.seal(b, self.last_ingest_wall, id);
-            self.send_object(object, ctx);
+            let sealing = self.seal(b, self.last_ingest_wall, id);
+            self.send_object_then(sealing, None, ctx);
         }
         let previous = std::mem::replace(&mut self.settings.environment_id, Uuid::new_v4());
         Counters::add(&self.counters.restores, 1);
@@ -246,6 +244,18 @@ impl BatchActor {
         ctx.wait(notify.into_actor(self).map(|_, _, _| ()));
     }
 
+    /// Looks at the clocks: a wall clock that jumped away from the monotonic one means a restore.
+    /// Done at every tick and every delivery, so the first record after a restore already goes
+    /// under the new environment id.
+    fn look_at_clocks(&mut self, ctx: &mut Context<Self>) -> Instant {
+        let now = (SystemTime::now(), Instant::now());
+        if snapshot::wall_clock_jumped(self.last_look, now) {
+            self.restored("wall clock jump", ctx);
+        }
+        self.last_look = now;
+        now.1
+    }
+
     fn remember(list: &mut VecDeque<String>, id: String) {
         if list.len() == REQUESTS_REMEMBERED {
             list.pop_front();
@@ -253,43 +263,18 @@ impl BatchActor {
         list.push_back(id);
     }
 
-    /// Re-checks the late-records waiter every few milliseconds until it is answered.
-    fn poll_waiter(&mut self, ctx: &mut Context<Self>) {
-        self.check_waiter();
-        if self.waiter.is_some() {
-            ctx.run_later(Duration::from_millis(5), |act, ctx| act.poll_waiter(ctx));
-        }
-    }
-
-    fn check_waiter(&mut self) {
-        let Some(w) = &self.waiter else { return };
-        let now = Instant::now();
-        let reports_in = !self.settings.platform_records
-            || match &w.request_id {
-                Some(id) => self.reports_seen.contains(id),
-                None => !w.all_open || self.open_requests.is_empty(),
-            };
-        let quiet = now.saturating_duration_since(self.last_ingest) >= w.quiet;
-        if ((reports_in && quiet) || now >= w.until)
-            && let Some(w) = self.waiter.take()
-        {
-            let _ = w.done.send(());
-        }
-    }
-
     fn on_tick(&mut self, ctx: &mut Context<Self>) {
-        let now = (SystemTime::now(), Instant::now());
-        if snapshot::wall_clock_jumped(self.last_tick, now) {
-            self.restored("wall clock jump", ctx);
+        let now = self.look_at_clocks(ctx);
+        if self.closing.started() {
+            return;
         }
-        self.last_tick = now;
         // On Managed Instances the invocation count is checked here too: there is no INVOKE event.
-        let sealed = if self.settings.managed_instances {
-            self.batcher.check(now.1)
+        let at = if self.settings.managed_instances {
+            ShipPoint::All
         } else {
-            self.batcher.on_tick(now.1)
+            ShipPoint::Timer
         };
-        if let Some(b) = sealed {
+        if let Some(b) = self.batcher.check(at, now) {
             self.ship(b, ctx);
         }
     }
@@ -305,10 +290,13 @@ impl Actor for BatchActor {
 }
 
 impl Handler<IngestRecords> for BatchActor {
-    type Result = ();
+    type Result = Result<(), Closed>;
 
-    fn handle(&mut self, msg: IngestRecords, ctx: &mut Context<Self>) {
-        let now = Instant::now();
+    fn handle(&mut self, msg: IngestRecords, ctx: &mut Context<Self>) -> Result<(), Closed> {
+        if self.closing.closed() {
+            return Err(closing::refuse(&self.counters, msg.records.len() as u64));
+        }
+        let now = self.look_at_clocks(ctx);
         let mut dropped = false;
         for r in msg.records {
             // Our own EMF lines, back as `extension` records: metrics, not logs to ship.
@@ -328,7 +316,7 @@ impl Handler<IngestRecords> for BatchActor {
                     Self::remember(&mut self.reports_seen, id);
                 }
                 (Kind::RuntimeDone, Some(id)) if self.settings.ship_at == ShipAt::EndOfInvoke => {
-                    Self::remember(&mut self.runtime_done_seen, id);
+                    self.waiters.runtime_done_seen(id);
                 }
                 (Kind::LogsDropped { records }, _) => {
                     dropped = true;
@@ -345,15 +333,20 @@ impl Handler<IngestRecords> for BatchActor {
                 (Kind::RestoreStart, _) => self.restored("platform.restoreStart", ctx),
                 _ => {}
             }
-            if let Some(b) = self.batcher.push(r.raw, now) {
+            if let Some(b) = self.batcher.push(r.raw, r.kind == Kind::Extension, now) {
                 self.ship(b, ctx);
             }
         }
         self.last_ingest = now;
         self.last_ingest_wall = Utc::now();
-        self.check_waiter();
+        if self.closing.started() {
+            // After the final seal: what arrives goes out at once, within the final flush.
+            self.ship_late(ctx);
+        }
+        self.check_late_records_waiter();
         // A runtimeDone Lambda dropped will never come: do not hold the invoke for it.
         self.answer_runtime_done(dropped, ctx);
+        Ok(())
     }
 }
 
@@ -370,72 +363,5 @@ impl Handler<InvokeStarted> for BatchActor {
             // Checked when this invoke's runtimeDone is in, so its records are in the batch.
             ShipAt::EndOfInvoke => self.batcher.count_invoke(),
         }
-    }
-}
-
-impl Handler<AwaitRuntimeDone> for BatchActor {
-    type Result = ResponseFuture<()>;
-
-    fn handle(&mut self, msg: AwaitRuntimeDone, ctx: &mut Context<Self>) -> Self::Result {
-        let (done, wait) = oneshot::channel();
-        let id = msg.request_id.clone();
-        self.runtime_done_waiter = Some((msg.request_id, done));
-        self.answer_runtime_done(false, ctx);
-        if self.runtime_done_waiter.is_some() {
-            let left = msg.until.saturating_duration_since(Instant::now());
-            ctx.run_later(left, move |act, ctx| {
-                if act.runtime_done_waiter.as_ref().is_some_and(|(w, _)| *w == id) {
-                    debug!(act.log, "no runtimeDone before the invoke's deadline"; "request_id" => &id);
-                    act.answer_runtime_done(true, ctx);
-                }
-            });
-        }
-        Box::pin(async move {
-            let _ = wait.await;
-        })
-    }
-}
-
-impl Handler<AwaitLateRecords> for BatchActor {
-    type Result = ResponseFuture<()>;
-
-    fn handle(&mut self, msg: AwaitLateRecords, ctx: &mut Context<Self>) -> Self::Result {
-        let (done, wait) = oneshot::channel();
-        self.waiter = Some(LateRecordsWaiter {
-            request_id: msg.request_id,
-            all_open: msg.all_open,
-            quiet: msg.quiet,
-            until: msg.until,
-            done,
-        });
-        self.poll_waiter(ctx);
-        Box::pin(async move {
-            let _ = wait.await;
-        })
-    }
-}
-
-impl Handler<Shutdown> for BatchActor {
-    type Result = ResponseFuture<Pending>;
-
-    fn handle(&mut self, msg: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
-        let last = self
-            .batcher
-            .seal_all(Instant::now())
-            .map(|b| self.seal(b, Utc::now(), Uuid::new_v4()));
-        let ship = self.shipper.ship.clone();
-        let flush = self.shipper.flush.clone();
-        Box::pin(async move {
-            if let Some(object) = last {
-                let _ = ship.send(ShipBatch { object }).await;
-            }
-            flush
-                .send(Flush {
-                    deadline: msg.deadline,
-                    last: true,
-                })
-                .await
-                .unwrap_or_default()
-        })
     }
 }
