@@ -41,11 +41,11 @@ fn thresholds() -> Thresholds {
 
 /// Parse a delivery, batch its records, and encode the object body.
 fn hot_path(body: &Bytes, compression: Compression) -> Bytes {
-    let d = parse_delivery(body).unwrap();
+    let d = parse_delivery(body, chrono::Utc::now()).unwrap();
     let now = Instant::now();
-    let mut b = Batcher::new(thresholds(), now);
+    let mut b = Batcher::new(thresholds(), u64::MAX, now);
     for r in d.records {
-        b.push(r.raw, now);
+        b.push(r.raw, false, now);
     }
     let batch = b.seal_all(now).unwrap();
     encode::body(&batch.records, batch.body_bytes, compression)
@@ -54,7 +54,7 @@ fn hot_path(body: &Bytes, compression: Compression) -> Bytes {
 fn bench(c: &mut Criterion) {
     let body = delivery();
     let ndjson = {
-        let d = parse_delivery(&body).unwrap();
+        let d = parse_delivery(&body, chrono::Utc::now()).unwrap();
         let records: Vec<Bytes> = d.records.into_iter().map(|r| r.raw).collect();
         let size = records.iter().map(|r| r.len() as u64 + 1).sum();
         encode::ndjson(&records, size)
@@ -62,7 +62,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("hot_path");
     g.throughput(Throughput::Bytes(body.len() as u64));
     g.bench_function("parse", |b| {
-        b.iter(|| parse_delivery(black_box(&body)).unwrap())
+        b.iter(|| parse_delivery(black_box(&body), chrono::Utc::now()).unwrap())
     });
     for (name, compression) in [
         ("none", Compression::None),

@@ -423,6 +423,7 @@ async fn end_of_invoke_seals_at_runtime_done_and_answers_after_the_batch_is_queu
             records: vec![record(r#"{"type":"function","record":"one"}"#)],
         })
         .await
+        .unwrap()
         .unwrap();
     assert!(
         probe.ships.lock().unwrap().is_empty(),
@@ -437,6 +438,7 @@ async fn end_of_invoke_seals_at_runtime_done_and_answers_after_the_batch_is_queu
             records: vec![runtime_done("r0"), runtime_done("r1")],
         })
         .await
+        .unwrap()
         .unwrap();
     wait.await.unwrap();
     let ships = probe.ships.lock().unwrap().clone();
@@ -467,6 +469,7 @@ async fn end_of_invoke_seals_at_runtime_done_and_answers_after_the_batch_is_queu
             records: vec![runtime_done("r2")],
         })
         .await
+        .unwrap()
         .unwrap();
     batch
         .send(AwaitRuntimeDone {
@@ -487,6 +490,7 @@ async fn end_of_invoke_seals_at_runtime_done_and_answers_after_the_batch_is_queu
             records: vec![record(r#"{"type":"function","record":"three"}"#)],
         })
         .await
+        .unwrap()
         .unwrap();
     batch
         .send(AwaitRuntimeDone {
