@@ -13,7 +13,8 @@
 //! * **Retries** wait by what failed: transient (network, 5xx, timeouts, RequestTimeout) from 100 ms
 //!   doubling to 5 s; throttling (SlowDown) from 500 ms to 20 s; refusals (AccessDenied, a KMS denial,
 //!   NoSuchBucket with creation off) 1 s, 2 s, 4 s… up to 30 s. Jitter spreads the first two. While S3
-//!   fails, one upload at a time probes it; healthy, up to `max_in_flight` run at once.
+//!   fails, one upload at a time probes it; healthy, up to `max_in_flight` run at once (twice that
+//!   in the final round).
 //! * **Once failed, a batch is on disk** (spilled), so a crash or a reset does not lose it; memory
 //!   holds at most `max_memory` bytes of batches, the newest spill past it; past twice that with no
 //!   disk, a new batch is refused.
@@ -454,8 +455,10 @@ impl Policy {
         let final_round = self.final_deadline;
         let uploads_until = final_round.map(|d| d.checked_sub(SPILL_RESERVE).unwrap_or(d));
         let may_upload = uploads_until.is_none_or(|u| now < u);
+        // The final round has little time left: twice the uploads at once.
+        let max_in_flight = self.cfg.max_in_flight * if final_round.is_some() { 2 } else { 1 };
         let (slots, wake) = match self.health {
-            Health::Ok => (self.cfg.max_in_flight.saturating_sub(in_flight), None),
+            Health::Ok => (max_in_flight.saturating_sub(in_flight), None),
             // One probe at a time while S3 fails.
             Health::Backoff { until, .. } if now >= until => (usize::from(in_flight == 0), None),
             Health::Backoff { until, .. } => (0, Some(until)),

@@ -19,8 +19,9 @@ use tokio::sync::oneshot;
 
 /// One line per failure cause, then at most one per this, with the count.
 const FAILURE_REPORT_PERIOD: Duration = Duration::from_secs(60);
-/// Uploads at once while S3 takes them.
-const MAX_IN_FLIGHT: usize = 2;
+/// Uploads at once while S3 takes them: enough to keep up with a slow S3 (300 ms a request) at the
+/// default thresholds, few enough to keep the bodies in flight small.
+const MAX_IN_FLIGHT: usize = 4;
 
 /// A batch the shipper owns.
 #[derive(Clone)]
