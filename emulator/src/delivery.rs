@@ -79,6 +79,8 @@ struct BusInner {
 
 pub(crate) struct Bus {
     inner: Mutex<BusInner>,
+    /// When each function line (by its marker) was written, for the fleet's freshness.
+    emitted_at: Mutex<std::collections::HashMap<String, Instant>>,
     held: watch::Sender<bool>,
     client: Client<HttpConnector, Full<Bytes>>,
     cap: usize,
@@ -99,6 +101,7 @@ impl Bus {
                 subs: Vec::new(),
                 replay: Some(Vec::new()),
             }),
+            emitted_at: Mutex::default(),
             held: watch::channel(false).0,
             client: Client::builder(TokioExecutor::new()).build_http(),
             cap,
@@ -120,6 +123,11 @@ impl Bus {
 
     /// Records an event and queues it, rendered, for every subscriber of its category.
     pub fn emit(&self, event: Event) {
+        if let Event::Function(line) = &event
+            && let Some(m) = crate::verdict::markers::find(&line.message, "").first()
+        {
+            lock(&self.emitted_at).insert(m.to_string(), Instant::now());
+        }
         let now = SystemTime::now();
         let mut inner = lock(&self.inner);
         for s in &inner.subs {
@@ -221,6 +229,11 @@ impl Bus {
             .await
             .ok()
             .map(|r| r.status().as_u16())
+    }
+
+    /// When each function line was written, by marker.
+    pub fn emitted_at(&self) -> std::collections::HashMap<String, Instant> {
+        lock(&self.emitted_at).clone()
     }
 
     pub fn stats(&self) -> Vec<SubscriberStats> {

@@ -23,6 +23,10 @@ pub struct EmulatorBuilder {
     settings: Settings,
     buckets: Vec<String>,
     faults: Faults,
+    /// An S3 endpoint shared with other environments (a fleet), instead of one of its own.
+    shared_s3: Option<S3Endpoint>,
+    /// This environment's part of the line markers (random unless set).
+    run_id: Option<String>,
 }
 
 impl EmulatorBuilder {
@@ -35,7 +39,23 @@ impl EmulatorBuilder {
             },
             buckets: Vec::new(),
             faults: Faults::default(),
+            shared_s3: None,
+            run_id: None,
         }
+    }
+
+    /// Uses `s3` (shared with other environments, as a fleet's are) instead of an endpoint of its
+    /// own; its faults are left as they are.
+    pub fn shared_s3(mut self, s3: S3Endpoint) -> Self {
+        self.shared_s3 = Some(s3);
+        self
+    }
+
+    /// This environment's part of every line marker (alphanumeric): unique across environments
+    /// whose objects one verdict reads.
+    pub fn run_id(mut self, id: impl Into<String>) -> Self {
+        self.run_id = Some(id.into());
+        self
     }
 
     /// Adds a variable to the extensions' environment (the function's configuration).
@@ -173,11 +193,18 @@ impl EmulatorBuilder {
     pub async fn start(self) -> std::io::Result<Emulator> {
         let s = self.settings;
         let started = Instant::now();
-        let s3 = S3Endpoint::start_with(&s.region, s.s3_timeouts).await?;
+        let own_s3 = self.shared_s3.is_none();
+        let s3 = match self.shared_s3 {
+            Some(s3) => s3,
+            None => {
+                let s3 = S3Endpoint::start_with(&s.region, s.s3_timeouts).await?;
+                s3.set_faults(self.faults);
+                s3
+            }
+        };
         for b in &self.buckets {
             s3.create_bucket(b);
         }
-        s3.set_faults(self.faults);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let runtime_api = listener.local_addr()?;
         let bus = Arc::new(Bus::new(
@@ -217,7 +244,10 @@ impl EmulatorBuilder {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        s3.set_frozen_signal(bus.frozen());
+        // Uploads cut by a freeze need one environment's freezes: not for a shared endpoint.
+        if own_s3 {
+            s3.set_frozen_signal(bus.frozen());
+        }
         let shared = Arc::new(Shared {
             settings: s,
             state: Mutex::new(State::default()),
@@ -225,7 +255,9 @@ impl EmulatorBuilder {
             bus,
             calls: Mutex::new(Vec::new()),
             started,
-            run_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+            run_id: self
+                .run_id
+                .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_string()),
         });
         let handler_shared = shared.clone();
         let server = crate::http::serve(listener, move |req| {
@@ -368,6 +400,16 @@ impl Emulator {
         self.report()
     }
 
+    /// This environment's part of the line markers.
+    pub fn run_id(&self) -> &str {
+        &self.lifecycle.shared.run_id
+    }
+
+    /// When each function line was written, by marker.
+    pub fn line_emitted_at(&self) -> std::collections::HashMap<String, Instant> {
+        self.lifecycle.shared.bus.emitted_at()
+    }
+
     /// The environment's /tmp (what its extensions get as `TMPDIR`).
     pub fn tmp_dir(&self) -> &std::path::Path {
         self.tmp.path()
@@ -479,6 +521,7 @@ impl Emulator {
                 function_lines: &self.lifecycle.function_lines,
                 subscribers: &subscribers,
                 objects: &objects,
+                writes: &self.s3.writes(),
                 requests: &self.s3.requests(),
                 invocations: &invocations,
                 extensions: &extensions,

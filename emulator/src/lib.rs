@@ -32,12 +32,15 @@
 //! * [`subscribe`] — subscription validation.
 //! * [`s3`] — the S3 endpoint and its faults.
 //! * [`report`] — the measurements.
+//! * [`fleet`] — many environments at once on one S3 endpoint: PUT/s per prefix, SlowDown,
+//!   freshness, the verdict over all, a plot.
 //! * [`scenario`] — whole runs as TOML or JSON files: workload, faults over time, expectations.
 //! * [`verdict`] — line markers, decoded objects, the line-exact verdict.
 
 pub mod clock;
 pub mod delivery;
 pub mod emulator;
+pub mod fleet;
 pub mod http;
 pub(crate) mod platform;
 pub mod process;

@@ -9,6 +9,7 @@ use lambda_emulator::scenario::{FaultEdit, Function, S3Settings, Workload};
 use lambda_emulator::{Expect, Scenario, Tolerate};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -24,6 +25,87 @@ struct Cli {
 enum Command {
     /// Launch the extensions of a directory, run invocations, shut down, print the report.
     Run(RunArgs),
+    /// Run many environments at once on one S3 endpoint with a per-prefix request limit: PUT/s per
+    /// prefix over time, SlowDown, freshness, the verdict over every environment, a plot.
+    Fleet(FleetArgs),
+}
+
+#[derive(Parser)]
+struct FleetArgs {
+    /// Directory whose executables are started as extensions in every environment.
+    #[arg(long, required_unless_present = "extension")]
+    extensions: Option<PathBuf>,
+    /// An extension binary to start in every environment (repeatable; instead of --extensions).
+    #[arg(long)]
+    extension: Vec<PathBuf>,
+    /// Environments alive at once; each is replaced by a new one when it spins down.
+    #[arg(long, default_value_t = 20)]
+    environments: usize,
+    /// The whole run, in seconds.
+    #[arg(long, default_value_t = 60)]
+    duration_s: u64,
+    /// How long an environment lives before SHUTDOWN (±25 %), in seconds.
+    #[arg(long, default_value_t = 20)]
+    lifetime_s: u64,
+    /// One invoke per environment every this many ms (frozen in between).
+    #[arg(long, default_value_t = 500)]
+    invoke_every_ms: u64,
+    /// Function lines per invoke (each with its verdict marker).
+    #[arg(long, default_value_t = 5)]
+    lines: usize,
+    /// Bytes per function line.
+    #[arg(long, default_value_t = 200)]
+    line_bytes: usize,
+    /// How long the function runs per invoke, in ms.
+    #[arg(long, default_value_t = 5)]
+    duration_ms: u64,
+    /// KEY=VALUE for every extension; `{env}` becomes the environment's number, `{port}` a port of
+    /// its own (repeatable).
+    #[arg(long, value_parser = parse_kv)]
+    env: Vec<(String, String)>,
+    /// The function's name (AWS_LAMBDA_FUNCTION_NAME; Hive layouts put it in the prefix).
+    #[arg(long, default_value = "fleet-function")]
+    function_name: String,
+    /// The bucket every environment writes to.
+    #[arg(long, default_value = "logs")]
+    bucket: String,
+    /// S3's per-prefix write limit, scaled down for this machine: writes per second per prefix
+    /// before 503 SlowDown (S3 sustains 3,500).
+    #[arg(long)]
+    prefix_rate: Option<f64>,
+    /// What one simulated PUT/s stands for, in real PUT/s (default: 3,500 / --prefix-rate).
+    #[arg(long)]
+    scale: Option<f64>,
+    /// The time series' resolution, in ms.
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
+    /// SlowDown is also counted after this many seconds (S3 and the extensions settle).
+    #[arg(long, default_value_t = 10)]
+    warmup_s: u64,
+    /// The first port `{port}` hands out.
+    #[arg(long, default_value_t = 41000)]
+    port_base: u16,
+    /// Seed of the lifetimes and of each environment's platform (runs are repeatable in shape).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Fail when SlowDown is above this share of PUT requests after the warm-up (0.05 = 5 %).
+    #[arg(long)]
+    max_slowdown_ratio: Option<f64>,
+    /// Fail when the freshness p99 is above this, in ms.
+    #[arg(long)]
+    max_freshness_p99_ms: Option<f64>,
+    /// Failures the verdict tolerates (as for `run`).
+    #[arg(long, value_delimiter = ',', value_parser = Tolerate::parse)]
+    tolerate: Vec<Tolerate>,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Write the plot of PUT/s and freshness over time to this SVG file.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Write each environment's extension output to DIR/env-<n>.log.
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
 }
 
 #[derive(Parser)]
@@ -260,7 +342,10 @@ fn parse_window(s: &str) -> Result<(u64, u64), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Command::Run(a) = Cli::parse().command;
+    let a = match Cli::parse().command {
+        Command::Run(a) => a,
+        Command::Fleet(f) => return fleet(f).await,
+    };
     let mut scenario = match &a.scenario {
         Some(path) => match Scenario::load(path) {
             Ok(s) => s,
@@ -344,6 +429,97 @@ async fn main() -> ExitCode {
     }
     // Init failures, and any failure the verdict does not tolerate, fail the run.
     if report.init_failures.is_empty() && report.verdict.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn fleet(a: FleetArgs) -> ExitCode {
+    let staged = match stage(&a.extension) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("lambda-emulator: cannot stage the extensions: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let dir = match (&a.extensions, &staged) {
+        (Some(d), _) => d.clone(),
+        (None, Some(t)) => t.path().to_path_buf(),
+        (None, None) => {
+            eprintln!("lambda-emulator: give --extensions DIR or --extension BINARY");
+            return ExitCode::from(2);
+        }
+    };
+    let cfg = lambda_emulator::fleet::FleetConfig {
+        extensions_dir: dir,
+        environments: a.environments.max(1),
+        duration: Duration::from_secs(a.duration_s),
+        lifetime: Duration::from_secs(a.lifetime_s.max(1)),
+        invoke_every: Duration::from_millis(a.invoke_every_ms),
+        invoke: lambda_emulator::InvokeScript {
+            lines: a.lines,
+            line_bytes: a.line_bytes,
+            duration: Duration::from_millis(a.duration_ms),
+        },
+        env: a.env.clone(),
+        function_name: a.function_name.clone(),
+        bucket: a.bucket.clone(),
+        prefix_write_rate: a.prefix_rate,
+        interval: Duration::from_millis(a.interval_ms.max(10)),
+        warmup: Duration::from_secs(a.warmup_s),
+        port_base: a.port_base,
+        seed: a.seed,
+        expect: Expect {
+            tolerate: a.tolerate.clone(),
+            ..Expect::default()
+        },
+        log_dir: a.log_dir.clone(),
+    };
+    let report = match lambda_emulator::fleet::run(cfg).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lambda-emulator: the fleet could not start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if a.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_table());
+        if let Some(rate) = a.prefix_rate {
+            let scale = a.scale.unwrap_or(3500.0 / rate);
+            println!(
+                "scale: one simulated PUT/s stands for {scale:.0} real PUT/s (S3's 3,500 per prefix / {rate})"
+            );
+        }
+    }
+    if let Some(path) = &a.svg
+        && let Err(e) = std::fs::write(path, lambda_emulator::fleet::svg(&report))
+    {
+        eprintln!("lambda-emulator: cannot write {}: {e}", path.display());
+    }
+    let mut ok = report.verdict.passed;
+    if let Some(max) = a.max_slowdown_ratio
+        && report.slowdown_ratio_after_warmup > max
+    {
+        println!(
+            "FAILED: SlowDown is {:.1} % of PUT requests after the warm-up, above {:.1} %",
+            report.slowdown_ratio_after_warmup * 100.0,
+            max * 100.0
+        );
+        ok = false;
+    }
+    if let Some(max) = a.max_freshness_p99_ms
+        && report.freshness_ms.p99 > max
+    {
+        println!(
+            "FAILED: freshness p99 {:.0} ms is above {max} ms",
+            report.freshness_ms.p99
+        );
+        ok = false;
+    }
+    if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

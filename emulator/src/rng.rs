@@ -19,6 +19,11 @@ impl SeededRng {
     }
 
     /// A fair coin.
+    /// A uniform number in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     pub fn coin(&mut self) -> bool {
         self.next_u64() & 1 == 1
     }

@@ -89,6 +89,14 @@ pub struct S3Endpoint {
     started: Instant,
 }
 
+impl std::fmt::Debug for S3Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Endpoint")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
 impl S3Endpoint {
     /// Starts an endpoint on 127.0.0.1 (an ephemeral port).
     pub async fn start(region: &str) -> std::io::Result<Self> {
@@ -281,6 +289,11 @@ impl S3Endpoint {
     fn log(&self, mut record: S3RequestRecord, status: u16) {
         record.status = status;
         lock(&self.state).requests.push(record);
+    }
+
+    /// When the endpoint started: request and write times are milliseconds since then.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     /// `http://127.0.0.1:<port>`: what `AWS_ENDPOINT_URL_S3` is set to.

@@ -14,7 +14,7 @@ pub use markers::marker;
 
 use crate::delivery::SubscriberStats;
 use crate::report::{ExtensionReport, InvocationSummary, Stats};
-use crate::s3::{S3RequestRecord, StoredObject};
+use crate::s3::{S3RequestRecord, StoredObject, WriteRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -109,6 +109,8 @@ pub struct Verdict {
     pub lost: Lost,
     /// Extra copies: a line found three times counts 2.
     pub duplicated: usize,
+    /// Keys S3 stored twice with different content (a retry must rewrite the same bytes).
+    pub keys_rewritten_differently: usize,
     pub objects: usize,
     pub objects_not_ndjson: usize,
     pub bad_lines: usize,
@@ -135,6 +137,8 @@ pub struct Inputs<'a> {
     pub function_lines: &'a [String],
     pub subscribers: &'a [SubscriberStats],
     pub objects: &'a [StoredObject],
+    /// Every successful write, in order (a key written twice appears twice).
+    pub writes: &'a [WriteRecord],
     pub requests: &'a [S3RequestRecord],
     pub invocations: &'a InvocationSummary,
     pub extensions: &'a [ExtensionReport],
@@ -215,6 +219,14 @@ impl Verdict {
                 }
             }
         }
+        let mut etags: HashMap<(&str, &str), &str> = HashMap::new();
+        for w in i.writes {
+            if let Some(prev) = etags.insert((w.bucket.as_str(), w.key.as_str()), w.etag.as_str())
+                && prev != w.etag
+            {
+                v.keys_rewritten_differently += 1;
+            }
+        }
         v.invoke_timeouts = i.invocations.timeout;
         v.post_runtime_ms = i.invocations.post_runtime_ms.clone();
         v.crashes = i.extensions.iter().filter(|e| e.crashed).count();
@@ -236,6 +248,13 @@ impl Verdict {
     fn judge(&mut self, expect: &Expect) {
         let ok = |t: Tolerate| expect.tolerate.contains(&t);
         let mut f = Vec::new();
+        if self.keys_rewritten_differently > 0 {
+            // Never tolerated: a reader could see either version.
+            f.push(format!(
+                "{} keys written twice with different content",
+                self.keys_rewritten_differently
+            ));
+        }
         let l = &self.lost;
         for (n, t, what) in [
             (
@@ -348,6 +367,7 @@ mod tests {
             function_lines: &lines,
             subscribers: &[sub],
             objects: &objects,
+            writes: &[],
             requests: &[],
             invocations: &InvocationSummary::default(),
             extensions: &[],

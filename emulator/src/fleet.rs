@@ -1,0 +1,616 @@
+//! `lambda-emulator fleet`: many execution environments at once, as Lambda runs a busy function —
+//! each its own extension process, Runtime/Telemetry API, freeze cycle and `/tmp` — starting and
+//! spinning down over the run, all writing to one S3 endpoint whose per-prefix request rate is
+//! limited (scaled down, so that this machine can drive it). It reports PUT/s in total and per
+//! prefix over time, SlowDown responses, freshness (a line's emission to its object's arrival), the
+//! line-exact verdict over every environment, and the CPU and memory of each environment's
+//! extension; [`svg`] plots PUT/s and freshness over time.
+
+use crate::emulator::EmulatorBuilder;
+use crate::platform::lifecycle::{InvokeRecord, InvokeScript};
+use crate::report::{ExtensionReport, Stats, invocation_summary};
+use crate::rng::SeededRng;
+use crate::s3::{Faults, S3Endpoint, S3RequestRecord, prefix_of};
+use crate::verdict::{self, Expect, Verdict};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How a fleet runs.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    pub extensions_dir: PathBuf,
+    /// Environments alive at once; each is replaced by a new one when it spins down.
+    pub environments: usize,
+    /// The whole run.
+    pub duration: Duration,
+    /// How long an environment lives before its SHUTDOWN (±25 %, from the seed; the first of each
+    /// slot 25–125 %). Environments still alive at the end of the run live out their lifetime.
+    pub lifetime: Duration,
+    /// One invoke per environment every this (the environment is frozen in between).
+    pub invoke_every: Duration,
+    pub invoke: InvokeScript,
+    /// Variables for every extension; `{env}` becomes the environment's number, `{port}` a port
+    /// of its own (for a listener: every environment is a separate sandbox on Lambda).
+    pub env: Vec<(String, String)>,
+    pub function_name: String,
+    pub bucket: String,
+    /// S3's per-prefix write limit, scaled: writes/s per prefix before SlowDown.
+    pub prefix_write_rate: Option<f64>,
+    /// The time series' resolution.
+    pub interval: Duration,
+    /// SlowDown is counted apart before this (S3 and the extensions settle).
+    pub warmup: Duration,
+    /// The first port `{port}` hands out.
+    pub port_base: u16,
+    pub seed: u64,
+    pub expect: Expect,
+    /// Write each environment's extension output to `<dir>/env-<n>.log`.
+    pub log_dir: Option<PathBuf>,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self {
+            extensions_dir: PathBuf::from("/opt/extensions"),
+            environments: 20,
+            duration: Duration::from_secs(60),
+            lifetime: Duration::from_secs(20),
+            invoke_every: Duration::from_millis(500),
+            invoke: InvokeScript {
+                lines: 5,
+                line_bytes: 200,
+                duration: Duration::from_millis(5),
+            },
+            env: Vec::new(),
+            function_name: "fleet-function".into(),
+            bucket: "logs".into(),
+            prefix_write_rate: None,
+            interval: Duration::from_secs(1),
+            warmup: Duration::from_secs(10),
+            port_base: 41000,
+            seed: 1,
+            expect: Expect::default(),
+            log_dir: None,
+        }
+    }
+}
+
+/// One interval of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Point {
+    pub t_s: f64,
+    pub active_environments: usize,
+    /// PUT-class requests per second, all prefixes.
+    pub puts_per_s: f64,
+    /// The busiest prefix's PUT-class requests per second.
+    pub max_prefix_puts_per_s: f64,
+    pub slowdowns_per_s: f64,
+    /// Freshness of the lines whose object arrived in this interval.
+    pub freshness_p50_ms: Option<f64>,
+    pub freshness_p99_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetReport {
+    pub environments_started: usize,
+    pub duration_s: f64,
+    pub prefix_write_rate: Option<f64>,
+    /// PUT-class requests (failed ones too) and SlowDown answers.
+    pub puts: usize,
+    pub slowdowns: usize,
+    pub slowdown_ratio: f64,
+    /// The same between the warm-up and the end of the run's duration (the steady phase; after
+    /// it, environments only wind down).
+    pub slowdown_ratio_after_warmup: f64,
+    pub max_prefix_puts_per_s: f64,
+    pub prefixes: usize,
+    /// The busiest prefixes: (prefix, PUT-class requests).
+    pub top_prefixes: Vec<(String, usize)>,
+    /// A line's emission to its object's first write.
+    pub freshness_ms: Stats,
+    /// The stored objects' sizes, as stored (compressed if they are).
+    pub object_bytes: Stats,
+    pub verdict: Verdict,
+    /// Per environment's extension process.
+    pub cpu_ms_per_environment: Stats,
+    pub peak_rss_kb_per_environment: Stats,
+    /// The emulator itself (all environments, the S3 endpoint).
+    pub emulator_cpu_ms: f64,
+    pub emulator_peak_rss_kb: Option<u64>,
+    pub series: Vec<Point>,
+}
+
+/// What one environment left behind.
+struct Outcome {
+    started: Instant,
+    ended: Instant,
+    function_lines: Vec<String>,
+    emitted_at: HashMap<String, Instant>,
+    subscribers: Vec<crate::delivery::SubscriberStats>,
+    invokes: Vec<InvokeRecord>,
+    extensions: Vec<ExtensionReport>,
+}
+
+fn substitute(value: &str, env: usize, port: u16) -> String {
+    value
+        .replace("{env}", &env.to_string())
+        .replace("{port}", &port.to_string())
+}
+
+/// Runs one environment from `start` for `lifetime`.
+async fn environment(
+    cfg: Arc<FleetConfig>,
+    s3: S3Endpoint,
+    fleet_id: String,
+    n: usize,
+    lifetime: Duration,
+) -> std::io::Result<Outcome> {
+    let port = cfg.port_base + (n % 20_000) as u16;
+    let mut b = EmulatorBuilder::new(&cfg.extensions_dir)
+        .shared_s3(s3)
+        .run_id(format!("{fleet_id}e{n}"))
+        .function_name(&cfg.function_name)
+        .bucket(&cfg.bucket)
+        .invoke_timeout(Duration::from_secs(10))
+        .seed(cfg.seed.wrapping_add(n as u64));
+    for (k, v) in &cfg.env {
+        b = b.env(k, substitute(v, n, port));
+    }
+    let mut emu = b.start().await?;
+    let started = Instant::now();
+    if emu.init().await.is_ok() {
+        while started.elapsed() + cfg.invoke_every < lifetime {
+            let next = Instant::now() + cfg.invoke_every;
+            emu.invoke(cfg.invoke).await;
+            tokio::time::sleep_until(next.into()).await;
+        }
+        emu.shutdown(0).await;
+    }
+    let report = emu.report();
+    if let Some(dir) = &cfg.log_dir {
+        let lines: Vec<String> = report
+            .extensions
+            .iter()
+            .flat_map(|e| emu.extension_output(&e.name))
+            .collect();
+        let _ = std::fs::create_dir_all(dir);
+        let _ = std::fs::write(dir.join(format!("env-{n}.log")), lines.join("\n"));
+    }
+    Ok(Outcome {
+        started,
+        ended: Instant::now(),
+        function_lines: emu.function_lines().to_vec(),
+        emitted_at: emu.line_emitted_at(),
+        subscribers: emu.subscribers(),
+        invokes: emu.invokes().to_vec(),
+        extensions: report.extensions,
+    })
+}
+
+/// Runs the fleet and measures it.
+pub async fn run(cfg: FleetConfig) -> std::io::Result<FleetReport> {
+    let cfg = Arc::new(cfg);
+    let s3 = S3Endpoint::start("us-east-1").await?;
+    s3.create_bucket(&cfg.bucket);
+    s3.set_faults(Faults {
+        prefix_write_rate: cfg.prefix_write_rate,
+        ..Faults::default()
+    });
+    let fleet_id = uuid::Uuid::new_v4().simple().to_string()[..6].to_string();
+    let began = Instant::now();
+    let outcomes = Arc::new(Mutex::new(Vec::new()));
+    let next_env = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut slots = Vec::new();
+    for slot in 0..cfg.environments {
+        let (cfg, s3, fleet_id) = (cfg.clone(), s3.clone(), fleet_id.clone());
+        let (outcomes, next_env) = (outcomes.clone(), next_env.clone());
+        slots.push(tokio::spawn(async move {
+            let mut rng = SeededRng::new(cfg.seed ^ (slot as u64 + 1).wrapping_mul(0x9e37_79b9));
+            // Environments start within the first seconds, and the first of each slot lives a
+            // quarter to a whole lifetime more or less, so that spindowns do not come together.
+            let first_start = cfg.lifetime.min(Duration::from_secs(5)).mul_f64(rng.unit());
+            tokio::time::sleep(first_start.min(cfg.duration)).await;
+            let mut spread = 0.25 + rng.unit();
+            // New environments start until the end of the run; each lives its whole life.
+            while began.elapsed() + Duration::from_secs(1) < cfg.duration {
+                let lifetime = cfg.lifetime.mul_f64(spread);
+                spread = 0.75 + rng.unit() / 2.0;
+                let n = next_env.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                match environment(cfg.clone(), s3.clone(), fleet_id.clone(), n, lifetime).await {
+                    Ok(o) => crate::sync::lock(&outcomes).push(o),
+                    Err(e) => eprintln!("lambda-emulator fleet: environment {n}: {e}"),
+                }
+            }
+        }));
+    }
+    for s in slots {
+        let _ = s.await;
+    }
+    let outcomes = std::mem::take(&mut *crate::sync::lock(&outcomes));
+    Ok(measure(&cfg, &s3, began, outcomes))
+}
+
+fn measure(
+    cfg: &FleetConfig,
+    s3: &S3Endpoint,
+    began: Instant,
+    outcomes: Vec<Outcome>,
+) -> FleetReport {
+    let requests = s3.requests();
+    let objects = s3.objects(&cfg.bucket);
+    let writes = s3.writes();
+    let lines: Vec<String> = outcomes
+        .iter()
+        .flat_map(|o| o.function_lines.clone())
+        .collect();
+    let subscribers: Vec<_> = outcomes
+        .iter()
+        .flat_map(|o| o.subscribers.clone())
+        .collect();
+    let invokes: Vec<InvokeRecord> = outcomes.iter().flat_map(|o| o.invokes.clone()).collect();
+    let extensions: Vec<ExtensionReport> =
+        outcomes.iter().flat_map(|o| o.extensions.clone()).collect();
+    let verdict = Verdict::of(
+        &verdict::Inputs {
+            run_id: "",
+            function_lines: &lines,
+            subscribers: &subscribers,
+            objects: &objects,
+            writes: &writes,
+            requests: &requests,
+            invocations: &invocation_summary(&invokes),
+            extensions: &extensions,
+        },
+        &cfg.expect,
+    );
+    // Freshness: each line's emission to the first write of the object that holds it.
+    let s3_began = s3.started();
+    let first_write: HashMap<&str, f64> = writes
+        .iter()
+        .rev()
+        .map(|w| (w.key.as_str(), w.at_ms))
+        .collect();
+    let emitted: HashMap<&String, Instant> = outcomes
+        .iter()
+        .flat_map(|o| o.emitted_at.iter().map(|(k, v)| (k, *v)))
+        .collect();
+    let mut arrivals: Vec<(f64, f64)> = Vec::new(); // (arrival ms since S3 start, freshness ms)
+    for o in &objects {
+        let Some(at) = first_write.get(o.key.as_str()) else {
+            continue;
+        };
+        let text = verdict::objects::decode(&o.body, o.content_encoding.as_deref()).text;
+        for m in verdict::markers::find(&text, "") {
+            if let Some(t) = emitted.get(&m.to_string()) {
+                let emitted_ms = crate::clock::ms(t.saturating_duration_since(s3_began));
+                arrivals.push((*at, (at - emitted_ms).max(0.0)));
+            }
+        }
+    }
+    let freshness: Vec<f64> = arrivals.iter().map(|(_, f)| *f).collect();
+    // The time series, from the run's start.
+    let offset_ms = crate::clock::ms(began.saturating_duration_since(s3_began));
+    let step = crate::clock::ms(cfg.interval);
+    // Environments alive at the end live out their lifetime: the series covers the whole run.
+    let slots = ((crate::clock::ms(began.elapsed()) / step).ceil() as usize).max(1) + 1;
+    let mut puts = vec![0usize; slots];
+    let mut slow = vec![0usize; slots];
+    let mut per_prefix: Vec<HashMap<String, usize>> = vec![HashMap::new(); slots];
+    let mut totals: BTreeMap<String, usize> = BTreeMap::new();
+    let is_put = |r: &S3RequestRecord| {
+        matches!(
+            r.operation.as_str(),
+            "PutObject" | "UploadPart" | "CreateMultipartUpload" | "CompleteMultipartUpload"
+        )
+    };
+    let slot_of = |ms: f64| (((ms - offset_ms).max(0.0) / step) as usize).min(slots - 1);
+    let warmup_ms = offset_ms + crate::clock::ms(cfg.warmup);
+    let steady_end_ms = offset_ms + crate::clock::ms(cfg.duration);
+    let (mut puts_after, mut slow_after) = (0usize, 0usize);
+    for r in requests.iter().filter(|r| is_put(r)) {
+        let i = slot_of(r.at_ms);
+        puts[i] += 1;
+        let throttled = r.error_code.as_deref() == Some("SlowDown");
+        slow[i] += usize::from(throttled);
+        if r.at_ms >= warmup_ms && r.at_ms < steady_end_ms {
+            puts_after += 1;
+            slow_after += usize::from(throttled);
+        }
+        let p = prefix_of(r.key.as_deref().unwrap_or("")).to_string();
+        *per_prefix[i].entry(p.clone()).or_default() += 1;
+        *totals.entry(p).or_default() += 1;
+    }
+    let mut fresh_by_slot: Vec<Vec<f64>> = vec![Vec::new(); slots];
+    for (at, f) in &arrivals {
+        fresh_by_slot[slot_of(*at)].push(*f);
+    }
+    let per_s = 1000.0 / step;
+    let series: Vec<Point> = (0..slots)
+        .map(|i| {
+            let t = began + Duration::from_secs_f64(i as f64 * step / 1000.0);
+            let f = Stats::of(&fresh_by_slot[i]);
+            Point {
+                t_s: i as f64 * step / 1000.0,
+                active_environments: outcomes
+                    .iter()
+                    .filter(|o| o.started <= t && o.ended > t)
+                    .count(),
+                puts_per_s: puts[i] as f64 * per_s,
+                max_prefix_puts_per_s: per_prefix[i].values().copied().max().unwrap_or(0) as f64
+                    * per_s,
+                slowdowns_per_s: slow[i] as f64 * per_s,
+                freshness_p50_ms: (f.count > 0).then_some(f.p50),
+                freshness_p99_ms: (f.count > 0).then_some(f.p99),
+            }
+        })
+        .collect();
+    let mut top: Vec<(String, usize)> = totals.into_iter().collect();
+    top.sort_by_key(|p| std::cmp::Reverse(p.1));
+    let prefixes = top.len();
+    top.truncate(5);
+    let total_puts: usize = puts.iter().sum();
+    let total_slow: usize = slow.iter().sum();
+    let ratio = |s: usize, p: usize| if p == 0 { 0.0 } else { s as f64 / p as f64 };
+    FleetReport {
+        environments_started: outcomes.len(),
+        duration_s: began.elapsed().as_secs_f64(),
+        prefix_write_rate: cfg.prefix_write_rate,
+        puts: total_puts,
+        slowdowns: total_slow,
+        slowdown_ratio: ratio(total_slow, total_puts),
+        slowdown_ratio_after_warmup: ratio(slow_after, puts_after),
+        max_prefix_puts_per_s: series
+            .iter()
+            .map(|p| p.max_prefix_puts_per_s)
+            .fold(0.0, f64::max),
+        prefixes,
+        top_prefixes: top,
+        freshness_ms: Stats::of(&freshness),
+        object_bytes: Stats::of(
+            &objects
+                .iter()
+                .map(|o| o.body.len() as f64)
+                .collect::<Vec<_>>(),
+        ),
+        verdict,
+        cpu_ms_per_environment: Stats::of(
+            &extensions
+                .iter()
+                .filter_map(|e| e.cpu_ms)
+                .collect::<Vec<_>>(),
+        ),
+        peak_rss_kb_per_environment: Stats::of(
+            &extensions
+                .iter()
+                .filter_map(|e| e.peak_rss_kb.map(|k| k as f64))
+                .collect::<Vec<_>>(),
+        ),
+        emulator_cpu_ms: own_cpu_ms(),
+        emulator_peak_rss_kb: crate::process::hwm_kb(std::process::id() as i32),
+        series,
+    }
+}
+
+/// This process's CPU time so far (user and system), in ms.
+fn own_cpu_ms() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we own.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0.0;
+    }
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
+    ms(u.ru_utime) + ms(u.ru_stime)
+}
+
+impl FleetReport {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    pub fn to_table(&self) -> String {
+        use std::fmt::Write;
+        let mut t = String::new();
+        let v = &self.verdict;
+        let _ = writeln!(
+            t,
+            "fleet: {} environments over {:.0} s; per-prefix limit {}",
+            self.environments_started,
+            self.duration_s,
+            self.prefix_write_rate
+                .map_or("none".to_string(), |r| format!("{r} writes/s"))
+        );
+        let _ = writeln!(
+            t,
+            "PUT requests {} ({:.1}/s), busiest prefix peak {:.1}/s over {} prefixes; SlowDown {} ({:.1} %; {:.1} % from the warm-up to the end of the run's duration)",
+            self.puts,
+            self.puts as f64 / self.duration_s.max(0.001),
+            self.max_prefix_puts_per_s,
+            self.prefixes,
+            self.slowdowns,
+            self.slowdown_ratio * 100.0,
+            self.slowdown_ratio_after_warmup * 100.0
+        );
+        let f = &self.freshness_ms;
+        let _ = writeln!(
+            t,
+            "freshness ms p50 {:.0} p99 {:.0} max {:.0} ({} lines)",
+            f.p50, f.p99, f.max, f.count
+        );
+        let o = &self.object_bytes;
+        let _ = writeln!(
+            t,
+            "objects {}, bytes p50 {:.0} p99 {:.0} max {:.0}",
+            o.count, o.p50, o.p99, o.max
+        );
+        let _ = writeln!(
+            t,
+            "verdict: {}; lines emitted {}, found {}, lost {} (after ack {}, dropped by Lambda {}, unacknowledged {}), duplicated {}, keys rewritten differently {}",
+            if v.passed { "PASS" } else { "FAIL" },
+            v.lines_emitted,
+            v.lines_found,
+            v.lost.total,
+            v.lost.after_ack,
+            v.lost.dropped_by_lambda,
+            v.lost.unacknowledged,
+            v.duplicated,
+            v.keys_rewritten_differently
+        );
+        for fail in &v.failures {
+            let _ = writeln!(t, "  FAILED: {fail}");
+        }
+        let (c, r) = (
+            &self.cpu_ms_per_environment,
+            &self.peak_rss_kb_per_environment,
+        );
+        let _ = writeln!(
+            t,
+            "per environment: CPU ms p50 {:.0} max {:.0}; peak RSS KiB p50 {:.0} max {:.0}; the emulator: CPU {:.0} ms, peak RSS {} KiB",
+            c.p50,
+            c.max,
+            r.p50,
+            r.max,
+            self.emulator_cpu_ms,
+            self.emulator_peak_rss_kb
+                .map_or("-".into(), |k| k.to_string())
+        );
+        for (p, n) in &self.top_prefixes {
+            let _ = writeln!(t, "  prefix {p:?}: {n} PUT requests");
+        }
+        t
+    }
+}
+
+/// One line of a chart: label, colour, (t s, value) points, dashed.
+type Series<'a> = (&'a str, &'a str, Vec<(f64, f64)>, bool);
+
+/// The run as an SVG: PUT/s (total, busiest prefix, the limit, SlowDown) and freshness over time.
+pub fn svg(r: &FleetReport) -> String {
+    use std::fmt::Write;
+    let (w, h, pad) = (900.0, 260.0, 50.0);
+    let t_max = r.series.last().map_or(1.0, |p| p.t_s).max(1.0);
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{}" font-family="sans-serif" font-size="12">"##,
+        2.0 * h + 40.0
+    );
+    let chart = |out: &mut String,
+                 top: f64,
+                 title: &str,
+                 unit: &str,
+                 lines: &[Series<'_>]| {
+        let y_max = lines
+            .iter()
+            .flat_map(|(_, _, pts, _)| pts.iter().map(|p| p.1))
+            .fold(0.0, f64::max)
+            .max(1.0)
+            * 1.1;
+        let x = |t: f64| pad + (w - 2.0 * pad) * t / t_max;
+        let y = |v: f64| top + h - pad + -(h - 2.0 * pad) * v / y_max;
+        let _ = write!(
+            out,
+            r##"<text x="{pad}" y="{}" font-weight="bold">{title}</text>"##,
+            top + 20.0
+        );
+        let _ = write!(
+            out,
+            r##"<line x1="{pad}" y1="{b}" x2="{}" y2="{b}" stroke="#000"/><line x1="{pad}" y1="{}" x2="{pad}" y2="{b}" stroke="#000"/>"##,
+            w - pad,
+            top + pad,
+            b = top + h - pad
+        );
+        for k in 0..=4 {
+            let v = y_max * k as f64 / 4.0;
+            let _ = write!(
+                out,
+                r##"<text x="5" y="{:.1}">{v:.0}{unit}</text>"##,
+                y(v) + 4.0
+            );
+            let t = t_max * k as f64 / 4.0;
+            let _ = write!(
+                out,
+                r##"<text x="{:.1}" y="{:.1}">{t:.0} s</text>"##,
+                x(t) - 10.0,
+                top + h - pad + 16.0
+            );
+        }
+        for (i, (name, color, pts, dashed)) in lines.iter().enumerate() {
+            let path: Vec<String> = pts
+                .iter()
+                .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
+                .collect();
+            let dash = if *dashed {
+                r#" stroke-dasharray="6,4""#
+            } else {
+                ""
+            };
+            let _ = write!(
+                out,
+                r##"<polyline fill="none" stroke="{color}" stroke-width="1.5"{dash} points="{}"/><text x="{:.1}" y="{:.1}" fill="{color}">{name}</text>"##,
+                path.join(" "),
+                w - pad - 190.0,
+                top + 20.0 + 14.0 * i as f64
+            );
+        }
+    };
+    let pts = |f: &dyn Fn(&Point) -> Option<f64>| -> Vec<(f64, f64)> {
+        r.series
+            .iter()
+            .filter_map(|p| f(p).map(|v| (p.t_s, v)))
+            .collect()
+    };
+    let mut puts_lines = vec![
+        (
+            "PUT/s, all prefixes",
+            "#1f77b4",
+            pts(&|p| Some(p.puts_per_s)),
+            false,
+        ),
+        (
+            "PUT/s, busiest prefix",
+            "#d62728",
+            pts(&|p| Some(p.max_prefix_puts_per_s)),
+            false,
+        ),
+        (
+            "SlowDown/s",
+            "#ff7f0e",
+            pts(&|p| Some(p.slowdowns_per_s)),
+            false,
+        ),
+    ];
+    if let Some(limit) = r.prefix_write_rate {
+        puts_lines.push((
+            "per-prefix limit",
+            "#7f7f7f",
+            vec![(0.0, limit), (t_max, limit)],
+            true,
+        ));
+    }
+    chart(&mut out, 0.0, "S3 PUT requests per second", "", &puts_lines);
+    chart(
+        &mut out,
+        h + 20.0,
+        "Freshness: a line's emission to its object's arrival",
+        " s",
+        &[
+            (
+                "p50",
+                "#2ca02c",
+                pts(&|p| p.freshness_p50_ms.map(|v| v / 1000.0)),
+                false,
+            ),
+            (
+                "p99",
+                "#9467bd",
+                pts(&|p| p.freshness_p99_ms.map(|v| v / 1000.0)),
+                false,
+            ),
+        ],
+    );
+    out.push_str("</svg>\n");
+    out
+}
