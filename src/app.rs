@@ -117,6 +117,12 @@ pub async fn start(
     for w in &parsed.warnings {
         warn!(log, "configuration"; "warning" => w);
     }
+    if let Some(p) = parsed.config.profile {
+        info!(log, "configuration profile"; "profile" => p,
+            "ship_rate_bytes" => parsed.config.thresholds.bytes.get(),
+            "ship_rate_invokes" => parsed.config.thresholds.invokes.get(),
+            "ship_rate_ms" => parsed.config.thresholds.elapsed.as_millis() as u64);
+    }
     let config = parsed.config;
 
     let ca_bundle = match config.ca_bundle.as_deref().map(read_ca_bundle).transpose() {
@@ -197,6 +203,7 @@ pub async fn start(
                 .bytes
                 .get()
                 .max(config.max_buffer_bytes / 2),
+            max_delay: config.max_delay,
             compression: config.compression,
             key_template: config.key_template.clone(),
             function_version: config.function_version.clone(),
@@ -215,6 +222,7 @@ pub async fn start(
         log.clone(),
     )
     .start();
+    shipper.do_send(crate::actors::messages::PaceTo(batch.clone().recipient()));
     let server = match receiver::serve(
         listener,
         ReceiverState::new(batch.clone().recipient(), counters.clone(), log.clone()),

@@ -59,10 +59,21 @@ pub enum ShipPoint {
     Timer,
 }
 
+/// The spread of paced thresholds: ±25 %.
+pub const SPREAD: f64 = 0.25;
+
 /// Buffer plus counters.
 #[derive(Debug)]
 pub struct Batcher {
     thresholds: Thresholds,
+    /// The longest the time threshold may grow to when paced (the freshness bound).
+    max_delay: std::time::Duration,
+    /// How much less often to ship (≥ 1): the thresholds are multiplied by it, the time
+    /// threshold at most up to `max_delay` (S3 throttles; see [`crate::ship_policy::Pacing`]).
+    pace: f64,
+    /// This window's spread of the paced thresholds (1 when not paced): see [`Self::with_jitter`].
+    spread: f64,
+    jitter: Option<crate::ship_policy::Xorshift>,
     /// A buffer this large is sealed at once (memory), at least the bytes threshold.
     max_object_bytes: u64,
     records: Vec<Bytes>,
@@ -77,6 +88,10 @@ impl Batcher {
     pub fn new(thresholds: Thresholds, max_object_bytes: u64, now: Instant) -> Self {
         Self {
             max_object_bytes: max_object_bytes.max(thresholds.bytes.get()),
+            max_delay: thresholds.elapsed,
+            pace: 1.0,
+            spread: 1.0,
+            jitter: None,
             thresholds,
             records: Vec::new(),
             body_bytes: 0,
@@ -84,6 +99,37 @@ impl Batcher {
             invokes: 0,
             window_start: now,
         }
+    }
+
+    /// The freshness bound: how long the time threshold may grow when paced (at least the
+    /// threshold itself).
+    pub fn with_max_delay(mut self, max_delay: std::time::Duration) -> Self {
+        self.max_delay = max_delay.max(self.thresholds.elapsed);
+        self
+    }
+
+    /// While paced, each window's thresholds are spread uniformly over ±[`SPREAD`] of the paced
+    /// value. Environments that start together (a burst of cold starts) run the same schedule; paced
+    /// alike, they would ship in the same second and a prefix's 1-second burst would throttle them
+    /// all again (measured in the fleet mode: SlowDown stayed at 12 % with the average rate at 70 %
+    /// of the limit). Unpaced, the thresholds are exactly the configured ones.
+    pub fn with_jitter(mut self, seed: u64) -> Self {
+        self.jitter = Some(crate::ship_policy::Xorshift::new(seed));
+        self
+    }
+
+    /// Ships `pace` times less often (1: as configured).
+    pub fn set_pace(&mut self, pace: f64) {
+        self.pace = pace.max(1.0);
+        self.respread();
+    }
+
+    /// A new window's spread.
+    fn respread(&mut self) {
+        self.spread = match &mut self.jitter {
+            Some(rng) if self.pace > 1.0 => 1.0 + SPREAD * (2.0 * rng.unit() - 1.0),
+            _ => 1.0,
+        };
     }
 
     /// Adds one record (`extension_line`: of the `extension` log type). Seals only when the buffer
@@ -112,11 +158,18 @@ impl Batcher {
     /// A ship point: seals everything buffered when a threshold `at` checks is met. A threshold met
     /// with nothing due (an empty buffer, or extensions' lines only) restarts the window.
     pub fn check(&mut self, at: ShipPoint, now: Instant) -> Option<Batch> {
-        let reason = if at == ShipPoint::All && self.invokes >= self.thresholds.invokes.get() {
+        let t = &self.thresholds;
+        let pace = (self.pace * self.spread).max(1.0);
+        let paced = |n: u64| (n as f64 * pace).ceil() as u64;
+        let elapsed = t
+            .elapsed
+            .mul_f64(pace)
+            .min(self.max_delay.mul_f64(self.spread.min(1.0)));
+        let reason = if at == ShipPoint::All && self.invokes >= paced(t.invokes.get()) {
             SealReason::Invokes
-        } else if self.body_bytes >= self.thresholds.bytes.get() {
+        } else if self.body_bytes >= paced(t.bytes.get()) {
             SealReason::Bytes
-        } else if now.saturating_duration_since(self.window_start) >= self.thresholds.elapsed {
+        } else if now.saturating_duration_since(self.window_start) >= elapsed {
             SealReason::Elapsed
         } else {
             return None;
@@ -124,6 +177,7 @@ impl Batcher {
         if !self.due_able {
             self.invokes = 0;
             self.window_start = now;
+            self.respread();
             return None;
         }
         self.seal(reason, now)
@@ -141,6 +195,7 @@ impl Batcher {
     fn seal(&mut self, reason: SealReason, now: Instant) -> Option<Batch> {
         self.invokes = 0;
         self.window_start = now;
+        self.respread();
         self.due_able = false;
         if self.records.is_empty() {
             return None;
@@ -278,6 +333,86 @@ mod tests {
         assert_eq!(batch.records, vec![rec(50), rec(3)]);
         b.push(rec(50), true, ms(1003));
         assert_eq!(b.seal_all(ms(1004)).unwrap().reason, SealReason::Shutdown);
+    }
+
+    #[test]
+    fn a_pace_ships_less_often_and_the_time_threshold_stops_at_the_freshness_bound() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut b = Batcher::new(thresholds(100, 2, 1000), 1 << 20, t0)
+            .with_max_delay(Duration::from_millis(2500));
+        b.set_pace(4.0);
+        for _ in 0..39 {
+            b.push(rec(9), false, t0);
+        }
+        assert!(
+            b.check(ShipPoint::Timer, t0).is_none(),
+            "390 bytes: below 4 × 100"
+        );
+        b.push(rec(9), false, t0);
+        assert_eq!(
+            b.check(ShipPoint::Timer, t0).unwrap().reason,
+            SealReason::Bytes
+        );
+        b.push(rec(1), false, t0);
+        for _ in 0..7 {
+            assert!(b.on_invoke(t0).is_none(), "invokes: 4 × 2");
+        }
+        assert_eq!(b.on_invoke(t0).unwrap().reason, SealReason::Invokes);
+        b.push(rec(1), false, t0);
+        assert!(b.check(ShipPoint::Timer, ms(2400)).is_none());
+        assert_eq!(
+            b.check(ShipPoint::Timer, ms(2500)).unwrap().reason,
+            SealReason::Elapsed,
+            "4 × 1 s, but never more than the 2.5 s bound"
+        );
+        b.set_pace(1.0);
+        b.push(rec(1), false, ms(2500));
+        assert_eq!(
+            b.check(ShipPoint::Timer, ms(3500)).unwrap().reason,
+            SealReason::Elapsed
+        );
+    }
+
+    /// Invokes until the batcher ships (one record per invoke).
+    fn invokes_per_window(b: &mut Batcher, t0: Instant) -> u64 {
+        (1..=1000)
+            .find(|_| {
+                b.push(rec(1), false, t0);
+                b.on_invoke(t0).is_some()
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn paced_windows_are_spread_a_quarter_either_way_and_unpaced_ones_are_exact() {
+        let t0 = Instant::now();
+        let mut b = Batcher::new(thresholds(1_000_000, 20, 60_000), 1 << 20, t0).with_jitter(7);
+        let unpaced: Vec<u64> = (0..20).map(|_| invokes_per_window(&mut b, t0)).collect();
+        assert_eq!(unpaced, vec![20; 20]);
+        b.set_pace(4.0);
+        let paced: Vec<u64> = (0..200).map(|_| invokes_per_window(&mut b, t0)).collect();
+        let (lo, hi) = (*paced.iter().min().unwrap(), *paced.iter().max().unwrap());
+        assert!(lo >= 60 && hi <= 100, "80 ± 25 %: {lo}..{hi}");
+        assert!(hi - lo >= 30, "spread over most of the range: {lo}..{hi}");
+        // The time threshold is spread below the freshness bound, never above it.
+        let mut b = Batcher::new(thresholds(1_000_000, 1000, 1000), 1 << 20, t0)
+            .with_max_delay(Duration::from_millis(2000))
+            .with_jitter(7);
+        b.set_pace(8.0);
+        for _ in 0..50 {
+            b.push(rec(1), false, t0);
+            assert!(
+                b.check(ShipPoint::Timer, t0 + Duration::from_millis(1499))
+                    .is_none()
+            );
+            assert!(b.seal_all(t0).is_some());
+        }
+        b.push(rec(1), false, t0);
+        assert!(
+            b.check(ShipPoint::Timer, t0 + Duration::from_millis(2000))
+                .is_some()
+        );
     }
 
     #[test]

@@ -42,6 +42,21 @@ pub const ENV_STORAGE_CLASS: &str = "ADAPTIVE_BATCHING_EXTENSION_STORAGE_CLASS";
 pub const ENV_METRICS: &str = "ADAPTIVE_BATCHING_EXTENSION_METRICS";
 pub const ENV_SHIP_AT: &str = "ADAPTIVE_BATCHING_EXTENSION_SHIP_AT";
 pub const ENV_NEXT_WAIT_MS: &str = "ADAPTIVE_BATCHING_EXTENSION_NEXT_WAIT_MS";
+pub const ENV_MAX_DELAY_MS: &str = "ADAPTIVE_BATCHING_EXTENSION_MAX_DELAY_MS";
+pub const ENV_PROFILE: &str = "ADAPTIVE_BATCHING_EXTENSION_PROFILE";
+/// The default freshness bound, in multiples of `SHIP_RATE_MILLISECONDS`.
+pub const DEFAULT_MAX_DELAY_FACTOR: u64 = 3;
+
+/// What `PROFILE=economy` sets, unless the variable is set explicitly: objects of at least 1 MiB of
+/// logs (gzip makes them about 8 times smaller), shipped at least every minute while the environment
+/// runs, whatever the number of invokes. Measured (README, "Cost"): about 1,000 PUT requests per GB
+/// of logs, against 200,000 or more at the sample's 4 KiB.
+pub const ECONOMY: [(&str, &str); 4] = [
+    (ENV_SHIP_RATE_BYTES, "1048576"),
+    (ENV_SHIP_RATE_INVOKES, "100000"),
+    (ENV_SHIP_RATE_MILLISECONDS, "60000"),
+    (ENV_COMPRESSION, "gzip"),
+];
 /// The longest `NEXT_WAIT_MS`: Lambda's longest function timeout.
 pub const MAX_NEXT_WAIT_MS: u64 = 900_000;
 pub const ENV_FUNCTION_VERSION: &str = "AWS_LAMBDA_FUNCTION_VERSION";
@@ -271,6 +286,27 @@ pub struct Config {
     pub ship_at: ShipAt,
     /// How long `next` may wait for uploads after an INVOKE (0: not at all, the default).
     pub next_wait: Duration,
+    /// The freshness bound: how long the time threshold may grow while S3 throttles.
+    pub max_delay: Duration,
+    /// `economy` when that profile was chosen.
+    pub profile: Option<&'static str>,
+}
+
+/// An environment with a profile's values for the variables it leaves unset.
+struct Profiled<'a> {
+    env: &'a dyn Env,
+    defaults: &'static [(&'static str, &'static str)],
+}
+
+impl Env for Profiled<'_> {
+    fn get(&self, key: &str) -> Option<String> {
+        self.env.get(key).or_else(|| {
+            self.defaults
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        })
+    }
 }
 
 /// When the invokes and time thresholds are checked at an invoke (the timer checks bytes and time
@@ -315,6 +351,18 @@ pub struct Parsed {
 
 impl Config {
     pub fn from_env(env: &dyn Env) -> Result<Parsed, ConfigError> {
+        let (defaults, profile): (&'static [(&'static str, &'static str)], _) =
+            match one_of(env, ENV_PROFILE, &["default", "economy"])?.as_deref() {
+                Some("economy") => (&ECONOMY, Some("economy")),
+                _ => (&[], None),
+            };
+        let profiled = Profiled { env, defaults };
+        let mut parsed = Self::parse(&profiled)?;
+        parsed.config.profile = profile;
+        Ok(parsed)
+    }
+
+    fn parse(env: &dyn Env) -> Result<Parsed, ConfigError> {
         let mut warnings = Vec::new();
         let bucket = match env.get(ENV_S3_BUCKET) {
             None => return Err(ConfigError::MissingBucket),
@@ -441,6 +489,20 @@ impl Config {
                 }
             },
         );
+        let max_delay = match env.get(ENV_MAX_DELAY_MS) {
+            None => Duration::from_millis(ms.get().saturating_mul(DEFAULT_MAX_DELAY_FACTOR)),
+            Some(raw) => match raw.trim().parse::<u64>() {
+                Ok(n) if n >= ms.get() => Duration::from_millis(n),
+                _ => {
+                    warnings.push(format!(
+                        "{ENV_MAX_DELAY_MS} must be a whole number of milliseconds at least {ENV_SHIP_RATE_MILLISECONDS} ({}), got {raw:?}; using {} ({DEFAULT_MAX_DELAY_FACTOR} × {ENV_SHIP_RATE_MILLISECONDS})",
+                        ms.get(),
+                        ms.get().saturating_mul(DEFAULT_MAX_DELAY_FACTOR)
+                    ));
+                    Duration::from_millis(ms.get().saturating_mul(DEFAULT_MAX_DELAY_FACTOR))
+                }
+            },
+        };
         let function_version = env
             .get(ENV_FUNCTION_VERSION)
             .unwrap_or_else(|| "$LATEST".into());
@@ -525,6 +587,8 @@ impl Config {
                     .map(std::path::PathBuf::from),
                 ship_at,
                 next_wait,
+                max_delay,
+                profile: None,
             },
             warnings,
         })

@@ -20,6 +20,8 @@
 //!   disk, a new batch is refused.
 //! * **A batch S3 rejects** (a 4xx about the request itself, not a refusal) is given up after
 //!   `REJECTIONS` attempts, so one bad batch cannot block the others: it stays on disk, aside.
+//! * **Throttling paces the batcher**: SlowDown makes the environment ship less often, with larger
+//!   objects, and it relaxes again when the throttling stops ([`Pacing`]).
 //! * **At SHUTDOWN** (`Flush { last }`) the back-off is lifted: every kept batch, refused ones
 //!   included, is tried again at once; a failure there (a refusal too) is tried again after at most
 //!   250 ms, one probe at a time, until the deadline less a reserve; then what is still in memory is
@@ -110,6 +112,16 @@ pub enum Event {
     Failed { id: BatchId, failure: Failure },
     /// A spill finished (`ok`: the batch is on disk now).
     Spilled { id: BatchId, ok: bool },
+    /// A merge finished: on success `into` holds the records of `from` too (`records`, `bytes` in
+    /// all), on disk if `on_disk`; on failure everything is as it was.
+    Merged {
+        into: BatchId,
+        from: Vec<BatchId>,
+        ok: bool,
+        records: usize,
+        bytes: u64,
+        on_disk: bool,
+    },
     /// Someone waits until nothing is pending, a failure, or `deadline`; `last`: the shutdown's.
     Flush {
         id: FlushId,
@@ -121,7 +133,7 @@ pub enum Event {
 }
 
 /// What the actor is to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Upload the batch (from memory or disk), giving up after `timeout`.
     Upload {
@@ -144,6 +156,13 @@ pub enum Action {
     GiveUp {
         id: BatchId,
     },
+    /// S3 throttles: append the bodies of `from` (in order) to `into`'s, under `into`'s key — one
+    /// request instead of several. Only batches S3 certainly never stored are merged, so no key
+    /// is ever written with two contents.
+    Merge {
+        into: BatchId,
+        from: Vec<BatchId>,
+    },
     /// The failure to log (the actor throttles per cause).
     Report {
         failure: Failure,
@@ -153,6 +172,118 @@ pub enum Action {
     },
     /// Send a [`Event::Tick`] at this time.
     WakeAt(Instant),
+    /// S3 asks for fewer requests (or no longer does): ship less often, with larger objects, by
+    /// this factor (≥ 1) — see [`Pacing`].
+    Pace(f64),
+}
+
+/// Jitter's random numbers: xorshift64*, seeded (reproducible in tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Xorshift(u64);
+
+impl Xorshift {
+    pub fn new(seed: u64) -> Self {
+        Self(seed | 1)
+    }
+
+    /// A uniform number in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Additive increase, multiplicative decrease — of the shipping rate, as TCP does of its window:
+/// SlowDown halves the rate (doubles the pace — once per round of requests: a SlowDown to an upload
+/// that started before the last doubling does not count again, as TCP halves its window once per
+/// window), and every [`RELAX_EVERY`] without SlowDown adds [`RELAX_RATE`]
+/// to it (1/pace), up to the configured rate; after [`RESET_AFTER`] without SlowDown it is the
+/// configured rate again. The batcher multiplies its thresholds by the pace,
+/// the time threshold capped by the freshness bound (`MAX_DELAY_MS`); the shipper merges waiting
+/// batches while it is above 1. Many environments writing to one hot prefix each back off on their
+/// own and settle near what the prefix takes: the increase is the same for every environment per
+/// unit of time, so they converge to a fair share, and it is slow, because an environment that
+/// ships rarely also sees SlowDown rarely (one per cycle of relaxing: at a fleet's low per-environment
+/// rates, a fast increase would keep the prefix above its limit).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pacing {
+    pub pace: f64,
+    last_up: Option<Instant>,
+    /// The last SlowDown, or the last relaxation step.
+    quiet_since: Option<Instant>,
+    /// The last SlowDown.
+    last_throttle: Option<Instant>,
+}
+
+pub const MAX_PACE: f64 = 64.0;
+/// The first SlowDown multiplies the pace by this (then by 2 per round).
+pub const FIRST_INCREASE: f64 = 4.0;
+pub const RELAX_EVERY: Duration = Duration::from_secs(10);
+/// Added to the rate (1/pace) per [`RELAX_EVERY`]: slow, so that a fleet settles below the limit.
+pub const RELAX_RATE: f64 = 0.0025;
+/// After this long without SlowDown the prefix has cooled (or S3 has split it): back to 1 at once.
+pub const RESET_AFTER: Duration = Duration::from_secs(300);
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Self {
+            pace: 1.0,
+            last_up: None,
+            quiet_since: None,
+            last_throttle: None,
+        }
+    }
+}
+
+impl Pacing {
+    /// SlowDown at `now` to an upload started at `started`: the new pace, if it changed.
+    fn throttled(&mut self, started: Instant, now: Instant) -> Option<f64> {
+        self.quiet_since = Some(now);
+        self.last_throttle = Some(now);
+        if self.last_up.is_some_and(|t| started <= t) {
+            return None;
+        }
+        // The environment's first SlowDown: the prefix is hot with other environments' writes
+        // already, and each of them learns its pace alone; a new environment that only doubled
+        // would be throttled twice more before it stopped adding to the overload (measured in the
+        // fleet mode: with environments replaced every few minutes, those first SlowDowns were most
+        // of all of them). A larger pace only costs freshness, which MAX_DELAY_MS bounds.
+        let factor = if self.last_up.is_none() {
+            FIRST_INCREASE
+        } else {
+            2.0
+        };
+        self.last_up = Some(now);
+        let up = (self.pace * factor).min(MAX_PACE);
+        (up != self.pace).then(|| {
+            self.pace = up;
+            up
+        })
+    }
+
+    /// A step back toward 1 for every quiet [`RELAX_EVERY`], and when to look again.
+    fn relax(&mut self, now: Instant) -> (Option<f64>, Option<Instant>) {
+        let Some(since) = self.quiet_since.filter(|_| self.pace > 1.0) else {
+            return (None, None);
+        };
+        if now.duration_since(since) < RELAX_EVERY {
+            return (None, Some(since + RELAX_EVERY));
+        }
+        let rate = 1.0 / self.pace + RELAX_RATE;
+        let cooled = self
+            .last_throttle
+            .is_some_and(|t| now.duration_since(t) >= RESET_AFTER);
+        self.pace = if rate >= 1.0 || cooled {
+            1.0
+        } else {
+            1.0 / rate
+        };
+        self.quiet_since = Some(now);
+        let next = (self.pace > 1.0).then_some(now + RELAX_EVERY);
+        (Some(self.pace), next)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +300,11 @@ struct Entry {
     uploading: bool,
     spilling: bool,
     rejections: u32,
+    /// An attempt failed in a way that may have stored it (a timeout, a reset, a 5xx): its key
+    /// may exist in S3, so its content must not change (it is never merged).
+    maybe_written: bool,
+    /// When its last upload started.
+    started: Option<Instant>,
 }
 
 /// Whether S3 is taking writes.
@@ -195,7 +331,7 @@ impl BackoffKind {
     fn schedule(self) -> (Duration, Duration, bool) {
         match self {
             BackoffKind::Transient => (Duration::from_millis(100), Duration::from_secs(5), true),
-            BackoffKind::Throttled => (Duration::from_millis(500), Duration::from_secs(20), true),
+            BackoffKind::Throttled => (Duration::from_secs(2), Duration::from_secs(30), true),
             BackoffKind::Refused => (Duration::from_secs(1), Duration::from_secs(30), false),
         }
     }
@@ -212,6 +348,8 @@ pub struct Config {
     pub can_spill: bool,
     /// Seed of the retry jitter (reproducible in tests).
     pub seed: u64,
+    /// The largest body a merge makes.
+    pub merge_limit: u64,
 }
 
 /// An attempt's time limit: 3 s, plus a second per MiB (S3 takes a 16 MiB part at far more than
@@ -245,13 +383,14 @@ pub struct Policy {
     final_deadline: Option<Instant>,
     /// The spill phase of the final round started.
     final_spill: bool,
-    rng: u64,
+    pacing: Pacing,
+    rng: Xorshift,
 }
 
 impl Policy {
     pub fn new(cfg: Config) -> Self {
         Self {
-            rng: cfg.seed | 1,
+            rng: Xorshift::new(cfg.seed),
             cfg,
             entries: BTreeMap::new(),
             order: VecDeque::new(),
@@ -260,7 +399,13 @@ impl Policy {
             flushes: BTreeMap::new(),
             final_deadline: None,
             final_spill: false,
+            pacing: Pacing::default(),
         }
+    }
+
+    /// How much less often batches are to be shipped (1: as configured).
+    pub fn pace(&self) -> f64 {
+        self.pacing.pace
     }
 
     /// What is still owned.
@@ -300,6 +445,14 @@ impl Policy {
                 }
                 self.health = Health::Ok;
             }
+            Event::Merged {
+                into,
+                from,
+                ok,
+                records,
+                bytes,
+                on_disk,
+            } => self.merged(into, &from, ok, records, bytes, on_disk),
             Event::Failed { id, failure } => self.failed(id, failure, now, &mut out),
             Event::Spilled { id, ok } => {
                 if let Some(e) = self.entries.get_mut(&id) {
@@ -319,8 +472,23 @@ impl Policy {
                 if last {
                     self.final_deadline = Some(deadline);
                     // The last chance: a fresh round, whatever failed before (and another round
-                    // for batches sealed after a previous one).
-                    self.health = Health::Ok;
+                    // for batches sealed after a previous one) — but while S3 asks for fewer
+                    // requests, a fleet spinning down must not flood it: the throttle's wait
+                    // stands, cut to the final round's probe interval (a longer one lost whole
+                    // environments' logs in the fleet mode: one probe in the 1.5 s left), and
+                    // waiting batches are merged (the pace is > 1).
+                    self.health = match self.health {
+                        Health::Backoff {
+                            until,
+                            level,
+                            kind: BackoffKind::Throttled,
+                        } => Health::Backoff {
+                            until: until.min(now + FINAL_ROUND_LONGEST_WAIT),
+                            level,
+                            kind: BackoffKind::Throttled,
+                        },
+                        _ => Health::Ok,
+                    };
                     self.final_spill = false;
                 }
             }
@@ -343,6 +511,8 @@ impl Policy {
                 uploading: false,
                 spilling: false,
                 rejections: 0,
+                maybe_written: false,
+                started: None,
             },
         );
         self.order.push_back(id);
@@ -396,11 +566,20 @@ impl Policy {
         out.push(Action::Report {
             failure: failure.clone(),
         });
+        let started = self.entries.get(&id).and_then(|e| e.started).unwrap_or(now);
+        if failure == Failure::Throttled
+            && let Some(pace) = self.pacing.throttled(started, now)
+        {
+            out.push(Action::Pace(pace));
+        }
         let Some(e) = self.entries.get_mut(&id) else {
             return;
         };
         e.uploading = false;
         let final_round = self.final_deadline.is_some();
+        if failure == Failure::Transient {
+            e.maybe_written = true;
+        }
         let kind = match failure {
             Failure::Transient => BackoffKind::Transient,
             Failure::Throttled => BackoffKind::Throttled,
@@ -426,7 +605,8 @@ impl Policy {
         };
         let (first, mut longest, jitter) = kind.schedule();
         if final_round {
-            // The shutdown leaves about 1.5 s: keep trying, but within it.
+            // The shutdown leaves about 1.5 s: keep trying, within it — one probe at a time, and
+            // while S3 throttles, what waits is merged into that one request.
             longest = longest.min(FINAL_ROUND_LONGEST_WAIT);
         }
         let mut wait = first.saturating_mul(1 << level.min(16)).min(longest);
@@ -441,12 +621,66 @@ impl Policy {
         };
     }
 
-    /// A uniform number in [0, 1) (xorshift64*).
+    /// The waiting batches `into` can take while S3 throttles: none that S3 may have stored, none
+    /// busy, up to the merge limit; `None` when there is nothing to merge.
+    fn merge_candidates(&self, into: BatchId) -> Option<Vec<BatchId>> {
+        let first = &self.entries[&into];
+        if first.maybe_written || first.spilling {
+            return None;
+        }
+        let mut size = first.bytes;
+        let from: Vec<BatchId> = self
+            .order
+            .iter()
+            .copied()
+            .filter(|id| *id != into)
+            .filter(|id| {
+                let e = &self.entries[id];
+                !(e.uploading || e.spilling || e.maybe_written)
+            })
+            .take_while(|id| {
+                size += self.entries[id].bytes;
+                size <= self.cfg.merge_limit
+            })
+            .collect();
+        (!from.is_empty()).then_some(from)
+    }
+
+    fn merged(
+        &mut self,
+        into: BatchId,
+        from: &[BatchId],
+        ok: bool,
+        records: usize,
+        bytes: u64,
+        on_disk: bool,
+    ) {
+        for id in std::iter::once(&into).chain(from) {
+            if let Some(e) = self.entries.get_mut(id) {
+                e.uploading = false;
+            }
+        }
+        if !ok {
+            return;
+        }
+        for id in from {
+            self.remove(*id);
+        }
+        if let Some(e) = self.entries.get_mut(&into) {
+            if e.place == Place::Memory {
+                self.memory -= e.bytes;
+            }
+            e.records = records;
+            e.bytes = bytes;
+            e.place = if on_disk { Place::Disk } else { Place::Memory };
+            if e.place == Place::Memory {
+                self.memory += bytes;
+            }
+        }
+    }
+
     fn unit(&mut self) -> f64 {
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        (self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+        self.rng.unit()
     }
 
     /// Starts what may start, answers flushes that are settled, asks for the next wake-up.
@@ -472,8 +706,22 @@ impl Policy {
                 .take(slots)
                 .collect();
             for id in ready {
+                if self.entries[&id].uploading {
+                    // Merged into an earlier one in this round.
+                    continue;
+                }
+                if self.pacing.pace > 1.0
+                    && let Some(from) = self.merge_candidates(id)
+                {
+                    for m in std::iter::once(&id).chain(&from) {
+                        self.entries.get_mut(m).expect("listed").uploading = true;
+                    }
+                    out.push(Action::Merge { into: id, from });
+                    continue;
+                }
                 let e = self.entries.get_mut(&id).expect("listed above");
                 e.uploading = true;
+                e.started = Some(now);
                 out.push(Action::Upload {
                     id,
                     timeout: attempt_timeout(e.bytes),
@@ -491,8 +739,13 @@ impl Policy {
             }
         }
         self.answer_flushes(now, out);
+        let (relaxed, relax_at) = self.pacing.relax(now);
+        if let Some(pace) = relaxed {
+            out.push(Action::Pace(pace));
+        }
         let mut wakes: Vec<Instant> = self.flushes.values().map(|w| w.deadline).collect();
         wakes.extend(wake);
+        wakes.extend(relax_at);
         if self.final_spill {
             // Nothing more to decide in the final round but its deadline.
         } else if let Some(u) = uploads_until.filter(|u| now < *u) {

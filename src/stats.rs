@@ -11,6 +11,10 @@ pub struct Counters {
     pub shipped: AtomicU64,
     /// Objects confirmed written to S3.
     pub objects: AtomicU64,
+    /// Bytes of logs (NDJSON before compression) confirmed written to S3.
+    pub shipped_bytes: AtomicU64,
+    /// S3 requests made (PUT-class: what S3 bills per 1,000), failed ones too.
+    pub put_requests: AtomicU64,
     /// Failed write attempts (each retried or kept).
     pub failed_attempts: AtomicU64,
     /// Deliveries that were not a JSON array, and array elements that were not records.

@@ -41,9 +41,11 @@ fn settings(spill: Option<&std::path::Path>) -> ShipperSettings {
 
 /// A sealed batch of one record.
 fn object(key: impl Into<String>, body: impl Into<Bytes>) -> SealedObject {
+    let body: Bytes = body.into();
     SealedObject {
         key: key.into(),
-        body: body.into(),
+        raw_bytes: body.len() as u64,
+        body,
         records: 1,
         meta: Default::default(),
     }
@@ -129,6 +131,7 @@ fn batch_actor_shipping_at(
     let settings = BatchSettings {
         thresholds,
         max_object_bytes: 1 << 20,
+        max_delay: thresholds.elapsed,
         compression: Compression::None,
         key_template: KeyTemplate::default_with(""),
         function_version: "$LATEST".into(),

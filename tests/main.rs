@@ -6,6 +6,7 @@ mod support;
 
 mod actors;
 mod faults;
+mod fleet;
 mod in_process;
 mod objects;
 mod process;

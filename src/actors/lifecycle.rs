@@ -146,6 +146,9 @@ impl LifecycleActor {
             // Every record is shipped, kept on disk for the next process, set aside (rejected),
             // refused for want of room, or lost — and the summary says which.
             let accounted = received + recovered == shipped + kept_on_disk + rejected + refused + lost;
+            // What these settings cost: S3 requests per GB of logs (S3 bills $0.005 per 1,000).
+            let (puts, bytes) = (get(&c.put_requests), get(&c.shipped_bytes));
+            let puts_per_gb = if bytes == 0 { 0 } else { (puts as f64 / (bytes as f64 / 1e9)).round() as u64 };
             info!(act.log, "shutdown summary";
                 "reason" => &reason,
                 "received" => received, "recovered" => recovered, "shipped" => shipped, "objects" => get(&c.objects),
@@ -153,6 +156,7 @@ impl LifecycleActor {
                 "refused" => refused, "lost" => lost, "lost_in_memory" => in_memory,
                 "lost_with_environment" => lost_with_environment,
                 "refused_after_shutdown" => get(&c.late_refused), "failed_attempts" => get(&c.failed_attempts),
+                "put_requests" => puts, "shipped_bytes" => bytes, "puts_per_gb" => puts_per_gb,
                 "malformed" => get(&c.malformed), "oversized" => get(&c.oversized),
                 "lambda_dropped" => get(&c.lambda_dropped), "restores" => get(&c.restores),
                 "accounted" => accounted, "ms" => started.elapsed().as_millis() as u64);

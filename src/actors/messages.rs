@@ -2,7 +2,7 @@
 
 use crate::lambda::records::Record;
 use crate::sink::SealedObject;
-use actix::Message;
+use actix::{Message, Recipient};
 use std::time::{Duration, Instant};
 
 /// Sent by LogReceiver to BatchActor for every parsed delivery (with `send().await`: a full mailbox
@@ -63,6 +63,19 @@ pub struct Shutdown {
 pub struct ShipBatch {
     pub object: SealedObject,
 }
+
+/// Sent by ShipperActor to BatchActor when S3's throttling changes how often to ship: the
+/// thresholds are multiplied by `factor` (≥ 1), the time threshold up to the freshness bound.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Pace {
+    pub factor: f64,
+}
+
+/// Sent once, after both start, to ShipperActor: where to send [`Pace`].
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PaceTo(pub Recipient<Pace>);
 
 /// Sent by BatchActor to ShipperActor when the environment was restored from a SnapStart snapshot:
 /// connections opened before the snapshot are not to be trusted.

@@ -5,7 +5,7 @@
 //! flush, wake up later. Every file operation (spill writes with fsync, reads, deletes) runs on
 //! tokio's blocking pool, never on the actor's thread.
 
-use super::messages::{Flush, Pending, Restored, ShipBatch};
+use super::messages::{Flush, Pace, PaceTo, Pending, Restored, ShipBatch};
 use crate::ship_policy::{Action, BatchId, Config, Event, Failure, FlushId, Policy};
 use crate::sink::spill::{SpillDir, Spilled};
 use crate::sink::{S3Sink, SealedObject};
@@ -60,6 +60,8 @@ pub struct ShipperActor {
     last_error: Option<String>,
     /// Batches a previous process spilled, handed to the policy when the actor starts.
     recovered: Vec<Spilled>,
+    /// Where the pace goes (BatchActor).
+    pace_to: Option<Recipient<Pace>>,
     emf_function: Option<String>,
     counters: Arc<Counters>,
     log: Logger,
@@ -83,6 +85,9 @@ impl ShipperActor {
                 max_in_flight: MAX_IN_FLIGHT,
                 can_spill: spill.is_some(),
                 seed: u64::from(std::process::id()) ^ rand::random::<u64>(),
+                // Merged bodies stay single PutObjects and within half the memory bound.
+                merge_limit: (settings.max_memory / 2)
+                    .clamp(1024 * 1024, crate::sink::MULTIPART_THRESHOLD as u64),
             }),
             held: HashMap::new(),
             spill,
@@ -95,6 +100,7 @@ impl ShipperActor {
             failures: HashMap::new(),
             last_error: None,
             recovered,
+            pace_to: None,
             emf_function: settings.emf_function,
             counters,
             log,
@@ -135,6 +141,7 @@ impl ShipperActor {
                 }
             }
             Action::GiveUp { id } => self.give_up(id, ctx),
+            Action::Merge { into, from } => self.merge(into, from, ctx),
             Action::Report { failure } => self.report(&failure),
             Action::AnswerFlush { id } => {
                 if let Some(tx) = self.flushes.remove(&id) {
@@ -143,6 +150,11 @@ impl ShipperActor {
                         batches: p.batches,
                         records: p.records,
                     });
+                }
+            }
+            Action::Pace(factor) => {
+                if let Some(to) = &self.pace_to {
+                    to.do_send(Pace { factor });
                 }
             }
             Action::WakeAt(at) => {
@@ -176,6 +188,7 @@ impl ShipperActor {
                             return Err((
                                 Failure::Rejected,
                                 "cannot read a spilled batch".to_string(),
+                                0,
                             ));
                         }
                     }
@@ -184,11 +197,13 @@ impl ShipperActor {
             // A time limit sized to the body: a connection that died, or an upload cut by a freeze
             // (the monotonic clock runs while frozen), ends here and is tried again, same key.
             match tokio::time::timeout(timeout, sink.put(&obj)).await {
-                Ok(Ok(())) => Ok(obj),
-                Ok(Err(e)) => Err((e.failure(), format!("{}: {e}", obj.key))),
+                Ok((requests, Ok(()))) => Ok((obj, requests)),
+                Ok((requests, Err(e))) => Err((e.failure(), format!("{}: {e}", obj.key), requests)),
                 Err(_) => Err((
                     Failure::Transient,
                     format!("{}: no answer within {} ms", obj.key, timeout.as_millis()),
+                    // At least the one request that got no answer.
+                    1,
                 )),
             }
         };
@@ -199,11 +214,13 @@ impl ShipperActor {
                 .map(|t| t.elapsed())
                 .unwrap_or_default();
             match outcome {
-                Ok(obj) => {
+                Ok((obj, requests)) => {
+                    Counters::add(&act.counters.put_requests, u64::from(requests));
                     act.shipped(&obj, took);
                     act.event(Event::Uploaded { id }, ctx);
                 }
-                Err((failure, error)) => {
+                Err((failure, error, requests)) => {
+                    Counters::add(&act.counters.put_requests, u64::from(requests));
                     Counters::add(&act.counters.failed_attempts, 1);
                     act.last_error = Some(error);
                     act.event(Event::Failed { id, failure }, ctx);
@@ -212,9 +229,83 @@ impl ShipperActor {
         }));
     }
 
+    /// Appends the bodies of `from` to `into`'s (NDJSON, gzip members and zstd frames all
+    /// concatenate), under `into`'s key, writes the result to disk before removing the parts, and
+    /// tells the policy. Reads and writes run on the blocking pool.
+    fn merge(&mut self, into: BatchId, from: Vec<BatchId>, ctx: &mut Context<Self>) {
+        let parts: Option<Vec<Held>> = std::iter::once(&into)
+            .chain(&from)
+            .map(|id| self.held.get(id).cloned())
+            .collect();
+        let dir = self.spill.clone();
+        let work = tokio::task::spawn_blocking(
+            move || -> Option<(SealedObject, Option<Spilled>, Vec<Held>)> {
+                let parts = parts?;
+                let mut objects = Vec::with_capacity(parts.len());
+                for p in &parts {
+                    objects.push(match p {
+                        Held::Memory(o) => o.clone(),
+                        Held::Disk(s) => SpillDir::read(s).ok()?,
+                    });
+                }
+                let merged = SealedObject::concat(objects)?;
+                let spilled = dir.as_ref().and_then(|d| {
+                    let mut d = d.lock().unwrap_or_else(|e| e.into_inner());
+                    // The merged batch replaces its first part's file (same key, same name).
+                    d.write(&merged).ok()
+                });
+                Some((merged, spilled, parts))
+            },
+        );
+        ctx.spawn(work.into_actor(self).map(move |res, act, ctx| {
+            let Ok(Some((merged, spilled, parts))) = res else {
+                act.event(
+                    Event::Merged {
+                        into,
+                        from,
+                        ok: false,
+                        records: 0,
+                        bytes: 0,
+                        on_disk: false,
+                    },
+                    ctx,
+                );
+                return;
+            };
+            let (records, bytes) = (merged.records, merged.body.len() as u64);
+            // The parts' files go; the first part's was just overwritten by the merged batch.
+            for (id, part) in from.iter().zip(parts.into_iter().skip(1)) {
+                act.held.remove(id);
+                if let Held::Disk(s) = part {
+                    act.remove_file(s);
+                }
+            }
+            let on_disk = spilled.is_some();
+            act.held.insert(
+                into,
+                match spilled {
+                    Some(s) => Held::Disk(s),
+                    None => Held::Memory(merged),
+                },
+            );
+            act.event(
+                Event::Merged {
+                    into,
+                    from,
+                    ok: true,
+                    records,
+                    bytes,
+                    on_disk,
+                },
+                ctx,
+            );
+        }));
+    }
+
     fn shipped(&mut self, obj: &SealedObject, took: Duration) {
         Counters::add(&self.counters.shipped, obj.records as u64);
         Counters::add(&self.counters.objects, 1);
+        Counters::add(&self.counters.shipped_bytes, obj.raw_bytes);
         if let Some(function) = &self.emf_function {
             println!(
                 "{}",
@@ -398,6 +489,14 @@ impl Handler<Flush> for ShipperActor {
             }
             answer.unwrap_or_default()
         }))
+    }
+}
+
+impl Handler<PaceTo> for ShipperActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PaceTo, _: &mut Context<Self>) {
+        self.pace_to = Some(msg.0);
     }
 }
 

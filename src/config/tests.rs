@@ -351,3 +351,55 @@ fn ship_at_defaults_to_next_invoke_and_end_of_invoke_needs_runtime_done() {
     assert_eq!(p.config.ship_at, ShipAt::NextInvoke);
     assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
 }
+
+#[test]
+fn the_economy_profile_fills_what_is_not_set_and_explicit_variables_win() {
+    let c = parse(&[(ENV_PROFILE, "Economy")]).config;
+    assert_eq!(c.profile, Some("economy"));
+    assert_eq!(c.thresholds.bytes.get(), 1_048_576);
+    assert_eq!(c.thresholds.invokes.get(), 100_000);
+    assert_eq!(c.thresholds.elapsed, Duration::from_millis(60_000));
+    assert_eq!(c.compression, crate::encode::Compression::Gzip(6));
+    assert_eq!(c.max_delay, Duration::from_millis(180_000));
+    let c = parse(&[
+        (ENV_PROFILE, "economy"),
+        (ENV_SHIP_RATE_BYTES, "65536"),
+        (ENV_COMPRESSION, "zstd"),
+    ])
+    .config;
+    assert_eq!(c.thresholds.bytes.get(), 65_536);
+    assert_eq!(c.thresholds.elapsed, Duration::from_millis(60_000));
+    assert_eq!(c.compression, crate::encode::Compression::Zstd(3));
+    assert_eq!(
+        parse(&[(ENV_PROFILE, "default")])
+            .config
+            .thresholds
+            .bytes
+            .get(),
+        4096
+    );
+    let e = Config::from_env(&env(&[(ENV_PROFILE, "cheap")])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("{ENV_PROFILE} must be one of \"default\", \"economy\", got \"cheap\"")
+    );
+}
+
+#[test]
+fn the_freshness_bound_defaults_to_three_time_thresholds_and_is_never_below_one() {
+    let p = parse(&[(ENV_SHIP_RATE_MILLISECONDS, "2000")]);
+    assert_eq!(p.config.max_delay, Duration::from_millis(6000));
+    let p = parse(&[(ENV_MAX_DELAY_MS, "45000")]);
+    assert_eq!(p.config.max_delay, Duration::from_millis(45_000));
+    assert!(p.warnings.is_empty());
+    for bad in ["5000", "soon"] {
+        let p = parse(&[(ENV_MAX_DELAY_MS, bad)]);
+        assert_eq!(p.config.max_delay, Duration::from_millis(30_000), "{bad}");
+        assert_eq!(p.warnings.len(), 1);
+        assert!(
+            p.warnings[0].starts_with(ENV_MAX_DELAY_MS),
+            "{:?}",
+            p.warnings
+        );
+    }
+}

@@ -10,6 +10,7 @@ fn policy(max_memory: u64) -> Policy {
         max_in_flight: 2,
         can_spill: true,
         seed: 7,
+        merge_limit: MIB,
     })
 }
 
@@ -267,6 +268,7 @@ fn recovered_batches_go_first() {
         max_in_flight: 1,
         can_spill: true,
         seed: 1,
+        merge_limit: MIB,
     });
     let a = p.handle(
         Event::Recovered {
@@ -391,7 +393,7 @@ fn the_final_round_stops_uploading_before_its_deadline_to_spill() {
     p.handle(
         Event::Failed {
             id: 1,
-            failure: Failure::Throttled,
+            failure: Failure::Transient,
         },
         t0,
     );
@@ -416,4 +418,164 @@ fn the_final_round_stops_uploading_before_its_deadline_to_spill() {
         &p.handle(Event::Uploaded { id: 2 }, ms(t0, 900)),
         &Action::Forget { id: 2 }
     ));
+}
+
+#[test]
+fn slowdown_quarters_the_rate_first_then_halves_it_once_a_round_and_quiet_time_adds_to_it_slowly() {
+    let t0 = Instant::now();
+    let mut p = policy(8 * MIB);
+    let paces = |a: &[Action]| -> Vec<f64> {
+        a.iter()
+            .filter_map(|x| match x {
+                Action::Pace(f) => Some(*f),
+                _ => None,
+            })
+            .collect()
+    };
+    let throttled = |id| Event::Failed {
+        id,
+        failure: Failure::Throttled,
+    };
+    for id in 1..=3 {
+        p.handle(sealed(id, 100), t0);
+    }
+    // Batches 1 and 2 were uploading together when S3 throttled: one increase for both, by 4 for
+    // the environment's first SlowDown.
+    assert_eq!(paces(&p.handle(throttled(1), t0)), vec![4.0]);
+    assert!(
+        paces(&p.handle(throttled(2), ms(t0, 10))).is_empty(),
+        "one round counts once"
+    );
+    // The retry, started after the doubling, counts again.
+    let at = wake(&p.handle(Event::Tick, ms(t0, 20))).unwrap();
+    // (Being spilled after its failure, it is not merged: it goes as it is.)
+    assert_eq!(uploads(&p.handle(Event::Tick, at)), vec![1]);
+    assert_eq!(
+        paces(&p.handle(throttled(1), at + Duration::from_millis(5))),
+        vec![8.0]
+    );
+    assert_eq!(p.pace(), 8.0);
+    // Transient failures and refusals do not pace.
+    let t0 = at + Duration::from_millis(5) - Duration::from_millis(5200);
+    p.handle(sealed(4, 100), ms(t0, 1300));
+    let a = p.handle(
+        Event::Failed {
+            id: 4,
+            failure: Failure::Transient,
+        },
+        ms(t0, 1300),
+    );
+    assert!(paces(&a).is_empty());
+    // Every 10 quiet seconds add 0.0025 to the rate (1/8 → 0.1275), woken for it.
+    let a = p.handle(Event::Tick, ms(t0, 9000));
+    assert!(paces(&a).is_empty());
+    assert_eq!(wake(&a), Some(ms(t0, 5200) + RELAX_EVERY));
+    let a = p.handle(Event::Tick, ms(t0, 5200) + RELAX_EVERY);
+    let pace = paces(&a)[0];
+    assert!((pace - 1.0 / 0.1275).abs() < 1e-9, "{pace}");
+    // Back to 1 after five quiet minutes (the prefix has cooled), at the 30th step.
+    let mut now = ms(t0, 5200) + RELAX_EVERY;
+    let mut steps = 1;
+    while p.pace() > 1.0 {
+        now += RELAX_EVERY;
+        p.handle(Event::Tick, now);
+        steps += 1;
+    }
+    assert_eq!(steps, 30);
+}
+
+#[test]
+fn while_throttled_waiting_batches_that_s3_never_stored_are_merged_into_one_request() {
+    let t0 = Instant::now();
+    let mut p = policy(8 * MIB);
+    p.handle(sealed(1, 100), t0);
+    p.handle(
+        Event::Failed {
+            id: 1,
+            failure: Failure::Throttled,
+        },
+        t0,
+    );
+    p.handle(Event::Spilled { id: 1, ok: true }, t0);
+    for id in 2..=4 {
+        p.handle(sealed(id, 100), ms(t0, 10));
+    }
+    p.handle(sealed(5, 100), ms(t0, 10));
+    let at = wake(&p.handle(Event::Tick, ms(t0, 20))).unwrap();
+    let a = p.handle(Event::Tick, at);
+    assert!(
+        a.contains(&Action::Merge {
+            into: 1,
+            from: vec![2, 3, 4, 5]
+        }),
+        "{a:?}"
+    );
+    let a = p.handle(
+        Event::Merged {
+            into: 1,
+            from: vec![2, 3, 4, 5],
+            ok: true,
+            records: 50,
+            bytes: 500,
+            on_disk: true,
+        },
+        at,
+    );
+    assert_eq!(
+        p.pending(),
+        Pending {
+            batches: 1,
+            records: 50
+        }
+    );
+    assert_eq!(p.memory(), 0);
+    assert!(
+        uploads(&a).contains(&1) || a.iter().any(|x| matches!(x, Action::Upload { id: 1, .. }))
+    );
+    // Not merged: one that may be in S3 already.
+    let mut q = policy(8 * MIB);
+    q.handle(sealed(1, 100), t0);
+    q.handle(
+        Event::Failed {
+            id: 1,
+            failure: Failure::Throttled,
+        },
+        t0,
+    );
+    q.handle(Event::Spilled { id: 1, ok: true }, t0);
+    q.handle(sealed(2, 100), t0);
+    q.handle(sealed(3, 100), t0);
+    let at = wake(&q.handle(Event::Tick, t0)).unwrap();
+    let a = q.handle(Event::Tick, at);
+    assert!(
+        a.contains(&Action::Merge {
+            into: 1,
+            from: vec![2, 3]
+        }),
+        "{a:?}"
+    );
+    q.handle(
+        Event::Merged {
+            into: 1,
+            from: vec![2, 3],
+            ok: false,
+            records: 0,
+            bytes: 0,
+            on_disk: false,
+        },
+        at,
+    );
+    let a = q.handle(
+        Event::Failed {
+            id: 1,
+            failure: Failure::Transient,
+        },
+        at,
+    );
+    let at2 = wake(&a).unwrap();
+    let a = q.handle(Event::Tick, at2);
+    assert!(
+        !a.iter().any(|x| matches!(x, Action::Merge { into: 1, .. })),
+        "{a:?}"
+    );
 }

@@ -35,7 +35,30 @@ pub struct SealedObject {
     pub key: String,
     pub body: Bytes,
     pub records: usize,
+    /// Bytes of NDJSON before compression (what the bytes threshold counts).
+    pub raw_bytes: u64,
     pub meta: ObjectMeta,
+}
+
+impl SealedObject {
+    /// One object of `parts`, in order, under the first one's key: bodies concatenated (NDJSON
+    /// lines, gzip members and zstd frames all concatenate into a valid body), counts summed,
+    /// the time span from the first's first record to the last's last. `None` without parts.
+    pub fn concat(parts: Vec<SealedObject>) -> Option<SealedObject> {
+        let mut it = parts.into_iter();
+        let mut first = it.next()?;
+        let mut body = bytes::BytesMut::from(&first.body[..]);
+        for p in it {
+            body.extend_from_slice(&p.body);
+            first.records += p.records;
+            first.raw_bytes += p.raw_bytes;
+            if p.meta.last_record_time.is_some() {
+                first.meta.last_record_time = p.meta.last_record_time;
+            }
+        }
+        first.body = body.freeze();
+        Some(first)
+    }
 }
 
 /// What an object says about itself besides its body (kept with a spilled batch too).
@@ -308,8 +331,9 @@ impl S3Sink {
 
     /// One attempt at writing `obj`: a PutObject, or a multipart upload above
     /// [`MULTIPART_THRESHOLD`]. The ship policy owns every retry of the whole object.
-    async fn put_once(&self, obj: &SealedObject) -> Result<(), ShipError> {
+    async fn put_once(&self, obj: &SealedObject, requests: &mut u32) -> Result<(), ShipError> {
         if obj.body.len() <= MULTIPART_THRESHOLD {
+            *requests += 1;
             let req = self
                 .client()
                 .await
@@ -327,7 +351,7 @@ impl S3Sink {
                 .map(|_| ())
                 .map_err(ShipError::from_sdk)
         } else {
-            self.put_multipart(obj).await
+            self.put_multipart(obj, requests).await
         }
     }
 
@@ -336,8 +360,9 @@ impl S3Sink {
     /// (S3 API Reference, CompleteMultipartUpload: without them S3 answers 400 InvalidRequest). A
     /// failed part is sent again alone, [`PART_ATTEMPTS`] times; an upload that cannot complete is
     /// aborted, so its parts do not linger (billed) until a lifecycle rule removes them.
-    async fn put_multipart(&self, obj: &SealedObject) -> Result<(), ShipError> {
+    async fn put_multipart(&self, obj: &SealedObject, requests: &mut u32) -> Result<(), ShipError> {
         let client = self.client().await;
+        *requests += 1;
         let req = client
             .create_multipart_upload()
             .bucket(&self.bucket)
@@ -356,6 +381,7 @@ impl S3Sink {
                     .slice(start..(start + PART_SIZE).min(obj.body.len()));
                 let mut attempt = 1;
                 let r = loop {
+                    *requests += 1;
                     let sent = client
                         .upload_part()
                         .bucket(&self.bucket)
@@ -385,6 +411,7 @@ impl S3Sink {
                         .build(),
                 );
             }
+            *requests += 1;
             client
                 .complete_multipart_upload()
                 .bucket(&self.bucket)
@@ -402,6 +429,7 @@ impl S3Sink {
         .await;
         if result.is_err() {
             // Best effort: an abandoned upload costs storage until a lifecycle rule removes it.
+            *requests += 1;
             let _ = client
                 .abort_multipart_upload()
                 .bucket(&self.bucket)
@@ -437,15 +465,83 @@ impl S3Sink {
         }
     }
 
-    /// One attempt at writing `obj`. When the bucket is missing and creation is on, the bucket is
-    /// created in the function's region and the write made again, within the same attempt.
-    pub async fn put(&self, obj: &SealedObject) -> Result<(), ShipError> {
-        match self.put_once(obj).await {
+    /// One attempt at writing `obj`, and the S3 requests it took (what S3 bills). When the bucket
+    /// is missing and creation is on, the bucket is created in the function's region and the write
+    /// made again, within the same attempt.
+    pub async fn put(&self, obj: &SealedObject) -> (u32, Result<(), ShipError>) {
+        let mut requests = 0;
+        let result = match self.put_once(obj, &mut requests).await {
             Err(ShipError::NoSuchBucket) if self.create_bucket => {
-                self.create_bucket().await?;
-                self.put_once(obj).await
+                requests += 1;
+                match self.create_bucket().await {
+                    Ok(()) => self.put_once(obj, &mut requests).await,
+                    Err(e) => Err(e),
+                }
             }
             other => other,
+        };
+        (requests, result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(key: &str, body: &[u8], first: &str, last: &str) -> SealedObject {
+        SealedObject {
+            key: key.into(),
+            body: Bytes::copy_from_slice(body),
+            records: body.iter().filter(|b| **b == b'\n').count(),
+            raw_bytes: body.len() as u64,
+            meta: ObjectMeta {
+                content_encoding: None,
+                first_record_time: Some(first.into()),
+                last_record_time: Some(last.into()),
+            },
         }
+    }
+
+    #[test]
+    fn merged_batches_keep_the_first_key_and_span_every_record() {
+        let m = SealedObject::concat(vec![
+            obj("k1", b"a\nb\n", "t1", "t2"),
+            obj("k2", b"c\n", "t3", "t4"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (m.key.as_str(), &m.body[..], m.records, m.raw_bytes),
+            ("k1", &b"a\nb\nc\n"[..], 3, 6)
+        );
+        assert_eq!(m.meta.first_record_time.as_deref(), Some("t1"));
+        assert_eq!(m.meta.last_record_time.as_deref(), Some("t4"));
+        assert!(SealedObject::concat(vec![]).is_none());
+    }
+
+    #[test]
+    fn concatenated_gzip_members_read_back_as_one_body() {
+        use std::io::{Read, Write};
+        let gz = |text: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(text).unwrap();
+            e.finish().unwrap()
+        };
+        let m = SealedObject::concat(vec![
+            obj("k", &gz(b"a\n"), "t", "t"),
+            obj("k2", &gz(b"b\n"), "t", "t"),
+        ])
+        .unwrap();
+        let mut out = String::new();
+        flate2::read::MultiGzDecoder::new(&m.body[..])
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "a\nb\n");
+        let z = |text: &[u8]| zstd::stream::encode_all(text, 3).unwrap();
+        let m = SealedObject::concat(vec![
+            obj("k", &z(b"a\n"), "t", "t"),
+            obj("k2", &z(b"b\n"), "t", "t"),
+        ])
+        .unwrap();
+        assert_eq!(zstd::stream::decode_all(&m.body[..]).unwrap(), b"a\nb\n");
     }
 }

@@ -30,6 +30,9 @@ struct Header {
     key: String,
     records: usize,
     meta: ObjectMeta,
+    /// Bytes before compression (absent in files of earlier versions: the body's size then).
+    #[serde(default)]
+    raw_bytes: u64,
 }
 
 /// Splits a spill file into its header and body.
@@ -158,6 +161,7 @@ impl SpillDir {
                 key: obj.key.clone(),
                 records: obj.records,
                 meta: obj.meta.clone(),
+                raw_bytes: obj.raw_bytes,
             };
             serde_json::to_writer(&mut f, &header)?;
             f.write_all(b"\n")?;
@@ -186,6 +190,11 @@ impl SpillDir {
             .ok_or_else(|| std::io::Error::other("a damaged spill file"))?;
         Ok(SealedObject {
             key: header.key,
+            raw_bytes: if header.raw_bytes == 0 {
+                body.len() as u64
+            } else {
+                header.raw_bytes
+            },
             body,
             records: header.records,
             meta: header.meta,
@@ -217,6 +226,7 @@ mod tests {
     fn obj(key: &str, body: &'static str) -> SealedObject {
         SealedObject {
             key: key.into(),
+            raw_bytes: body.len() as u64,
             body: Bytes::from_static(body.as_bytes()),
             records: body.matches('\n').count(),
             meta: ObjectMeta::default(),

@@ -13,7 +13,7 @@
 mod closing;
 mod waiters;
 
-use super::messages::{Closed, Flush, IngestRecords, InvokeStarted, Restored, ShipBatch};
+use super::messages::{Closed, Flush, IngestRecords, InvokeStarted, Pace, Restored, ShipBatch};
 
 use crate::batch::{Batch, Batcher, ShipPoint};
 use crate::config::{ShipAt, Thresholds};
@@ -47,6 +47,8 @@ pub struct BatchSettings {
     pub thresholds: Thresholds,
     /// A buffer this large is sealed at once, ship point or not (memory).
     pub max_object_bytes: u64,
+    /// The freshness bound: how long the time threshold may grow while S3 throttles.
+    pub max_delay: Duration,
     pub compression: Compression,
     pub key_template: KeyTemplate,
     /// `AWS_LAMBDA_FUNCTION_VERSION`, for `{version}`.
@@ -114,7 +116,9 @@ impl BatchActor {
     ) -> Self {
         let now = Instant::now();
         Self {
-            batcher: Batcher::new(settings.thresholds, settings.max_object_bytes, now),
+            batcher: Batcher::new(settings.thresholds, settings.max_object_bytes, now)
+                .with_max_delay(settings.max_delay)
+                .with_jitter(rand::random()),
             // On Managed Instances the timer also carries the invocations threshold: check it often.
             tick: (settings.thresholds.elapsed / 10).clamp(
                 Duration::from_millis(10),
@@ -193,6 +197,7 @@ impl BatchActor {
         let large = sealing.body_bytes > ENCODE_INLINE_MAX;
         let encode = move |s: Sealing| SealedObject {
             body: encode::body(&s.records, s.body_bytes, compression),
+            raw_bytes: s.body_bytes,
             records: s.records.len(),
             key: s.key,
             meta: s.meta,
@@ -347,6 +352,19 @@ impl Handler<IngestRecords> for BatchActor {
         // A runtimeDone Lambda dropped will never come: do not hold the invoke for it.
         self.answer_runtime_done(dropped, ctx);
         Ok(())
+    }
+}
+
+impl Handler<Pace> for BatchActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Pace, _: &mut Context<Self>) {
+        if msg.factor > 1.0 {
+            info!(self.log, "S3 asks for fewer requests: shipping less often, in larger objects"; "pace" => msg.factor);
+        } else {
+            info!(self.log, "S3 takes requests again: shipping as configured");
+        }
+        self.batcher.set_pace(msg.factor);
     }
 }
 
