@@ -219,16 +219,28 @@ mod tests {
             t.render(&values()),
             "logs/function=demo-fn/dt=2026-11-27/hour=19/dd/52f63032-aaaa-4bbb-8ccc-dddddddddddd.ndjson.gz"
         );
-        let shards: std::collections::BTreeSet<String> = (0..2000)
-            .map(|_| {
-                let v = KeyValues {
-                    batch_id: Uuid::new_v4(),
-                    ..values()
-                };
-                t.render(&v).split('/').nth(4).unwrap().to_string()
-            })
-            .collect();
-        assert_eq!(shards.len(), 256, "every shard is used");
+        let shard = |batch_id: Uuid| {
+            let v = KeyValues {
+                batch_id,
+                ..values()
+            };
+            t.render(&v).split('/').nth(4).unwrap().to_string()
+        };
+        // The last byte of the id: each of its values is its own shard.
+        let all: std::collections::BTreeSet<String> =
+            (0..=255u128).map(|b| shard(Uuid::from_u128(b))).collect();
+        assert_eq!(all.len(), 256);
+        // Random (v4) ids spread evenly: 25,600 of them, 100 per shard on average; a shard with
+        // fewer than 40 or more than 160 is 6 standard deviations off.
+        let mut counts = std::collections::HashMap::new();
+        for _ in 0..25_600 {
+            *counts.entry(shard(Uuid::new_v4())).or_insert(0u32) += 1;
+        }
+        assert_eq!(counts.len(), 256);
+        assert!(
+            counts.values().all(|n| (40..=160).contains(n)),
+            "{counts:?}"
+        );
     }
 
     #[test]

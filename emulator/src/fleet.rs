@@ -497,11 +497,7 @@ pub fn svg(r: &FleetReport) -> String {
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{}" font-family="sans-serif" font-size="12">"##,
         2.0 * h + 40.0
     );
-    let chart = |out: &mut String,
-                 top: f64,
-                 title: &str,
-                 unit: &str,
-                 lines: &[Series<'_>]| {
+    let chart = |out: &mut String, top: f64, title: &str, unit: &str, lines: &[Series<'_>]| {
         let y_max = lines
             .iter()
             .flat_map(|(_, _, pts, _)| pts.iter().map(|p| p.1))
