@@ -43,7 +43,8 @@ pub struct FleetConfig {
     pub interval: Duration,
     /// SlowDown is counted apart before this (S3 and the extensions settle).
     pub warmup: Duration,
-    /// The first port `{port}` hands out.
+    /// The first port `{port}` hands out (environment n: this + n % 20,000); below the
+    /// ephemeral ports, whose bind an outgoing connection may hold.
     pub port_base: u16,
     pub seed: u64,
     pub expect: Expect,
@@ -70,7 +71,7 @@ impl Default for FleetConfig {
             prefix_write_rate: None,
             interval: Duration::from_secs(1),
             warmup: Duration::from_secs(10),
-            port_base: 41000,
+            port_base: 12000,
             seed: 1,
             expect: Expect::default(),
             log_dir: None,

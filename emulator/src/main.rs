@@ -82,8 +82,10 @@ struct FleetArgs {
     /// SlowDown is also counted after this many seconds (S3 and the extensions settle).
     #[arg(long, default_value_t = 10)]
     warmup_s: u64,
-    /// The first port `{port}` hands out.
-    #[arg(long, default_value_t = 41000)]
+    /// The first port `{port}` hands out; environment n gets this + n % 20,000. Keep the range
+    /// below the kernel's ephemeral ports (32768 and up on Linux): a port an outgoing connection
+    /// holds cannot be bound, and the extension fails its init.
+    #[arg(long, default_value_t = 12000)]
     port_base: u16,
     /// Seed of the lifetimes and of each environment's platform (runs are repeatable in shape).
     #[arg(long, default_value_t = 1)]
