@@ -78,11 +78,15 @@ export class S3LogShipper extends Construct {
   public readonly policy: iam.Policy;
   public readonly table?: glue.CfnTable;
   private readonly layers = new Map<Arch, lambda.ILayerVersion>();
+  private functions = 0;
   private readonly props: S3LogShipperProps;
 
   constructor(scope: Construct, id: string, props: S3LogShipperProps = {}) {
     super(scope, id);
     this.props = props;
+    if (props.bucket !== undefined && props.logBucket !== undefined) {
+      throw new Error('logBucket configures the bucket the construct creates: pass it or bucket, not both');
+    }
     if (typeof props.bucket === 'string') {
       bucketName(props.bucket);
       this.bucketName = props.bucket;
@@ -101,6 +105,10 @@ export class S3LogShipper extends Construct {
     this.policy = new iam.Policy(this, 'Policy', { statements: this.statements(key.prefix, createBucket) });
     if (props.athena) this.table = this.athenaTable(props.athena, template ?? '');
     for (const fn of props.functions ?? []) this.addFunction(fn);
+    // Without a function nothing ships (and CDK would drop the unattached policy without a word).
+    this.node.addValidation({
+      validate: () => (this.functions > 0 ? [] : ['S3LogShipper has no function: pass `functions` or call addFunction()']),
+    });
   }
 
   /** Adds the layer for the function's architecture, the variables and the policy. */
@@ -113,6 +121,7 @@ export class S3LogShipper extends Construct {
     for (const [k, v] of Object.entries(this.environment)) fn.addEnvironment(k, v);
     if (!fn.role) throw new Error(`${fn.node.path} has no role to grant the S3 writes to`);
     this.policy.attachToRole(fn.role);
+    this.functions += 1;
   }
 
   private layerFor(arch: Arch): lambda.ILayerVersion {

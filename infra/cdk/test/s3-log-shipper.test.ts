@@ -344,3 +344,26 @@ test('no layer zip built: the error says how to get one', () => {
     { message: 'no x86_64 layer at /nonexistent/layer.zip: run `make -C infra layers`, or pass layer.assets.x86_64 or layer.arns.x86_64' },
   );
 });
+
+test('a bucket and logBucket together, or no function at all, are errors', () => {
+  assert.throws(() => synth({ bucket: 'my-logs', logBucket: { expirationDays: 7 } }), {
+    message: 'logBucket configures the bucket the construct creates: pass it or bucket, not both',
+  });
+  const stack = new Stack(new App(), 'Alone');
+  new S3LogShipper(stack, 'Logs', { bucket: 'my-logs', layer: { assets } });
+  assert.throws(() => Template.fromStack(stack), /S3LogShipper has no function: pass `functions` or call addFunction\(\)/);
+});
+
+test('addFunction later gives a function the same layer, variables and policy', () => {
+  const stack = new Stack(new App(), 'Later');
+  const shipper = new S3LogShipper(stack, 'Logs', { bucket: 'my-logs', createBucket: false, layer: { assets } });
+  shipper.addFunction(fn(stack, 'A'));
+  shipper.addFunction(fn(stack, 'B'));
+  const template = Template.fromStack(stack);
+  template.resourceCountIs('AWS::Lambda::LayerVersion', 1);
+  template.resourceCountIs('AWS::IAM::Policy', 1); // one policy, attached to both roles
+  template.hasResourceProperties('AWS::IAM::Policy', {
+    PolicyName: Match.stringLikeRegexp('^LogsPolicy'),
+    Roles: [{ Ref: Match.stringLikeRegexp('^AServiceRole') }, { Ref: Match.stringLikeRegexp('^BServiceRole') }],
+  });
+});
