@@ -100,9 +100,10 @@ async fn the_bytes_threshold_is_a_trigger_so_a_burst_is_one_object_not_a_hundred
     assert_shipped_exactly_once(&emu);
     let writes = emu.s3().writes();
     // One object per ship point: INVOKE 2, INVOKE 3, SHUTDOWN (and perhaps a timer tick that fell
-    // inside a burst); never a 4 KiB cut.
+    // inside a burst); never a 4 KiB cut. Two when a burst's delivery reached the extension only
+    // after the next INVOKE (Lambda delivers asynchronously; seen in CI: 700 and 610 KB).
     assert!(
-        (3..=5).contains(&writes.len()),
+        (2..=5).contains(&writes.len()),
         "{} objects: {:?}",
         writes.len(),
         writes.iter().map(|w| w.size).collect::<Vec<_>>()
