@@ -303,6 +303,26 @@ impl RunArgs {
 }
 
 /// Links each binary into a fresh directory under its file name.
+/// The extensions directory: `--extensions DIR`, or the `--extension` binaries linked into a
+/// temporary one, as a layer would place them (kept alive by the returned guard).
+fn extensions_dir(
+    dir: Option<&PathBuf>,
+    binaries: &[PathBuf],
+) -> Result<(PathBuf, Option<tempfile::TempDir>), ExitCode> {
+    let staged = stage(binaries).map_err(|e| {
+        eprintln!("lambda-emulator: cannot stage the extensions: {e}");
+        ExitCode::from(2)
+    })?;
+    match (dir, staged) {
+        (Some(d), staged) => Ok((d.clone(), staged)),
+        (None, Some(t)) => Ok((t.path().to_path_buf(), Some(t))),
+        (None, None) => {
+            eprintln!("lambda-emulator: give --extensions DIR or --extension BINARY");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 fn stage(binaries: &[PathBuf]) -> std::io::Result<Option<tempfile::TempDir>> {
     if binaries.is_empty() {
         return Ok(None);
@@ -365,21 +385,9 @@ async fn main() -> ExitCode {
         }
     }
     scenario.expect.tolerate.extend(a.tolerate.iter().copied());
-    // Single binaries are linked into a temporary extensions directory, as a layer would place them.
-    let staged = match stage(&a.extension) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("lambda-emulator: cannot stage the extensions: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let dir = match (&a.extensions, &staged) {
-        (Some(d), _) => d.clone(),
-        (None, Some(t)) => t.path().to_path_buf(),
-        (None, None) => {
-            eprintln!("lambda-emulator: give --extensions DIR or --extension BINARY");
-            return ExitCode::from(2);
-        }
+    let (dir, _staged) = match extensions_dir(a.extensions.as_ref(), &a.extension) {
+        Ok(d) => d,
+        Err(code) => return code,
     };
     let builder = scenario.builder(&dir).echo_extension_output(!a.quiet);
     let mut emu = match builder.start().await {
@@ -438,20 +446,9 @@ async fn main() -> ExitCode {
 }
 
 async fn fleet(a: FleetArgs) -> ExitCode {
-    let staged = match stage(&a.extension) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("lambda-emulator: cannot stage the extensions: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let dir = match (&a.extensions, &staged) {
-        (Some(d), _) => d.clone(),
-        (None, Some(t)) => t.path().to_path_buf(),
-        (None, None) => {
-            eprintln!("lambda-emulator: give --extensions DIR or --extension BINARY");
-            return ExitCode::from(2);
-        }
+    let (dir, _staged) = match extensions_dir(a.extensions.as_ref(), &a.extension) {
+        Ok(d) => d,
+        Err(code) => return code,
     };
     let cfg = lambda_emulator::fleet::FleetConfig {
         extensions_dir: dir,
