@@ -392,21 +392,10 @@ fn measure(
                 .filter_map(|e| e.peak_rss_kb.map(|k| k as f64))
                 .collect::<Vec<_>>(),
         ),
-        emulator_cpu_ms: own_cpu_ms(),
+        emulator_cpu_ms: crate::process::own_cpu_ms(),
         emulator_peak_rss_kb: crate::process::hwm_kb(std::process::id() as i32),
         series,
     }
-}
-
-/// This process's CPU time so far (user and system), in ms.
-fn own_cpu_ms() -> f64 {
-    // SAFETY: getrusage writes into the zeroed struct we own.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
-        return 0.0;
-    }
-    let ms = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
-    ms(u.ru_utime) + ms(u.ru_stime)
 }
 
 impl FleetReport {
@@ -449,19 +438,7 @@ impl FleetReport {
             "objects {}, bytes p50 {:.0} p99 {:.0} max {:.0}",
             o.count, o.p50, o.p99, o.max
         );
-        let _ = writeln!(
-            t,
-            "verdict: {}; lines emitted {}, found {}, lost {} (after ack {}, dropped by Lambda {}, unacknowledged {}), duplicated {}, keys rewritten differently {}",
-            if v.passed { "PASS" } else { "FAIL" },
-            v.lines_emitted,
-            v.lines_found,
-            v.lost.total,
-            v.lost.after_ack,
-            v.lost.dropped_by_lambda,
-            v.lost.unacknowledged,
-            v.duplicated,
-            v.keys_rewritten_differently
-        );
+        let _ = writeln!(t, "{}", v.headline());
         for fail in &v.failures {
             let _ = writeln!(t, "  FAILED: {fail}");
         }

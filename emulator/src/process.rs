@@ -84,18 +84,33 @@ pub(crate) fn watch_exit(
         } else {
             (None, None)
         };
-        let tv = |t: libc::timeval| {
-            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-        };
-        let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
         on_exit(ExitInfo {
             at,
             code,
             signal,
             max_rss_kb: usage.ru_maxrss,
-            cpu_ms: crate::clock::ms(cpu),
+            cpu_ms: cpu_ms(&usage),
         });
     });
+}
+
+/// User plus system CPU time of a `rusage`, in ms.
+fn cpu_ms(usage: &libc::rusage) -> f64 {
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    crate::clock::ms(tv(usage.ru_utime) + tv(usage.ru_stime))
+}
+
+/// This process's CPU time so far (user and system), in ms; 0 if the kernel will not say.
+pub(crate) fn own_cpu_ms() -> f64 {
+    // SAFETY: rusage is plain old data that getrusage fills in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes only into the local passed by pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    cpu_ms(&usage)
 }
 
 /// Calls `on_line` from a dedicated thread for every line the stream yields; the returned

@@ -274,18 +274,7 @@ impl Report {
             self.s3.object_bytes
         );
         let v = &self.verdict;
-        let _ = writeln!(
-            t,
-            "verdict: {}; lines emitted {}, found {}, lost {} (after ack {}, dropped by Lambda {}, unacknowledged {}), duplicated {}",
-            if v.passed { "PASS" } else { "FAIL" },
-            v.lines_emitted,
-            v.lines_found,
-            v.lost.total,
-            v.lost.after_ack,
-            v.lost.dropped_by_lambda,
-            v.lost.unacknowledged,
-            v.duplicated
-        );
+        let _ = writeln!(t, "{}", v.headline());
         let _ = writeln!(
             t,
             "  objects {} ({} not NDJSON of records), timeouts {}, crashes {}, kills {}, PUT requests {} ({:.2} per MB of {} log bytes)",

@@ -159,6 +159,22 @@ fn put_class(operation: &str) -> bool {
 }
 
 impl Verdict {
+    /// The verdict's line of a report's table (a run's and a fleet's).
+    pub fn headline(&self) -> String {
+        format!(
+            "verdict: {}; lines emitted {}, found {}, lost {} (after ack {}, dropped by Lambda {}, unacknowledged {}), duplicated {}, keys rewritten differently {}",
+            if self.passed { "PASS" } else { "FAIL" },
+            self.lines_emitted,
+            self.lines_found,
+            self.lost.total,
+            self.lost.after_ack,
+            self.lost.dropped_by_lambda,
+            self.lost.unacknowledged,
+            self.duplicated,
+            self.keys_rewritten_differently
+        )
+    }
+
     pub fn of(i: &Inputs, expect: &Expect) -> Self {
         let run = i.run_id;
         let emitted: Vec<&str> = i
