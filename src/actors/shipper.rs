@@ -30,6 +30,17 @@ enum Held {
     Disk(Spilled),
 }
 
+impl Held {
+    /// The batch itself: as held, or read back from its spill file (blocking I/O: call it on the
+    /// blocking pool).
+    fn load(self) -> std::io::Result<SealedObject> {
+        match self {
+            Held::Memory(o) => Ok(o),
+            Held::Disk(s) => SpillDir::read(&s),
+        }
+    }
+}
+
 /// What ShipperActor starts with.
 pub struct ShipperSettings {
     /// Bytes of sealed batches held in memory.
@@ -180,8 +191,8 @@ impl ShipperActor {
         let attempt = async move {
             let obj = match held {
                 Held::Memory(o) => o,
-                Held::Disk(s) => {
-                    match tokio::task::spawn_blocking(move || SpillDir::read(&s)).await {
+                on_disk => {
+                    match tokio::task::spawn_blocking(move || on_disk.load()).await {
                         Ok(Ok(o)) => o,
                         // An unreadable spill file cannot be shipped: given up like a rejected batch.
                         _ => {
@@ -241,13 +252,10 @@ impl ShipperActor {
         let work = tokio::task::spawn_blocking(
             move || -> Option<(SealedObject, Option<Spilled>, Vec<Held>)> {
                 let parts = parts?;
-                let mut objects = Vec::with_capacity(parts.len());
-                for p in &parts {
-                    objects.push(match p {
-                        Held::Memory(o) => o.clone(),
-                        Held::Disk(s) => SpillDir::read(s).ok()?,
-                    });
-                }
+                let objects = parts
+                    .iter()
+                    .map(|p| p.clone().load().ok())
+                    .collect::<Option<_>>()?;
                 let merged = SealedObject::concat(objects)?;
                 let spilled = dir.as_ref().and_then(|d| {
                     let mut d = d.lock().unwrap_or_else(|e| e.into_inner());

@@ -22,9 +22,9 @@ impl Xorshift {
 }
 
 /// Additive increase, multiplicative decrease — of the shipping rate, as TCP does of its window:
-/// SlowDown halves the rate (doubles the pace — once per round of requests: a SlowDown to an upload
-/// that started before the last doubling does not count again, as TCP halves its window once per
-/// window), and every [`RELAX_EVERY`] without SlowDown adds [`RELAX_RATE`]
+/// SlowDown divides the rate by [`FIRST_INCREASE`] the first time and halves it after (multiplies
+/// the pace — once per round of requests: a SlowDown to an upload that started before the last
+/// increase does not count again, as TCP halves its window once per window), and every [`RELAX_EVERY`] without SlowDown adds [`RELAX_RATE`]
 /// to it (1/pace), up to the configured rate; after [`RESET_AFTER`] without SlowDown it is the
 /// configured rate again. The batcher multiplies its thresholds by the pace,
 /// the time threshold capped by the freshness bound (`MAX_DELAY_MS`); the shipper merges waiting

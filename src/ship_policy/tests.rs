@@ -26,6 +26,10 @@ fn sealed(id: BatchId, bytes: u64) -> Event {
     }
 }
 
+fn fails(id: BatchId, failure: Failure) -> Event {
+    Event::Failed { id, failure }
+}
+
 fn uploads(actions: &[Action]) -> Vec<BatchId> {
     actions
         .iter()
@@ -81,13 +85,7 @@ fn a_transient_failure_spills_the_batch_and_backs_off_then_one_probe_at_a_time()
     let t0 = Instant::now();
     let mut p = policy(8 * MIB);
     p.handle(sealed(1, 100), t0);
-    let a = p.handle(
-        Event::Failed {
-            id: 1,
-            failure: Failure::Transient,
-        },
-        ms(t0, 10),
-    );
+    let a = p.handle(fails(1, Failure::Transient), ms(t0, 10));
     assert!(has(&a, &Action::Spill { id: 1 }), "failed once: to disk");
     assert!(has(
         &a,
@@ -123,13 +121,7 @@ fn a_success_of_an_upload_started_before_a_failure_also_says_s3_is_back() {
     let mut p = policy(8 * MIB);
     p.handle(sealed(1, 100), t0);
     p.handle(sealed(2, 100), t0);
-    p.handle(
-        Event::Failed {
-            id: 1,
-            failure: Failure::Transient,
-        },
-        t0,
-    );
+    p.handle(fails(1, Failure::Transient), t0);
     assert_eq!(
         uploads(&p.handle(Event::Uploaded { id: 2 }, ms(t0, 1))),
         vec![1]
@@ -144,13 +136,7 @@ fn refusals_are_retried_after_1_2_4_8_16_then_30_seconds() {
     let mut now = t0;
     let mut waits = Vec::new();
     for _ in 0..7 {
-        let a = p.handle(
-            Event::Failed {
-                id: 1,
-                failure: Failure::Refused(Refusal::AccessDenied),
-            },
-            now,
-        );
+        let a = p.handle(fails(1, Failure::Refused(Refusal::AccessDenied)), now);
         let at = wake(&a).unwrap();
         waits.push((at - now).as_secs());
         assert!(uploads(&p.handle(Event::Tick, at - Duration::from_millis(1))).is_empty());
@@ -192,13 +178,7 @@ fn a_flush_is_answered_when_nothing_is_pending_at_its_deadline_or_at_the_first_f
         &Action::AnswerFlush { id: 3 }
     ));
     p.handle(flush(4, 1000), ms(t0, 70));
-    let a = p.handle(
-        Event::Failed {
-            id: 2,
-            failure: Failure::Refused(Refusal::Kms),
-        },
-        ms(t0, 80),
-    );
+    let a = p.handle(fails(2, Failure::Refused(Refusal::Kms)), ms(t0, 80));
     assert!(
         has(&a, &Action::AnswerFlush { id: 4 }),
         "a refusal never holds an invoke"
@@ -242,13 +222,7 @@ fn a_batch_s3_rejects_is_given_up_after_three_attempts_and_blocks_nothing() {
     p.handle(Event::Uploaded { id: 2 }, t0);
     let mut now = t0;
     for attempt in 1..=3 {
-        let a = p.handle(
-            Event::Failed {
-                id: 1,
-                failure: Failure::Rejected,
-            },
-            now,
-        );
+        let a = p.handle(fails(1, Failure::Rejected), now);
         if attempt < 3 {
             now = wake(&a).unwrap();
             assert_eq!(uploads(&p.handle(Event::Tick, now)), vec![1]);
@@ -290,10 +264,7 @@ fn at_shutdown_the_backoff_is_lifted_and_refusals_are_probed_until_the_spill() {
     for id in 1..=3 {
         p.handle(sealed(id, 100), t0);
     }
-    let refused = |id| Event::Failed {
-        id,
-        failure: Failure::Refused(Refusal::AccessDenied),
-    };
+    let refused = |id| fails(id, Failure::Refused(Refusal::AccessDenied));
     p.handle(refused(1), t0);
     p.handle(refused(2), t0);
     p.handle(Event::Spilled { id: 1, ok: true }, t0);
@@ -349,13 +320,7 @@ fn a_refusal_to_the_end_is_probed_until_the_deadline_then_memory_is_spilled() {
     loop {
         let mut a = Vec::new();
         for id in failed.drain(..) {
-            a.extend(p.handle(
-                Event::Failed {
-                    id,
-                    failure: Failure::Refused(Refusal::Kms),
-                },
-                now,
-            ));
+            a.extend(p.handle(fails(id, Failure::Refused(Refusal::Kms)), now));
         }
         spilled.extend(a.iter().filter_map(|x| match x {
             Action::Spill { id } => Some(*id),
@@ -390,13 +355,7 @@ fn the_final_round_stops_uploading_before_its_deadline_to_spill() {
     let t0 = Instant::now();
     let mut p = policy(8 * MIB);
     p.handle(sealed(1, 100), t0);
-    p.handle(
-        Event::Failed {
-            id: 1,
-            failure: Failure::Transient,
-        },
-        t0,
-    );
+    p.handle(fails(1, Failure::Transient), t0);
     p.handle(Event::Spilled { id: 1, ok: true }, t0);
     p.handle(sealed(2, 100), t0);
     let a = p.handle(
@@ -432,10 +391,7 @@ fn slowdown_quarters_the_rate_first_then_halves_it_once_a_round_and_quiet_time_a
             })
             .collect()
     };
-    let throttled = |id| Event::Failed {
-        id,
-        failure: Failure::Throttled,
-    };
+    let throttled = |id| fails(id, Failure::Throttled);
     for id in 1..=3 {
         p.handle(sealed(id, 100), t0);
     }
@@ -458,13 +414,7 @@ fn slowdown_quarters_the_rate_first_then_halves_it_once_a_round_and_quiet_time_a
     // Transient failures and refusals do not pace.
     let t0 = at + Duration::from_millis(5) - Duration::from_millis(5200);
     p.handle(sealed(4, 100), ms(t0, 1300));
-    let a = p.handle(
-        Event::Failed {
-            id: 4,
-            failure: Failure::Transient,
-        },
-        ms(t0, 1300),
-    );
+    let a = p.handle(fails(4, Failure::Transient), ms(t0, 1300));
     assert!(paces(&a).is_empty());
     // Every 10 quiet seconds add 0.0025 to the rate (1/8 → 0.1275), woken for it.
     let a = p.handle(Event::Tick, ms(t0, 9000));
@@ -489,13 +439,7 @@ fn while_throttled_waiting_batches_that_s3_never_stored_are_merged_into_one_requ
     let t0 = Instant::now();
     let mut p = policy(8 * MIB);
     p.handle(sealed(1, 100), t0);
-    p.handle(
-        Event::Failed {
-            id: 1,
-            failure: Failure::Throttled,
-        },
-        t0,
-    );
+    p.handle(fails(1, Failure::Throttled), t0);
     p.handle(Event::Spilled { id: 1, ok: true }, t0);
     for id in 2..=4 {
         p.handle(sealed(id, 100), ms(t0, 10));
@@ -535,13 +479,7 @@ fn while_throttled_waiting_batches_that_s3_never_stored_are_merged_into_one_requ
     // Not merged: one that may be in S3 already.
     let mut q = policy(8 * MIB);
     q.handle(sealed(1, 100), t0);
-    q.handle(
-        Event::Failed {
-            id: 1,
-            failure: Failure::Throttled,
-        },
-        t0,
-    );
+    q.handle(fails(1, Failure::Throttled), t0);
     q.handle(Event::Spilled { id: 1, ok: true }, t0);
     q.handle(sealed(2, 100), t0);
     q.handle(sealed(3, 100), t0);
@@ -565,13 +503,7 @@ fn while_throttled_waiting_batches_that_s3_never_stored_are_merged_into_one_requ
         },
         at,
     );
-    let a = q.handle(
-        Event::Failed {
-            id: 1,
-            failure: Failure::Transient,
-        },
-        at,
-    );
+    let a = q.handle(fails(1, Failure::Transient), at);
     let at2 = wake(&a).unwrap();
     let a = q.handle(Event::Tick, at2);
     assert!(
