@@ -11,7 +11,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { ExtensionOptions, keyTemplateVariable, optionVariables } from './options';
+import { ExtensionOptions, effectiveCompression, keyTemplateVariable, optionVariables } from './options';
 import { PREFIX, bucketName, fail } from './validate';
 
 export * from './options';
@@ -269,7 +269,7 @@ export class S3LogShipper extends Construct {
 
 /** The key suffix of the Hive default, after the compression the options choose. */
 function suffix(o: S3LogShipperProps): string {
-  const kind = o.compression ?? (o.profile === 'economy' ? 'gzip' : 'none');
+  const kind = effectiveCompression(o);
   return kind === 'gzip' ? '.gz' : kind === 'zstd' ? '.zst' : '';
 }
 

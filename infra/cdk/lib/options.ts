@@ -131,9 +131,14 @@ function logTypes(types: LogType[] | undefined): string | undefined {
   return JSON.stringify(types);
 }
 
+/** The compression the extension will use: the option, else the profile's (economy: gzip). */
+export function effectiveCompression(o: ExtensionOptions): 'none' | 'gzip' | 'zstd' {
+  return o.compression ?? (o.profile === 'economy' ? 'gzip' : 'none');
+}
+
 function compressionLevel(o: ExtensionOptions): string | undefined {
   if (o.compressionLevel === undefined) return undefined;
-  const kind = o.compression ?? (o.profile === 'economy' ? 'gzip' : 'none');
+  const kind = effectiveCompression(o);
   if (kind === 'none') fail('COMPRESSION_LEVEL', o.compressionLevel, 'needs COMPRESSION gzip or zstd');
   return kind === 'gzip'
     ? wholeNumber('COMPRESSION_LEVEL', o.compressionLevel, 1, 9)
