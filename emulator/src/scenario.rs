@@ -168,6 +168,7 @@ pub struct FaultEdit {
     pub prefix_write_rate: Option<f64>,
     pub freeze_cut_next_writes: Option<u32>,
     pub freeze_cut_wait_ms: Option<u64>,
+    pub omit_part_checksums: Option<bool>,
     /// Clears every fault first.
     pub clear: bool,
 }
@@ -195,7 +196,8 @@ impl FaultEdit {
             reset_next_puts,
             refuse_next_writes,
             refusal,
-            freeze_cut_next_writes
+            freeze_cut_next_writes,
+            omit_part_checksums
         );
         if let Some(v) = self.slowdown_every {
             f.slowdown_every = (v > 0).then_some(v);

@@ -617,3 +617,47 @@ async fn a_prefix_over_its_request_rate_is_throttled_and_other_prefixes_are_not(
         throttled
     );
 }
+
+/// A store that does not echo part checksums (the `omit_part_checksums` fault, as some
+/// S3-compatible stores answer): UploadPart's answer carries no `x-amz-checksum-crc32`, the part is
+/// still stored with its verified checksum, and a Complete that lists the checksums the client
+/// computed itself is accepted.
+#[tokio::test]
+async fn a_store_that_does_not_echo_part_checksums_still_takes_the_clients_own() {
+    let (ep, s3) = endpoint().await;
+    ep.set_faults(Faults {
+        omit_part_checksums: true,
+        ..Faults::default()
+    });
+    let up = s3
+        .create_multipart_upload()
+        .bucket("logs")
+        .key("k")
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let bodies = vec![vec![b'a'; 5 * MIB], vec![b'b'; 10]];
+    let echoed = upload_parts(&s3, "k", id, &bodies, Some(ChecksumAlgorithm::Crc32)).await;
+    assert!(
+        echoed.iter().all(|p| p.checksum_crc32().is_none()),
+        "no checksum echoed"
+    );
+    let refused = complete(&s3, "k", id, echoed.clone()).await.unwrap_err();
+    assert_eq!(code(&refused), "InvalidRequest");
+    let own: Vec<CompletedPart> = echoed
+        .iter()
+        .zip(&bodies)
+        .map(|(p, body)| {
+            let crc = crc32fast::hash(body).to_be_bytes();
+            CompletedPart::builder()
+                .part_number(p.part_number().unwrap())
+                .e_tag(p.e_tag().unwrap())
+                .checksum_crc32(aws_smithy_types::base64::encode(crc))
+                .build()
+        })
+        .collect();
+    complete(&s3, "k", id, own).await.unwrap();
+    assert_eq!(ep.object("logs", "k").unwrap().size, 5 * MIB + 10);
+}

@@ -8,17 +8,17 @@
 //! call is one attempt: when to try again is the ship policy's decision ([`crate::ship_policy`]).
 
 mod connection;
-pub mod spill;
+mod headers;
 pub mod tls;
 
 pub use connection::http_client;
 
+use crate::sealed::SealedObject;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketLocationConstraint, CompletedMultipartUpload, CompletedPart, CreateBucketConfiguration,
 };
-use bytes::Bytes;
 
 /// Above this a body goes up in parts. 16 MiB: every batch at the default thresholds (4 KiB) and
 /// most tuned ones take a single request, while the largest (100 MiB bytes rate) are resent at
@@ -28,47 +28,6 @@ pub const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Attempts of one part before the whole upload is given up (and aborted).
 const PART_ATTEMPTS: u32 = 3;
 const PART_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
-
-/// A batch ready to go: its key and body are fixed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SealedObject {
-    pub key: String,
-    pub body: Bytes,
-    pub records: usize,
-    /// Bytes of NDJSON before compression (what the bytes threshold counts).
-    pub raw_bytes: u64,
-    pub meta: ObjectMeta,
-}
-
-impl SealedObject {
-    /// One object of `parts`, in order, under the first one's key: bodies concatenated (NDJSON
-    /// lines, gzip members and zstd frames all concatenate into a valid body), counts summed,
-    /// the time span from the first's first record to the last's last. `None` without parts.
-    pub fn concat(parts: Vec<SealedObject>) -> Option<SealedObject> {
-        let mut it = parts.into_iter();
-        let mut first = it.next()?;
-        let mut body = bytes::BytesMut::from(&first.body[..]);
-        for p in it {
-            body.extend_from_slice(&p.body);
-            first.records += p.records;
-            first.raw_bytes += p.raw_bytes;
-            if p.meta.last_record_time.is_some() {
-                first.meta.last_record_time = p.meta.last_record_time;
-            }
-        }
-        first.body = body.freeze();
-        Some(first)
-    }
-}
-
-/// What an object says about itself besides its body (kept with a spilled batch too).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ObjectMeta {
-    pub content_encoding: Option<String>,
-    /// The `time` of the batch's first and last records, as Lambda wrote them.
-    pub first_record_time: Option<String>,
-    pub last_record_time: Option<String>,
-}
 
 /// How every object is written: encryption, storage class, and who wrote it (user metadata).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -99,6 +58,9 @@ pub enum ShipError {
     /// S3 refuses this request itself (a 4xx about the object): retrying will not change it.
     #[error("{code}: {message}")]
     Rejected { code: String, message: String },
+    /// The SDK cannot build the request (a value no HTTP header can carry): it can never be sent.
+    #[error("the request cannot be built: {0}")]
+    Unsendable(String),
 }
 
 /// Error codes that refuse every write, not this one (S3 API Reference, Error codes).
@@ -138,6 +100,7 @@ impl ShipError {
                 })
             }
             ShipError::Rejected { .. } => Failure::Rejected,
+            ShipError::Unsendable(_) => Failure::Unsendable,
         }
     }
 
@@ -193,6 +156,10 @@ impl ShipError {
                 } else {
                     ShipError::Rejected { code, message }
                 }
+            }
+            // Nothing was sent: the same request would fail the same way every time.
+            SdkError::ConstructionFailure(_) => {
+                ShipError::Unsendable(format!("{}", aws_sdk_s3::error::DisplayErrorContext(&e)))
             }
             // Dispatch failures, timeouts and unreadable answers are the network's doing.
             other => {
@@ -299,29 +266,13 @@ impl S3Sink {
         self
     }
 
-    /// The user metadata of `obj`: what it holds and who wrote it.
+    /// The user metadata of `obj`: what it holds and who wrote it ([`headers::metadata`]).
     fn metadata(&self, obj: &SealedObject) -> std::collections::HashMap<String, String> {
-        let mut m = std::collections::HashMap::new();
-        m.insert("record-count".to_string(), obj.records.to_string());
-        if let Some(t) = &obj.meta.first_record_time {
-            m.insert("first-record-time".to_string(), t.clone());
-        }
-        if let Some(t) = &obj.meta.last_record_time {
-            m.insert("last-record-time".to_string(), t.clone());
-        }
-        m.insert(
-            "function-name".to_string(),
-            self.objects.function_name.clone(),
-        );
-        m.insert(
-            "function-version".to_string(),
-            self.objects.function_version.clone(),
-        );
-        m.insert(
-            "extension-version".to_string(),
-            env!("CARGO_PKG_VERSION").to_string(),
-        );
-        m
+        headers::metadata(
+            obj,
+            &self.objects.function_name,
+            &self.objects.function_version,
+        )
     }
 
     /// A new client with a new connection pool: connections from before a snapshot are stale.
@@ -403,11 +354,13 @@ impl S3Sink {
                         other => break other?,
                     }
                 };
+                // The CRC32 computed here, not the one S3 echoed: some S3-compatible stores echo
+                // none, and S3 refuses a COMPOSITE upload's Complete without each part's.
                 parts.push(
                     CompletedPart::builder()
                         .part_number(n)
                         .set_e_tag(r.e_tag().map(str::to_string))
-                        .set_checksum_crc32(r.checksum_crc32().map(str::to_string))
+                        .checksum_crc32(headers::crc32_base64(&chunk))
                         .build(),
                 );
             }
@@ -487,61 +440,16 @@ impl S3Sink {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn obj(key: &str, body: &[u8], first: &str, last: &str) -> SealedObject {
-        SealedObject {
-            key: key.into(),
-            body: Bytes::copy_from_slice(body),
-            records: body.iter().filter(|b| **b == b'\n').count(),
-            raw_bytes: body.len() as u64,
-            meta: ObjectMeta {
-                content_encoding: None,
-                first_record_time: Some(first.into()),
-                last_record_time: Some(last.into()),
-            },
-        }
-    }
+    use crate::ship_policy::Failure;
+    use aws_sdk_s3::operation::put_object::PutObjectError;
 
     #[test]
-    fn merged_batches_keep_the_first_key_and_span_every_record() {
-        let m = SealedObject::concat(vec![
-            obj("k1", b"a\nb\n", "t1", "t2"),
-            obj("k2", b"c\n", "t3", "t4"),
-        ])
-        .unwrap();
-        assert_eq!(
-            (m.key.as_str(), &m.body[..], m.records, m.raw_bytes),
-            ("k1", &b"a\nb\nc\n"[..], 3, 6)
-        );
-        assert_eq!(m.meta.first_record_time.as_deref(), Some("t1"));
-        assert_eq!(m.meta.last_record_time.as_deref(), Some("t4"));
-        assert!(SealedObject::concat(vec![]).is_none());
-    }
-
-    #[test]
-    fn concatenated_gzip_members_read_back_as_one_body() {
-        use std::io::{Read, Write};
-        let gz = |text: &[u8]| {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            e.write_all(text).unwrap();
-            e.finish().unwrap()
-        };
-        let m = SealedObject::concat(vec![
-            obj("k", &gz(b"a\n"), "t", "t"),
-            obj("k2", &gz(b"b\n"), "t", "t"),
-        ])
-        .unwrap();
-        let mut out = String::new();
-        flate2::read::MultiGzDecoder::new(&m.body[..])
-            .read_to_string(&mut out)
-            .unwrap();
-        assert_eq!(out, "a\nb\n");
-        let z = |text: &[u8]| zstd::stream::encode_all(text, 3).unwrap();
-        let m = SealedObject::concat(vec![
-            obj("k", &z(b"a\n"), "t", "t"),
-            obj("k2", &z(b"b\n"), "t", "t"),
-        ])
-        .unwrap();
-        assert_eq!(zstd::stream::decode_all(&m.body[..]).unwrap(), b"a\nb\n");
+    fn a_request_the_sdk_cannot_build_is_unsendable_not_a_network_failure() {
+        let e: SdkError<PutObjectError, aws_sdk_s3::config::http::HttpResponse> =
+            SdkError::construction_failure("invalid header value");
+        let shipped = ShipError::from_sdk(e);
+        assert!(matches!(shipped, ShipError::Unsendable(_)), "{shipped:?}");
+        assert_eq!(shipped.failure(), Failure::Unsendable);
+        assert!(!shipped.is_retriable());
     }
 }

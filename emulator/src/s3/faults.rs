@@ -53,6 +53,11 @@ pub struct Faults {
     /// before the socket timeout, or no freeze at all, lets them through.
     pub freeze_cut_next_writes: u32,
     pub freeze_cut_wait: Duration,
+    /// Answer UploadPart without the part's `x-amz-checksum-*` header, as some S3-compatible
+    /// stores do (S3 itself echoes it: API Reference, UploadPart, Response Syntax). A client that
+    /// builds CompleteMultipartUpload from the echoed checksums then lists none, and S3's rule for
+    /// a COMPOSITE upload refuses it (400 InvalidRequest).
+    pub omit_part_checksums: bool,
 }
 
 /// The per-prefix token buckets of [`Faults::prefix_write_rate`].

@@ -268,6 +268,17 @@ impl S3Endpoint {
                     record.error_code = error_code(&bytes);
                     response = http::Response::from_parts(parts, s3s::Body::from(bytes));
                 }
+                if operation == "UploadPart" && lock(&self.state).faults.omit_part_checksums {
+                    let headers = response.headers_mut();
+                    let echoed: Vec<http::HeaderName> = headers
+                        .keys()
+                        .filter(|h| h.as_str().starts_with("x-amz-checksum-"))
+                        .cloned()
+                        .collect();
+                    for h in echoed {
+                        headers.remove(h);
+                    }
+                }
                 response
             }
         };
