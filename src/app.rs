@@ -8,10 +8,12 @@ use crate::actors::shipper::{ShipperActor, ShipperSettings};
 use crate::config::{Api, ShipAt};
 use crate::config::{
     Config, ENV_CA_BUNDLE, ENV_INITIALIZATION_TYPE, Env, LogLevel, LogType, MANAGED_INSTANCES,
+    SNAP_START,
 };
 use crate::lambda::client::{ExtensionsClient, Subscribed};
 use crate::lambda::requests::{LogsApi, Subscription};
-use crate::sink::{ObjectSettings, S3Sink, spill::SpillDir, tls};
+use crate::sink::{ObjectSettings, S3Sink, tls};
+use crate::spill::SpillDir;
 use crate::{logging, stats::Counters};
 use actix::{Actor, Addr};
 use slog::{Logger, error, info, warn};
@@ -21,6 +23,8 @@ use std::sync::Arc;
 pub struct Running {
     pub lifecycle: Addr<LifecycleActor>,
     pub listener: std::net::SocketAddr,
+    /// The exit code, once the shutdown sequence is over.
+    pub ended: tokio::sync::oneshot::Receiver<i32>,
 }
 
 /// Where the S3 client's configuration comes from.
@@ -179,7 +183,10 @@ pub async fn start(
         "managed_instances" => managed);
 
     let counters = Arc::new(Counters::default());
-    let spill = match SpillDir::open(&config.spill_dir, config.spill_max_bytes) {
+    // In a SnapStart environment any spilled batch may come from the snapshot, whose keys every
+    // restored copy shares: each may be in S3 already, from another copy.
+    let snap_start = env.get(ENV_INITIALIZATION_TYPE).as_deref() == Some(SNAP_START);
+    let spill = match SpillDir::open(&config.spill_dir, config.spill_max_bytes, snap_start) {
         Ok(s) => Some(s),
         Err(e) => {
             warn!(log, "cannot use the spill directory; batches stay in memory only";
@@ -187,8 +194,16 @@ pub async fn start(
             None
         }
     };
+    // The largest object: the bytes threshold, or half the memory bound if larger, so the open
+    // buffer and the batches in flight stay near MAX_BUFFER_BYTES.
+    let max_object = config
+        .thresholds
+        .bytes
+        .get()
+        .max(config.max_buffer_bytes / 2);
     let settings = ShipperSettings {
         max_memory: config.max_buffer_bytes,
+        max_object,
         spill,
         emf_function: config.emf_metrics.then(|| config.function_name.clone()),
     };
@@ -196,13 +211,7 @@ pub async fn start(
     let batch = BatchActor::new(
         BatchSettings {
             thresholds: config.thresholds,
-            // The largest object: the bytes threshold, or half the memory bound if larger, so the
-            // open buffer and the batches in flight stay near MAX_BUFFER_BYTES.
-            max_object_bytes: config
-                .thresholds
-                .bytes
-                .get()
-                .max(config.max_buffer_bytes / 2),
+            max_object_bytes: max_object,
             max_delay: config.max_delay,
             compression: config.compression,
             key_template: config.key_template.clone(),
@@ -277,9 +286,11 @@ pub async fn start(
         ShipAt::EndOfInvoke => Some(std::time::Duration::MAX),
         ShipAt::NextInvoke => Some(config.next_wait),
     };
+    let (ended_tx, ended) = tokio::sync::oneshot::channel();
     let lifecycle = LifecycleActor::new(client, id, neighbours, managed, counters, log.clone())
         .with_emf(config.emf_metrics.then(|| config.function_name.clone()))
         .with_next_wait(next_wait)
+        .with_ended(ended_tx)
         .start();
     let on_signal = lifecycle.clone();
     actix_rt::spawn(async move {
@@ -299,5 +310,6 @@ pub async fn start(
     Ok(Running {
         lifecycle,
         listener: local,
+        ended,
     })
 }

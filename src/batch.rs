@@ -73,7 +73,7 @@ pub struct Batcher {
     pace: f64,
     /// This window's spread of the paced thresholds (1 when not paced): see [`Self::with_jitter`].
     spread: f64,
-    jitter: Option<crate::ship_policy::Xorshift>,
+    jitter: Option<crate::random::Xorshift>,
     /// A buffer this large is sealed at once (memory), at least the bytes threshold.
     max_object_bytes: u64,
     records: Vec<Bytes>,
@@ -114,7 +114,7 @@ impl Batcher {
     /// all again (measured in the fleet mode: SlowDown stayed at 12 % with the average rate at 70 %
     /// of the limit). Unpaced, the thresholds are exactly the configured ones.
     pub fn with_jitter(mut self, seed: u64) -> Self {
-        self.jitter = Some(crate::ship_policy::Xorshift::new(seed));
+        self.jitter = Some(crate::random::Xorshift::new(seed));
         self
     }
 

@@ -92,9 +92,11 @@ pub fn default_max_buffer_bytes(memory_mb: Option<u64>) -> u64 {
     (memory_mb.unwrap_or(128) * 1024 * 1024 / 16).clamp(1024 * 1024, 64 * 1024 * 1024)
 }
 
-/// `lambda-managed-instances` on Lambda Managed Instances (spec §5.1).
+/// `lambda-managed-instances` on Lambda Managed Instances (spec §5.1), `snap-start` for SnapStart
+/// (spec §5.2; the Lambda Developer Guide's "Defined runtime environment variables").
 pub const ENV_INITIALIZATION_TYPE: &str = "AWS_LAMBDA_INITIALIZATION_TYPE";
 pub const MANAGED_INSTANCES: &str = "lambda-managed-instances";
+pub const SNAP_START: &str = "snap-start";
 
 pub const ENV_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 pub const ENV_REGION: &str = "AWS_REGION";

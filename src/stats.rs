@@ -1,10 +1,14 @@
-//! Counters the actors share for the shutdown summary. Plain atomics: they are metrics, not state
-//! any decision depends on.
+//! Counters the actors share for the shutdown summary. Plain atomics: metrics, but for one value a
+//! decision reads — [`Counters::buffered`], the log bytes BatchActor holds, which ShipperActor's
+//! memory bound covers too.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
 pub struct Counters {
+    /// Bytes of records BatchActor holds: its open buffer and batches sealed but not yet queued at
+    /// ShipperActor (being encoded). Added as records arrive, taken off as their batch is queued.
+    pub buffered: AtomicU64,
     /// Records accepted from Lambda.
     pub received: AtomicU64,
     /// Records confirmed written to S3.
@@ -31,10 +35,17 @@ pub struct Counters {
     pub recovered: AtomicU64,
     /// Records refused: no room in memory or on disk.
     pub refused: AtomicU64,
-    /// Records S3 rejected three times (or an unreadable spill file): set aside on disk.
+    /// Records handed to the shipper (sealed by this process).
+    pub sealed: AtomicU64,
+    /// Records S3 rejected three times, or whose request could not be built: set aside on disk.
     pub rejected: AtomicU64,
+    /// Records whose spill file could not be read back: set aside on disk.
+    pub unreadable: AtomicU64,
     /// Records refused after the final seal (answered 503: Lambda counts them undelivered).
     pub late_refused: AtomicU64,
+    /// The most log bytes held in memory at once (buffered, being encoded, held for upload): the
+    /// ship policy's account of what MAX_BUFFER_BYTES bounds.
+    pub peak_held_bytes: AtomicU64,
     /// At the end: records still owned, in memory (lost with the process) and on disk.
     pub unshipped_in_memory: AtomicU64,
     pub still_spilled: AtomicU64,
@@ -47,6 +58,17 @@ impl Counters {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    pub fn set(counter: &AtomicU64, n: u64) {
+        counter.store(n, Ordering::Relaxed);
+    }
+
+    pub fn sub(counter: &AtomicU64, n: u64) {
+        // Never below zero, whatever the order of the updates.
+        let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(v.saturating_sub(n))
+        });
     }
 }
 

@@ -66,6 +66,10 @@ pub struct LifecycleActor {
     emf_function: Option<String>,
     /// How long `next` may wait for uploads after an INVOKE (`None`: not at all).
     next_wait: Option<Duration>,
+    /// Told the exit code once the summary is written: `main` exits then, without waiting for
+    /// work left on the blocking pool (the summary has counted it), so the exit is before the
+    /// deadline.
+    ended: Option<tokio::sync::oneshot::Sender<i32>>,
 }
 
 impl LifecycleActor {
@@ -89,6 +93,7 @@ impl LifecycleActor {
             shutting_down: false,
             emf_function: None,
             next_wait: None,
+            ended: None,
         }
     }
 
@@ -135,17 +140,24 @@ impl LifecycleActor {
         ctx.wait(sequence.into_actor(self).map(move |pending: Pending, act, _| {
             let c = &act.counters;
             let get = |counter: &std::sync::atomic::AtomicU64| Counters::get(counter);
-            let (received, recovered, shipped, refused, rejected) =
-                (get(&c.received), get(&c.recovered), get(&c.shipped), get(&c.refused), get(&c.rejected));
-            let (in_memory, on_disk) = (get(&c.unshipped_in_memory), get(&c.still_spilled));
+            let (received, recovered, shipped, refused, rejected, unreadable) = (
+                get(&c.received), get(&c.recovered), get(&c.shipped), get(&c.refused),
+                get(&c.rejected), get(&c.unreadable),
+            );
+            // Received but never handed to the shipper (a final batch still being encoded at the
+            // deadline) is in memory too.
+            let unsealed = received.saturating_sub(get(&c.sealed));
+            let (in_memory, on_disk) = (get(&c.unshipped_in_memory) + unsealed, get(&c.still_spilled));
             // A spindown discards the environment and its /tmp: what is on disk goes with it. A
             // reset (timeout, failure) or a signal keeps /tmp for the next process to ship.
             let discarded = reason.eq_ignore_ascii_case("spindown");
             let (kept_on_disk, lost_with_environment) = if discarded { (0, on_disk) } else { (on_disk, 0) };
-            let lost = in_memory + lost_with_environment;
-            // Every record is shipped, kept on disk for the next process, set aside (rejected),
-            // refused for want of room, or lost — and the summary says which.
-            let accounted = received + recovered == shipped + kept_on_disk + rejected + refused + lost;
+            // A refused record is a lost record: lost for want of room, and the summary says so.
+            let lost = in_memory + lost_with_environment + refused;
+            // Every record is shipped, kept on disk for the next process, set aside (rejected, or
+            // unreadable), or lost with its reason — and the summary says which.
+            let accounted = received + recovered
+                == shipped + kept_on_disk + rejected + unreadable + lost;
             // What these settings cost: S3 requests per GB of logs (S3 bills $0.005 per 1,000).
             let (puts, bytes) = (get(&c.put_requests), get(&c.shipped_bytes));
             let puts_per_gb = if bytes == 0 { 0 } else { (puts as f64 / (bytes as f64 / 1e9)).round() as u64 };
@@ -153,10 +165,12 @@ impl LifecycleActor {
                 "reason" => &reason,
                 "received" => received, "recovered" => recovered, "shipped" => shipped, "objects" => get(&c.objects),
                 "spilled" => get(&c.spilled), "kept_on_disk" => kept_on_disk, "rejected" => rejected,
-                "refused" => refused, "lost" => lost, "lost_in_memory" => in_memory,
+                "unreadable" => unreadable, "refused" => refused, "lost" => lost,
+                "lost_in_memory" => in_memory, "lost_refused" => refused,
                 "lost_with_environment" => lost_with_environment,
                 "refused_after_shutdown" => get(&c.late_refused), "failed_attempts" => get(&c.failed_attempts),
                 "put_requests" => puts, "shipped_bytes" => bytes, "puts_per_gb" => puts_per_gb,
+                "peak_held_bytes" => get(&c.peak_held_bytes),
                 "malformed" => get(&c.malformed), "oversized" => get(&c.oversized),
                 "lambda_dropped" => get(&c.lambda_dropped), "restores" => get(&c.restores),
                 "accounted" => accounted, "ms" => started.elapsed().as_millis() as u64);
@@ -174,6 +188,7 @@ impl LifecycleActor {
                             ("KeptOnDisk", n(kept_on_disk), "Count"),
                             ("Lost", n(lost), "Count"),
                             ("Refused", n(refused), "Count"),
+                            ("Rejected", n(rejected + unreadable), "Count"),
                             ("Malformed", n(get(&c.malformed)), "Count"),
                             ("LambdaDropped", n(get(&c.lambda_dropped)), "Count"),
                         ],
@@ -185,6 +200,9 @@ impl LifecycleActor {
                     "records" => pending.records, "kept_on_disk" => kept_on_disk, "lost" => lost,
                     "why" => if discarded { "the environment is discarded with its /tmp" } else { "on disk for the next process" });
             }
+            if let Some(ended) = act.ended.take() {
+                let _ = ended.send(exit_code);
+            }
             System::current().stop_with_code(exit_code);
         }));
     }
@@ -195,6 +213,12 @@ impl LifecycleActor {
     /// deadline); `Duration::MAX` waits until the deadline.
     pub fn with_next_wait(mut self, wait: Option<Duration>) -> Self {
         self.next_wait = wait.filter(|w| !w.is_zero());
+        self
+    }
+
+    /// Tells `ended` the exit code when the shutdown sequence is over.
+    pub fn with_ended(mut self, ended: tokio::sync::oneshot::Sender<i32>) -> Self {
+        self.ended = Some(ended);
         self
     }
 

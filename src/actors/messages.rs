@@ -1,7 +1,7 @@
 //! Messages that cross actors. Commands are imperative, notifications past tense.
 
 use crate::lambda::records::Record;
-use crate::sink::SealedObject;
+use crate::sealed::SealedObject;
 use actix::{Message, Recipient};
 use std::time::{Duration, Instant};
 

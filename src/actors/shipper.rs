@@ -1,19 +1,21 @@
 //! ShipperActor: the thin shell that carries out [`crate::ship_policy`]'s decisions. It owns the S3
-//! client and every sealed batch not yet confirmed (in memory, or on disk in the spill directory),
-//! feeds the policy its events (a batch sealed, an upload's outcome, a spill done, a flush asked
-//! for, a wake-up), and does what the policy says: upload, spill, forget, refuse, give up, answer a
-//! flush, wake up later. Every file operation (spill writes with fsync, reads, deletes) runs on
-//! tokio's blocking pool, never on the actor's thread.
+//! client and the [`HeldStore`] (each held batch's body in memory, its spill file), feeds the
+//! policy its events (a batch sealed or recovered, an upload's or a disk job's outcome, a flush
+//! asked for, a restore, a wake-up) and does what the policy says. It decides nothing about a
+//! held batch. Every file operation, every read-back and every merge runs on tokio's blocking
+//! pool, never on the actor's thread.
 
 use super::messages::{Flush, Pace, PaceTo, Pending, Restored, ShipBatch};
-use crate::ship_policy::{Action, BatchId, Config, Event, Failure, FlushId, Policy};
-use crate::sink::spill::{SpillDir, Spilled};
-use crate::sink::{S3Sink, SealedObject};
+use crate::held::{Done, HeldStore, Job, Source};
+use crate::sealed::SealedObject;
+use crate::ship_policy::{Accounts, Action, BatchId, Config, Event, Failure, FlushId, Policy};
+use crate::sink::S3Sink;
+use crate::spill::{Disk, FsDisk, SpillDir};
 use crate::stats::{Counters, Throttle};
 use actix::prelude::*;
 use slog::{Logger, error, info, warn};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -23,54 +25,42 @@ const FAILURE_REPORT_PERIOD: Duration = Duration::from_secs(60);
 /// default thresholds, few enough to keep the bodies in flight small.
 const MAX_IN_FLIGHT: usize = 4;
 
-/// A batch the shipper owns.
-#[derive(Clone)]
-enum Held {
-    Memory(SealedObject),
-    Disk(Spilled),
-}
-
-impl Held {
-    /// The batch itself: as held, or read back from its spill file (blocking I/O: call it on the
-    /// blocking pool).
-    fn load(self) -> std::io::Result<SealedObject> {
-        match self {
-            Held::Memory(o) => Ok(o),
-            Held::Disk(s) => SpillDir::read(&s),
-        }
-    }
-}
-
 /// What ShipperActor starts with.
 pub struct ShipperSettings {
-    /// Bytes of sealed batches held in memory.
+    /// Bytes of sealed batches held in memory before the newest go to disk.
     pub max_memory: u64,
-    /// The spill directory, if it could be opened, and what a previous process left there.
-    pub spill: Option<(SpillDir, Vec<Spilled>)>,
+    /// The largest object the batcher seals.
+    pub max_object: u64,
+    /// The spill directory, if it could be opened, with what a previous process left there.
+    pub spill: Option<SpillDir>,
     /// Emit an EMF line per shipped object, with this function name as the dimension.
     pub emf_function: Option<String>,
+}
+
+impl ShipperSettings {
+    /// The largest merged body: a single PutObject, within half the memory bound.
+    pub fn merge_limit(&self) -> u64 {
+        (self.max_memory / 2).clamp(1024 * 1024, crate::sink::MULTIPART_THRESHOLD as u64)
+    }
 }
 
 pub struct ShipperActor {
     sink: S3Sink,
     policy: Policy,
-    held: HashMap<BatchId, Held>,
-    /// Shared with the blocking pool, where spill files are written and removed.
-    spill: Option<Arc<Mutex<SpillDir>>>,
+    store: HeldStore,
+    disk: Option<FsDisk>,
     next_id: BatchId,
     flushes: HashMap<FlushId, oneshot::Sender<Pending>>,
     next_flush: FlushId,
     /// The earliest wake-up asked for and not yet due.
     wake_at: Option<Instant>,
-    /// Batches forgotten while their spill was being written: the file goes when it is done.
-    forgotten_while_spilling: std::collections::HashSet<BatchId>,
     /// When each upload started, for the log line.
     started: HashMap<BatchId, Instant>,
     failures: HashMap<String, Throttle>,
     /// The last upload error, for the failure's log line.
     last_error: Option<String>,
     /// Batches a previous process spilled, handed to the policy when the actor starts.
-    recovered: Vec<Spilled>,
+    recovered: Vec<crate::spill::Recovered>,
     /// Where the pace goes (BatchActor).
     pace_to: Option<Recipient<Pace>>,
     emf_function: Option<String>,
@@ -85,28 +75,39 @@ impl ShipperActor {
         counters: Arc<Counters>,
         log: Logger,
     ) -> Self {
-        let (spill, recovered) = match settings.spill {
-            Some((dir, found)) => (Some(Arc::new(Mutex::new(dir))), found),
-            None => (None, Vec::new()),
+        let merge_limit = settings.merge_limit();
+        let (disk, max_disk, recovered) = match settings.spill {
+            Some(s) => {
+                let r = s.recovery;
+                if r.removed_absorbed > 0 || !r.unreadable.is_empty() {
+                    warn!(log, "spill directory: parts of merged batches removed, unreadable files left alone";
+                        "removed_absorbed" => r.removed_absorbed, "unreadable" => r.unreadable.len());
+                }
+                (Some(s.disk), s.max_bytes, r.batches)
+            }
+            None => (None, 0, Vec::new()),
         };
-        let actor = Self {
+        let records: usize = recovered.iter().map(|s| s.records).sum();
+        if !recovered.is_empty() {
+            info!(log, "recovered spilled batches; shipping them first";
+                "batches" => recovered.len(), "records" => records);
+        }
+        Self {
             sink,
             policy: Policy::new(Config {
                 max_memory: settings.max_memory,
+                max_object: settings.max_object,
+                max_disk,
                 max_in_flight: MAX_IN_FLIGHT,
-                can_spill: spill.is_some(),
-                seed: u64::from(std::process::id()) ^ rand::random::<u64>(),
-                // Merged bodies stay single PutObjects and within half the memory bound.
-                merge_limit: (settings.max_memory / 2)
-                    .clamp(1024 * 1024, crate::sink::MULTIPART_THRESHOLD as u64),
+                seed: rand::random(),
+                merge_limit,
             }),
-            held: HashMap::new(),
-            spill,
+            store: HeldStore::default(),
+            disk,
             next_id: 0,
             flushes: HashMap::new(),
             next_flush: 0,
             wake_at: None,
-            forgotten_while_spilling: Default::default(),
             started: HashMap::new(),
             failures: HashMap::new(),
             last_error: None,
@@ -115,14 +116,7 @@ impl ShipperActor {
             emf_function: settings.emf_function,
             counters,
             log,
-        };
-        let records: usize = actor.recovered.iter().map(|s| s.records).sum();
-        if !actor.recovered.is_empty() {
-            Counters::add(&actor.counters.recovered, records as u64);
-            info!(actor.log, "recovered spilled batches; shipping them first";
-                "batches" => actor.recovered.len(), "records" => records);
         }
-        actor
     }
 
     fn id(&mut self) -> BatchId {
@@ -132,27 +126,65 @@ impl ShipperActor {
 
     /// Feeds the policy one event and carries out what it decides.
     fn event(&mut self, event: Event, ctx: &mut Context<Self>) {
+        self.policy
+            .set_upstream(Counters::get(&self.counters.buffered));
         let actions = self.policy.handle(event, Instant::now());
+        self.publish(self.policy.accounts());
         for a in actions {
             self.act(a, ctx);
+        }
+    }
+
+    /// The policy's accounts, for the summary.
+    fn publish(&self, a: Accounts) {
+        let c = &self.counters;
+        for (counter, n) in [
+            (&c.sealed, a.sealed),
+            (&c.recovered, a.recovered),
+            (&c.shipped, a.shipped),
+            (&c.objects, a.objects),
+            (&c.spilled, a.spilled),
+            (&c.refused, a.refused),
+            (&c.rejected, a.rejected),
+            (&c.unreadable, a.unreadable),
+            (&c.unshipped_in_memory, a.in_memory),
+            (&c.still_spilled, a.on_disk),
+            (&c.peak_held_bytes, a.peak_memory),
+        ] {
+            Counters::set(counter, n);
         }
     }
 
     fn act(&mut self, action: Action, ctx: &mut Context<Self>) {
         match action {
             Action::Upload { id, timeout } => self.upload(id, timeout, ctx),
-            Action::Spill { id } => self.spill(id, ctx),
-            Action::Forget { id } => self.forget(id, true),
+            Action::Spill { id, maybe_stored } => {
+                let job = self.store.spill(id, maybe_stored);
+                self.run(job, Event::Spilled { id, ok: false }, ctx);
+            }
+            Action::Merge {
+                into,
+                from,
+                to_disk,
+            } => {
+                let job = self.store.merge(into, from, to_disk);
+                self.run(job, Event::Merged { into, ok: false }, ctx);
+            }
+            Action::Delete { id } => {
+                let job = self.store.delete(id);
+                self.run(job, Event::Deleted { id, ok: false }, ctx);
+            }
+            Action::Forget { id } => {
+                self.store.forget(id);
+            }
             Action::Refuse { id } => {
-                if let Some(Held::Memory(o)) = self.held.remove(&id) {
-                    Counters::add(&self.counters.refused, o.records as u64);
+                if let Some(h) = self.store.forget(id) {
                     error!(self.log, "no room in memory or on disk: a batch was refused";
-                        "key" => &o.key, "records" => o.records,
+                        "key" => &h.object.key, "records" => h.object.records,
                         "what_now" => "S3 is not taking batches fast enough and the spill directory is unusable or full; raise ADAPTIVE_BATCHING_EXTENSION_MAX_BUFFER_BYTES or _SPILL_MAX_BYTES");
                 }
             }
-            Action::GiveUp { id } => self.give_up(id, ctx),
-            Action::Merge { into, from } => self.merge(into, from, ctx),
+            Action::SetAside { id } => self.set_aside(id, ctx),
             Action::Report { failure } => self.report(&failure),
             Action::AnswerFlush { id } => {
                 if let Some(tx) = self.flushes.remove(&id) {
@@ -182,23 +214,69 @@ impl ShipperActor {
         }
     }
 
+    /// Runs a disk job on the blocking pool and reports its outcome; `failed` when it cannot run.
+    fn run(&mut self, job: Option<Job>, failed: Event, ctx: &mut Context<Self>) {
+        let Some(job) = job else {
+            self.event(failed, ctx);
+            return;
+        };
+        let failed = job.failed();
+        let disk = self.disk.clone();
+        let work =
+            tokio::task::spawn_blocking(move || job.run(disk.as_ref().map(|d| d as &dyn Disk)));
+        ctx.spawn(work.into_actor(self).map(move |done, act, ctx| {
+            if let Ok(Done::SetAside {
+                key,
+                result: Err(e),
+            }) = &done
+            {
+                warn!(act.log, "cannot set a batch aside; its file stays where it is, for the next process";
+                    "key" => key, "error" => e.to_string());
+            }
+            let event = match done {
+                Ok(done) => act.store.apply(done),
+                Err(_) => failed,
+            };
+            if let Some(e) = event {
+                act.event(e, ctx);
+            }
+        }));
+    }
+
     fn upload(&mut self, id: BatchId, timeout: Duration, ctx: &mut Context<Self>) {
-        let Some(held) = self.held.get(&id).cloned() else {
+        let Some(source) = self.store.source(id) else {
+            self.event(
+                Event::Failed {
+                    id,
+                    failure: Failure::Unreadable,
+                },
+                ctx,
+            );
             return;
         };
         self.started.insert(id, Instant::now());
         let sink = self.sink.clone();
+        let disk = self.disk.clone();
         let attempt = async move {
-            let obj = match held {
-                Held::Memory(o) => o,
+            let obj = match source {
+                Source::Memory(o) => o,
                 on_disk => {
-                    match tokio::task::spawn_blocking(move || on_disk.load()).await {
+                    let read = tokio::task::spawn_blocking(move || {
+                        on_disk.load(disk.as_ref().map(|d| d as &dyn Disk))
+                    });
+                    match read.await {
                         Ok(Ok(o)) => o,
-                        // An unreadable spill file cannot be shipped: given up like a rejected batch.
-                        _ => {
+                        Ok(Err(e)) => {
                             return Err((
-                                Failure::Rejected,
-                                "cannot read a spilled batch".to_string(),
+                                Failure::Unreadable,
+                                format!("cannot read a spilled batch: {e}"),
+                                0,
+                            ));
+                        }
+                        Err(e) => {
+                            return Err((
+                                Failure::Unreadable,
+                                format!("cannot read a spilled batch: {e}"),
                                 0,
                             ));
                         }
@@ -240,79 +318,7 @@ impl ShipperActor {
         }));
     }
 
-    /// Appends the bodies of `from` to `into`'s (NDJSON, gzip members and zstd frames all
-    /// concatenate), under `into`'s key, writes the result to disk before removing the parts, and
-    /// tells the policy. Reads and writes run on the blocking pool.
-    fn merge(&mut self, into: BatchId, from: Vec<BatchId>, ctx: &mut Context<Self>) {
-        let parts: Option<Vec<Held>> = std::iter::once(&into)
-            .chain(&from)
-            .map(|id| self.held.get(id).cloned())
-            .collect();
-        let dir = self.spill.clone();
-        let work = tokio::task::spawn_blocking(
-            move || -> Option<(SealedObject, Option<Spilled>, Vec<Held>)> {
-                let parts = parts?;
-                let objects = parts
-                    .iter()
-                    .map(|p| p.clone().load().ok())
-                    .collect::<Option<_>>()?;
-                let merged = SealedObject::concat(objects)?;
-                let spilled = dir.as_ref().and_then(|d| {
-                    let mut d = d.lock().unwrap_or_else(|e| e.into_inner());
-                    // The merged batch replaces its first part's file (same key, same name).
-                    d.write(&merged).ok()
-                });
-                Some((merged, spilled, parts))
-            },
-        );
-        ctx.spawn(work.into_actor(self).map(move |res, act, ctx| {
-            let Ok(Some((merged, spilled, parts))) = res else {
-                act.event(
-                    Event::Merged {
-                        into,
-                        from,
-                        ok: false,
-                        records: 0,
-                        bytes: 0,
-                        on_disk: false,
-                    },
-                    ctx,
-                );
-                return;
-            };
-            let (records, bytes) = (merged.records, merged.body.len() as u64);
-            // The parts' files go; the first part's was just overwritten by the merged batch.
-            for (id, part) in from.iter().zip(parts.into_iter().skip(1)) {
-                act.held.remove(id);
-                if let Held::Disk(s) = part {
-                    act.remove_file(s);
-                }
-            }
-            let on_disk = spilled.is_some();
-            act.held.insert(
-                into,
-                match spilled {
-                    Some(s) => Held::Disk(s),
-                    None => Held::Memory(merged),
-                },
-            );
-            act.event(
-                Event::Merged {
-                    into,
-                    from,
-                    ok: true,
-                    records,
-                    bytes,
-                    on_disk,
-                },
-                ctx,
-            );
-        }));
-    }
-
     fn shipped(&mut self, obj: &SealedObject, took: Duration) {
-        Counters::add(&self.counters.shipped, obj.records as u64);
-        Counters::add(&self.counters.objects, 1);
         Counters::add(&self.counters.shipped_bytes, obj.raw_bytes);
         if let Some(function) = &self.emf_function {
             println!(
@@ -337,87 +343,19 @@ impl ShipperActor {
             "ms" => took.as_millis() as u64);
     }
 
-    fn spill(&mut self, id: BatchId, ctx: &mut Context<Self>) {
-        let (Some(Held::Memory(obj)), Some(dir)) =
-            (self.held.get(&id).cloned(), self.spill.clone())
-        else {
-            self.event(Event::Spilled { id, ok: false }, ctx);
-            return;
-        };
-        let write = tokio::task::spawn_blocking(move || {
-            let mut dir = dir.lock().unwrap_or_else(|e| e.into_inner());
-            dir.write(&obj).map_err(|e| e.to_string())
-        });
-        ctx.spawn(write.into_actor(self).map(move |res, act, ctx| {
-            let written = res.map_err(|e| e.to_string()).and_then(|r| r);
-            match written {
-                Ok(s) => {
-                    Counters::add(&act.counters.spilled, s.records as u64);
-                    if act.forgotten_while_spilling.remove(&id) {
-                        // S3 confirmed it while it was being written: the file is not needed.
-                        act.remove_file(s);
-                        return;
-                    }
-                    act.held.insert(id, Held::Disk(s));
-                    act.event(Event::Spilled { id, ok: true }, ctx);
-                }
-                Err(e) => {
-                    act.report_cause("spill", &format!("cannot spill a batch: {e}"),
-                        "free space in the spill directory or raise ADAPTIVE_BATCHING_EXTENSION_SPILL_MAX_BYTES");
-                    act.event(Event::Spilled { id, ok: false }, ctx);
-                }
-            }
-        }));
-    }
-
-    /// S3 has it (or it was given up): free the memory, delete the file.
-    fn forget(&mut self, id: BatchId, spill_may_be_running: bool) {
-        match self.held.remove(&id) {
-            Some(Held::Disk(s)) => self.remove_file(s),
-            Some(Held::Memory(_)) if spill_may_be_running => {
-                self.forgotten_while_spilling.insert(id);
-            }
-            _ => {}
-        }
-    }
-
-    fn remove_file(&self, s: Spilled) {
-        if let Some(dir) = self.spill.clone() {
-            tokio::task::spawn_blocking(move || {
-                dir.lock().unwrap_or_else(|e| e.into_inner()).remove(&s);
-            });
-        }
-    }
-
-    /// Rejected too often: the batch stays on disk, renamed aside so no process tries it again.
-    fn give_up(&mut self, id: BatchId, ctx: &mut Context<Self>) {
-        let Some(held) = self.held.remove(&id) else {
-            return;
-        };
-        let records = match &held {
-            Held::Memory(o) => o.records,
-            Held::Disk(s) => s.records,
-        };
-        Counters::add(&self.counters.rejected, records as u64);
-        error!(self.log, "S3 rejected a batch three times; it is kept on disk and not tried again";
+    /// Set aside for a person (S3 rejected it, its request cannot be built, or its file cannot be
+    /// read): renamed (or written) with a `.rejected` suffix, which no process recovers.
+    fn set_aside(&mut self, id: BatchId, ctx: &mut Context<Self>) {
+        let records = self
+            .store
+            .get(id)
+            .map(|h| h.object.records)
+            .unwrap_or_default();
+        error!(self.log, "a batch cannot be shipped; it is kept on disk and not tried again";
             "records" => records, "error" => self.last_error.clone().unwrap_or_default(),
             "what_now" => "the batch is in the spill directory with a .rejected suffix; report this");
-        let dir = self.spill.clone();
-        let aside = async move {
-            let Some(dir) = dir else { return };
-            let _ = tokio::task::spawn_blocking(move || {
-                let mut dir = dir.lock().unwrap_or_else(|e| e.into_inner());
-                match held {
-                    Held::Disk(s) => dir.set_aside(&s),
-                    Held::Memory(o) => dir
-                        .write(&o)
-                        .map_err(|e| std::io::Error::other(e.to_string()))
-                        .and_then(|s| dir.set_aside(&s)),
-                }
-            })
-            .await;
-        };
-        ctx.spawn(aside.into_actor(self));
+        let job = self.store.set_aside(id);
+        self.run(job, Event::Tick, ctx);
     }
 
     fn report(&mut self, failure: &Failure) {
@@ -430,12 +368,9 @@ impl ShipperActor {
             ),
             Failure::Refused(r) => (r.name(), r.what_to_fix()),
             Failure::Rejected => ("rejected", "kept; retried twice more, then set aside"),
+            Failure::Unsendable => ("unsendable", "set aside: the request can never be sent"),
+            Failure::Unreadable => ("unreadable", "set aside: its spill file cannot be read"),
         };
-        self.report_cause(cause, &error, what_now);
-    }
-
-    /// One line per cause, then at most one a minute with the count.
-    fn report_cause(&mut self, cause: &str, error: &str, what_now: &str) {
         let throttle = self.failures.entry(cause.to_string()).or_default();
         if let Some(n) = throttle.note(1, Instant::now(), FAILURE_REPORT_PERIOD) {
             warn!(self.log, "ship failed"; "cause" => cause, "error" => error, "what_now" => what_now,
@@ -449,14 +384,9 @@ impl Actor for ShipperActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Recovered batches go first.
-        for s in std::mem::take(&mut self.recovered) {
+        for r in std::mem::take(&mut self.recovered) {
             let id = self.id();
-            let event = Event::Recovered {
-                id,
-                records: s.records,
-                bytes: s.bytes,
-            };
-            self.held.insert(id, Held::Disk(s));
+            let event = self.store.recovered(id, &r);
             self.event(event, ctx);
         }
     }
@@ -467,9 +397,8 @@ impl Handler<ShipBatch> for ShipperActor {
 
     fn handle(&mut self, msg: ShipBatch, ctx: &mut Context<Self>) {
         let id = self.id();
-        let (records, bytes) = (msg.object.records, msg.object.body.len() as u64);
-        self.held.insert(id, Held::Memory(msg.object));
-        self.event(Event::Sealed { id, records, bytes }, ctx);
+        let event = self.store.sealed(id, msg.object);
+        self.event(event, ctx);
     }
 }
 
@@ -489,14 +418,10 @@ impl Handler<Flush> for ShipperActor {
             },
             ctx,
         );
-        Box::pin(rx.into_actor(self).map(move |answer, act, _| {
-            if msg.last {
-                let (memory, disk) = act.policy.owned();
-                Counters::add(&act.counters.unshipped_in_memory, memory as u64);
-                Counters::add(&act.counters.still_spilled, disk as u64);
-            }
-            answer.unwrap_or_default()
-        }))
+        Box::pin(
+            rx.into_actor(self)
+                .map(|answer, _, _| answer.unwrap_or_default()),
+        )
     }
 }
 
@@ -511,7 +436,13 @@ impl Handler<PaceTo> for ShipperActor {
 impl Handler<Restored> for ShipperActor {
     type Result = ();
 
-    fn handle(&mut self, _: Restored, _: &mut Context<Self>) {
+    fn handle(&mut self, _: Restored, ctx: &mut Context<Self>) {
         self.sink.reconnect();
+        self.event(
+            Event::Restored {
+                seed: rand::random(),
+            },
+            ctx,
+        );
     }
 }

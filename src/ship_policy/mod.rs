@@ -1,8 +1,10 @@
-//! The policy of the ship path, as a pure state machine: events in (a batch sealed, an upload's
-//! outcome, a spill done, a flush asked for, time passing), actions out (upload, spill, forget,
-//! refuse, give up, answer a flush, wake me at). No actix, no SDK, no I/O; time is passed in. The
-//! ShipperActor only carries the actions out (in the manner of the sans-IO cores of quinn-proto or
-//! h2), so every decision below is unit-tested here.
+//! The policy of the ship path, as a pure state machine: events in (a batch sealed or recovered,
+//! an upload's, a spill's, a merge's or a delete's outcome, a flush asked for, a restore, time
+//! passing), actions out. It is the one owner of every held batch: it decides every transition —
+//! memory to disk, merge, delete, refuse, set aside, forget — and keeps the accounts; ShipperActor
+//! only carries the actions out and reports their outcomes (in the manner of the sans-IO cores of
+//! quinn-proto or h2). No actix, no SDK, no I/O; time is passed in. The ship path's simulation
+//! (`tests/simulation/`) drives this code against modelled S3 and disks.
 //!
 //! The contract:
 //! * **Nothing waits for S3 unless asked.** Uploads run while the environment runs; a `Flush` (the
@@ -10,28 +12,47 @@
 //!   deadline, or at the first failure: a failing S3 never holds an invoke.
 //! * **A batch leaves only when S3 confirmed it**, under the key fixed at sealing: a retry (after a
 //!   failure, a timeout, a freeze) rewrites the same object with the same bytes.
+//! * **"S3 may have stored it" belongs to the key**: set by an attempt whose outcome is unknown (a
+//!   timeout, a reset, a 5xx), persisted in the spill file's header, and set for everything held
+//!   when a SnapStart restore is seen (each copy of the snapshot holds the same keys). Such a batch
+//!   is only ever retried with identical bytes, never merged.
 //! * **Retries** wait by what failed: transient (network, 5xx, timeouts, RequestTimeout) from 100 ms
-//!   doubling to 5 s; throttling (SlowDown) from 2 s to 30 s, and it paces the batcher; refusals (AccessDenied, a KMS denial,
-//!   NoSuchBucket with creation off) 1 s, 2 s, 4 s… up to 30 s. Jitter spreads the first two. While S3
-//!   fails, one upload at a time probes it; healthy, up to `max_in_flight` run at once (twice that
-//!   in the final round).
-//! * **Once failed, a batch is on disk** (spilled), so a crash or a reset does not lose it; memory
-//!   holds at most `max_memory` bytes of batches, the newest spill past it; past twice that with no
-//!   disk, a new batch is refused.
-//! * **A batch S3 rejects** (a 4xx about the request itself, not a refusal) is given up after
-//!   `REJECTIONS` attempts, so one bad batch cannot block the others: it stays on disk, aside.
-//! * **Throttling paces the batcher**: SlowDown makes the environment ship less often, with larger
-//!   objects, and it relaxes again when the throttling stops ([`Pacing`]).
-//! * **At SHUTDOWN** (`Flush { last }`) the back-off is lifted: every kept batch, refused ones
-//!   included, is tried again at once; a failure there (a refusal too) is tried again after at most
-//!   250 ms, one probe at a time, until the deadline less a reserve; then what is still in memory is
-//!   spilled.
+//!   doubling to 5 s; throttling (SlowDown) from 2 s to 30 s, and it paces the batcher; refusals
+//!   (AccessDenied, a KMS denial, NoSuchBucket with creation off) 1 s, 2 s, 4 s… up to 30 s. Jitter
+//!   spreads the first two. While S3 fails, one upload at a time probes it, taking the held
+//!   batches in turn (one bad batch never holds the others); healthy, up to `max_in_flight` run at
+//!   once (twice that in the final round).
+//! * **Once failed, a batch is on disk** (spilled), so a crash or a reset does not lose it.
+//! * **Memory is bounded**: the bodies held, copies read back from disk for an upload, merge
+//!   results, and what is held before the policy sees it (the batcher's buffer, batches being
+//!   encoded: [`Policy::set_upstream`]) all count. Past `max_memory` the newest batches go to disk;
+//!   a copy is read back or a merge made in memory only within `max_memory` (one copy at a time
+//!   always may, so a batch larger than the bound still goes); past `max_memory + max_object` (a
+//!   batch arriving while memory is full) a batch held in memory alone — never one on disk — is
+//!   refused, and counted.
+//! * **Disk is bounded** by `max_disk`, a file being written counted from its start. A spill, merge
+//!   or delete that fails is retried with a back-off of its own batch (100 ms doubling to 30 s);
+//!   nothing is turned off for the process.
+//! * **A merge takes effect once its result is as durable as its parts were**: with any part on
+//!   disk it is written to disk before the parts go; if it cannot be made, the parts stay as they
+//!   were. Parts merged away are deleted before the merged batch's own file can be.
+//! * **A batch S3 rejects** (a 4xx about the request itself) is set aside after [`REJECTIONS`]
+//!   attempts; one whose request cannot be built, or whose file cannot be read, at once.
+//! * **Throttling paces the batcher** ([`Pacing`]) and merges waiting batches S3 never stored.
+//! * **At SHUTDOWN** (`Flush { last }`) the back-off is lifted: every kept batch is tried again at
+//!   once; a failure there is tried again after at most 250 ms, one probe at a time, until the
+//!   deadline less [`SPILL_RESERVE`]; then what is still in memory is spilled. The flush is
+//!   answered by its deadline whatever is still in flight.
+//! * **The accounts are exact**: every record sealed or recovered is shipped, on disk, in memory,
+//!   refused, rejected or unreadable ([`Accounts`]).
 
+mod entry;
 mod pacing;
-pub use pacing::{
-    FIRST_INCREASE, MAX_PACE, Pacing, RELAX_EVERY, RELAX_RATE, RESET_AFTER, Xorshift,
-};
 
+pub use crate::random::Xorshift;
+pub use pacing::{FIRST_INCREASE, MAX_PACE, Pacing, RELAX_EVERY, RELAX_RATE, RESET_AFTER};
+
+use entry::{Entry, MergePlan, Upload};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -40,7 +61,7 @@ pub type FlushId = u64;
 
 /// How long the final round leaves for spilling what is still in memory.
 pub const SPILL_RESERVE: Duration = Duration::from_millis(200);
-/// Attempts a rejected batch gets before it is given up.
+/// Attempts a rejected batch gets before it is set aside.
 pub const REJECTIONS: u32 = 3;
 /// The longest wait between attempts in the final round (the shutdown's deadline is near).
 const FINAL_ROUND_LONGEST_WAIT: Duration = Duration::from_millis(250);
@@ -48,7 +69,7 @@ const FINAL_ROUND_LONGEST_WAIT: Duration = Duration::from_millis(250);
 /// What an upload failure means for what to do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    /// Network, timeout, 5xx, RequestTimeout, a cut connection: soon again.
+    /// Network, timeout, 5xx, RequestTimeout, a cut connection: soon again. S3 may have stored it.
     Transient,
     /// 503 SlowDown: S3 asks for fewer requests.
     Throttled,
@@ -56,6 +77,10 @@ pub enum Failure {
     Refused(Refusal),
     /// S3 refuses this request itself (a 4xx about the object); retrying will not change it.
     Rejected,
+    /// The request cannot even be built (a header no HTTP request can carry): never sendable.
+    Unsendable,
+    /// Its spill file cannot be read back.
+    Unreadable,
 }
 
 /// Why S3 refuses writes, each with what to fix.
@@ -110,63 +135,72 @@ pub enum Event {
         id: BatchId,
         records: usize,
         bytes: u64,
+        maybe_stored: bool,
     },
     /// S3 confirmed the batch.
     Uploaded { id: BatchId },
     /// The upload failed.
     Failed { id: BatchId, failure: Failure },
-    /// A spill finished (`ok`: the batch is on disk now).
+    /// A spill finished (`ok`: the file is written and the memory released).
     Spilled { id: BatchId, ok: bool },
-    /// A merge finished: on success `into` holds the records of `from` too (`records`, `bytes` in
-    /// all), on disk if `on_disk`; on failure everything is as it was.
-    Merged {
-        into: BatchId,
-        from: Vec<BatchId>,
-        ok: bool,
-        records: usize,
-        bytes: u64,
-        on_disk: bool,
-    },
+    /// A merge finished (`ok`: done as [`Action::Merge`] says; else nothing changed).
+    Merged { into: BatchId, ok: bool },
+    /// A file was deleted (`ok`), or could not be.
+    Deleted { id: BatchId, ok: bool },
     /// Someone waits until nothing is pending, a failure, or `deadline`; `last`: the shutdown's.
     Flush {
         id: FlushId,
         deadline: Instant,
         last: bool,
     },
+    /// The environment was restored from a SnapStart snapshot: every batch held now is held by the
+    /// other copies too, under the same key. `seed` reseeds the jitter (the copies share it).
+    Restored { seed: u64 },
     /// Time passed (a wake-up asked for with [`Action::WakeAt`]).
     Tick,
 }
 
-/// What the actor is to do.
+/// What the actor is to do. Each is carried out whole, and those with an outcome report it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Upload the batch (from memory or disk), giving up after `timeout`.
+    /// Upload the batch (its body in memory, or read back from its file), giving up after
+    /// `timeout`; report [`Event::Uploaded`] or [`Event::Failed`].
     Upload {
         id: BatchId,
         timeout: Duration,
     },
-    /// Write the batch from memory to disk (off the actor's thread).
+    /// Write the batch's body to its file, saying whether S3 may have stored it; once written,
+    /// release the body from memory; report [`Event::Spilled`].
     Spill {
         id: BatchId,
+        maybe_stored: bool,
     },
-    /// S3 has it: free the memory or delete the file.
-    Forget {
-        id: BatchId,
-    },
-    /// No room anywhere: drop it and count it refused.
-    Refuse {
-        id: BatchId,
-    },
-    /// Rejected too often: keep it on disk, aside, and stop trying.
-    GiveUp {
-        id: BatchId,
-    },
-    /// S3 throttles: append the bodies of `from` (in order) to `into`'s, under `into`'s key — one
-    /// request instead of several. Only batches S3 certainly never stored are merged, so no key
-    /// is ever written with two contents.
+    /// S3 throttles: make one batch of `into` and `from` (bodies in order) under `into`'s key. With
+    /// `to_disk` write it as `into`'s file (replacing it), naming `from`'s keys as absorbed, and
+    /// hold no body; else hold it in memory as `into`'s body. Once made, release `from`'s bodies
+    /// (their files stay until [`Action::Delete`]). Report [`Event::Merged`]; on failure change
+    /// nothing.
     Merge {
         into: BatchId,
         from: Vec<BatchId>,
+        to_disk: bool,
+    },
+    /// Delete the batch's file; report [`Event::Deleted`].
+    Delete {
+        id: BatchId,
+    },
+    /// Drop everything held for the batch (S3 has it, or it was merged away).
+    Forget {
+        id: BatchId,
+    },
+    /// No room: drop the batch (held in memory alone); it is counted refused.
+    Refuse {
+        id: BatchId,
+    },
+    /// Keep the batch for a person: its file renamed aside, or written aside if it has none;
+    /// then forget it. It is counted rejected (or unreadable).
+    SetAside {
+        id: BatchId,
     },
     /// The failure to log (the actor throttles per cause).
     Report {
@@ -175,32 +209,11 @@ pub enum Action {
     AnswerFlush {
         id: FlushId,
     },
-    /// Send a [`Event::Tick`] at this time.
+    /// Send an [`Event::Tick`] at this time.
     WakeAt(Instant),
     /// S3 asks for fewer requests (or no longer does): ship less often, with larger objects, by
     /// this factor (≥ 1) — see [`Pacing`].
     Pace(f64),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Place {
-    Memory,
-    Disk,
-}
-
-#[derive(Debug, Clone)]
-struct Entry {
-    records: usize,
-    bytes: u64,
-    place: Place,
-    uploading: bool,
-    spilling: bool,
-    rejections: u32,
-    /// An attempt failed in a way that may have stored it (a timeout, a reset, a 5xx): its key
-    /// may exist in S3, so its content must not change (it is never merged).
-    maybe_written: bool,
-    /// When its last upload started.
-    started: Option<Instant>,
 }
 
 /// Whether S3 is taking writes.
@@ -236,12 +249,15 @@ impl BackoffKind {
 /// What the policy is configured with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
-    /// Bytes of batches held in memory before the newest spill.
+    /// Bytes of batches held in memory before the newest go to disk.
     pub max_memory: u64,
+    /// The largest object the batcher seals: memory may pass `max_memory` by this much (a batch
+    /// arriving, a copy read back) before a batch is refused.
+    pub max_object: u64,
+    /// Bytes of batch bodies the spill directory may hold (0: no usable disk).
+    pub max_disk: u64,
     /// Uploads at once while S3 is healthy.
     pub max_in_flight: usize,
-    /// Whether batches can go to disk at all.
-    pub can_spill: bool,
     /// Seed of the retry jitter (reproducible in tests).
     pub seed: u64,
     /// The largest body a merge makes.
@@ -254,11 +270,68 @@ pub fn attempt_timeout(bytes: u64) -> Duration {
     Duration::from_secs(3) + Duration::from_secs(bytes / (1024 * 1024))
 }
 
-/// How many batches and records are still owned.
+/// How many batches and records are still owned (not yet confirmed by S3).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pending {
     pub batches: usize,
     pub records: usize,
+}
+
+/// Records by what became of them, in this process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Accounts {
+    /// Sealed by this process.
+    pub sealed: u64,
+    /// Found on disk at start, left by a previous process.
+    pub recovered: u64,
+    /// Confirmed by S3.
+    pub shipped: u64,
+    /// Objects S3 confirmed.
+    pub objects: u64,
+    /// Written to the spill directory (memory short, or an upload failed).
+    pub spilled: u64,
+    /// Dropped for want of room (in memory alone, past the bound).
+    pub refused: u64,
+    /// Set aside: S3 rejected them, or their request could not be built.
+    pub rejected: u64,
+    /// Set aside: their spill file could not be read.
+    pub unreadable: u64,
+    /// Still owned, held in memory alone (lost if the process ends now).
+    pub in_memory: u64,
+    /// Still owned, on disk (kept for the next process, unless the environment goes).
+    pub on_disk: u64,
+    /// The most memory log records cost at once, in bytes: held batches (bodies, copies, merge
+    /// results) and what was held before them (upstream).
+    pub peak_memory: u64,
+}
+
+impl Accounts {
+    /// Every record sealed or recovered is in exactly one place.
+    pub fn balanced(&self) -> bool {
+        self.sealed + self.recovered
+            == self.shipped
+                + self.refused
+                + self.rejected
+                + self.unreadable
+                + self.in_memory
+                + self.on_disk
+    }
+}
+
+/// A held batch, seen from outside the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchView {
+    pub records: usize,
+    pub bytes: u64,
+    /// The shell holds its body in memory.
+    pub in_memory: bool,
+    /// Its spill file exists.
+    pub on_disk: bool,
+    /// S3 confirmed it, or it was merged into another: only its file may be left.
+    pub done: bool,
+    /// Its file is being written.
+    pub spilling: bool,
+    pub maybe_stored: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -267,20 +340,24 @@ struct Waiter {
     last: bool,
 }
 
+#[derive(Debug, Clone)]
 pub struct Policy {
     cfg: Config,
     entries: BTreeMap<BatchId, Entry>,
     /// Upload order: oldest first (batch ids are not reused).
     order: VecDeque<BatchId>,
-    memory: u64,
     health: Health,
+    /// The last batch a back-off probe took: the next probe takes the one after it.
+    last_probe: Option<BatchId>,
     flushes: BTreeMap<FlushId, Waiter>,
     /// The final round's deadline, once SHUTDOWN asked for it.
     final_deadline: Option<Instant>,
-    /// The spill phase of the final round started.
-    final_spill: bool,
     pacing: Pacing,
     rng: Xorshift,
+    accounts: Accounts,
+    /// Bytes of records held before they reach the policy (the batcher's open buffer, batches
+    /// being encoded): the memory bound covers them too.
+    upstream: u64,
 }
 
 impl Policy {
@@ -290,13 +367,20 @@ impl Policy {
             cfg,
             entries: BTreeMap::new(),
             order: VecDeque::new(),
-            memory: 0,
             health: Health::Ok,
+            last_probe: None,
             flushes: BTreeMap::new(),
             final_deadline: None,
-            final_spill: false,
             pacing: Pacing::default(),
+            accounts: Accounts::default(),
+            upstream: 0,
         }
+    }
+
+    /// How many bytes of records are held before they reach the policy (they count in the memory
+    /// bound: past it, held batches go to disk to make room for them).
+    pub fn set_upstream(&mut self, bytes: u64) {
+        self.upstream = bytes;
     }
 
     /// How much less often batches are to be shipped (1: as configured).
@@ -304,203 +388,242 @@ impl Policy {
         self.pacing.pace
     }
 
+    fn owned(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values().filter(|e| !e.done)
+    }
+
     /// What is still owned.
     pub fn pending(&self) -> Pending {
         Pending {
-            batches: self.entries.len(),
-            records: self.entries.values().map(|e| e.records).sum(),
+            batches: self.owned().count(),
+            records: self.owned().map(|e| e.records).sum(),
         }
     }
 
-    /// Records still owned, in memory and on disk.
-    pub fn owned(&self) -> (usize, usize) {
-        self.entries
-            .values()
-            .fold((0, 0), |(m, d), e| match e.place {
-                Place::Memory => (m + e.records, d),
-                Place::Disk => (m, d + e.records),
-            })
+    /// The records' accounts, as of now.
+    pub fn accounts(&self) -> Accounts {
+        let mut a = self.accounts;
+        a.in_memory = self
+            .owned()
+            .filter(|e| !e.on_disk)
+            .map(|e| e.records as u64)
+            .sum();
+        a.on_disk = self
+            .owned()
+            .filter(|e| e.on_disk)
+            .map(|e| e.records as u64)
+            .sum();
+        a
     }
 
-    /// Bytes of batches in memory.
+    /// Every held batch as the policy sees it, oldest first (for checks from outside: the
+    /// simulation compares it with what the shell holds).
+    pub fn batches(&self) -> Vec<(BatchId, BatchView)> {
+        self.order
+            .iter()
+            .map(|id| {
+                let e = &self.entries[id];
+                (
+                    *id,
+                    BatchView {
+                        records: e.records,
+                        bytes: e.bytes,
+                        in_memory: e.in_memory,
+                        on_disk: e.on_disk,
+                        done: e.done,
+                        spilling: e.spilling,
+                        maybe_stored: e.maybe_stored,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Bytes of memory the held batches cost (bodies, copies read back, merge results).
     pub fn memory(&self) -> u64 {
-        self.memory
+        self.entries.values().map(Entry::memory).sum()
+    }
+
+    /// Bytes of memory of bodies being written to disk (released when written).
+    fn spilling_memory(&self) -> u64 {
+        self.entries
+            .values()
+            .filter(|e| e.spilling && e.in_memory)
+            .map(|e| e.bytes)
+            .sum()
+    }
+
+    /// Bytes of the spill directory the held batches use, files being written included.
+    pub fn disk(&self) -> u64 {
+        self.entries.values().map(Entry::disk).sum()
+    }
+
+    /// Bytes of batch files on disk now (the files being written not yet).
+    pub fn disk_files(&self) -> u64 {
+        self.entries
+            .values()
+            .filter(|e| e.on_disk)
+            .map(|e| e.bytes)
+            .sum()
+    }
+
+    fn disk_room(&self, bytes: u64) -> bool {
+        self.disk() + bytes <= self.cfg.max_disk
+    }
+
+    /// The longest wait of a per-batch back-off now: short in the final round.
+    fn retry_longest(&self) -> Duration {
+        if self.final_deadline.is_some() {
+            FINAL_ROUND_LONGEST_WAIT
+        } else {
+            entry::RETRY_LONGEST
+        }
     }
 
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
         match event {
             Event::Sealed { id, records, bytes } => {
-                self.add(id, records, bytes, Place::Memory);
-                self.make_room(&mut out);
+                self.accounts.sealed += records as u64;
+                self.add(id, Entry::new(records, bytes, false, false));
             }
-            Event::Recovered { id, records, bytes } => self.add(id, records, bytes, Place::Disk),
-            Event::Uploaded { id } => {
-                if self.remove(id).is_some() {
-                    out.push(Action::Forget { id });
-                }
-                self.health = Health::Ok;
-            }
-            Event::Merged {
-                into,
-                from,
-                ok,
+            Event::Recovered {
+                id,
                 records,
                 bytes,
-                on_disk,
-            } => self.merged(into, &from, ok, records, bytes, on_disk),
-            Event::Failed { id, failure } => self.failed(id, failure, now, &mut out),
-            Event::Spilled { id, ok } => {
-                if let Some(e) = self.entries.get_mut(&id) {
-                    e.spilling = false;
-                    if ok && e.place == Place::Memory {
-                        e.place = Place::Disk;
-                        self.memory -= e.bytes;
-                    }
-                }
-                if !ok {
-                    self.cfg.can_spill = false;
-                }
-                self.make_room(&mut out);
+                maybe_stored,
+            } => {
+                self.accounts.recovered += records as u64;
+                self.add(id, Entry::new(records, bytes, true, maybe_stored));
             }
+            Event::Uploaded { id } => self.uploaded(id),
+            Event::Failed { id, failure } => self.failed(id, failure, now, &mut out),
+            Event::Spilled { id, ok } => self.spilled(id, ok, now),
+            Event::Merged { into, ok } => self.merged(into, ok, now),
+            Event::Deleted { id, ok } => self.deleted(id, ok, now),
             Event::Flush { id, deadline, last } => {
                 self.flushes.insert(id, Waiter { deadline, last });
                 if last {
-                    self.final_deadline = Some(deadline);
-                    // The last chance: a fresh round, whatever failed before (and another round
-                    // for batches sealed after a previous one) — but while S3 asks for fewer
-                    // requests, a fleet spinning down must not flood it: the throttle's wait
-                    // stands, cut to the final round's probe interval (a longer one lost whole
-                    // environments' logs in the fleet mode: one probe in the 1.5 s left), and
-                    // waiting batches are merged (the pace is > 1).
-                    self.health = match self.health {
-                        Health::Backoff {
-                            until,
-                            level,
-                            kind: BackoffKind::Throttled,
-                        } => Health::Backoff {
-                            until: until.min(now + FINAL_ROUND_LONGEST_WAIT),
-                            level,
-                            kind: BackoffKind::Throttled,
-                        },
-                        _ => Health::Ok,
-                    };
-                    self.final_spill = false;
+                    self.final_round(deadline, now);
                 }
+            }
+            Event::Restored { seed } => {
+                for e in self.entries.values_mut() {
+                    e.maybe_stored = true;
+                }
+                self.rng = Xorshift::new(seed);
             }
             Event::Tick => {}
         }
         self.pump(now, &mut out);
+        self.accounts.peak_memory = self.accounts.peak_memory.max(self.memory() + self.upstream);
         out
     }
 
-    fn add(&mut self, id: BatchId, records: usize, bytes: u64, place: Place) {
-        if place == Place::Memory {
-            self.memory += bytes;
-        }
-        self.entries.insert(
-            id,
-            Entry {
-                records,
-                bytes,
-                place,
-                uploading: false,
-                spilling: false,
-                rejections: 0,
-                maybe_written: false,
-                started: None,
-            },
-        );
+    fn add(&mut self, id: BatchId, e: Entry) {
+        self.entries.insert(id, e);
         self.order.push_back(id);
     }
 
     fn remove(&mut self, id: BatchId) -> Option<Entry> {
         let e = self.entries.remove(&id)?;
         self.order.retain(|o| *o != id);
-        if e.place == Place::Memory {
-            self.memory -= e.bytes;
-        }
         Some(e)
     }
 
-    /// Past the memory bound, the newest batches not already on their way go to disk; past twice
-    /// the bound with no disk, the newest is refused.
-    fn make_room(&mut self, out: &mut Vec<Action>) {
-        let mut planned: u64 = self
-            .entries
-            .values()
-            .filter(|e| e.spilling)
-            .map(|e| e.bytes)
-            .sum();
-        for id in self.order.iter().rev() {
-            if self.memory.saturating_sub(planned) <= self.cfg.max_memory {
-                break;
-            }
-            let e = self.entries.get_mut(id).expect("order and entries agree");
-            if e.place == Place::Memory && !e.spilling && !e.uploading && self.cfg.can_spill {
-                e.spilling = true;
-                planned += e.bytes;
-                out.push(Action::Spill { id: *id });
+    /// The last chance: a fresh round, whatever failed before (and another round for batches
+    /// sealed after a previous one) — but while S3 asks for fewer requests, a fleet spinning down
+    /// must not flood it: the throttle's wait stands, cut to the final round's probe interval (a
+    /// longer one lost whole environments' logs in the fleet mode: one probe in the 1.5 s left),
+    /// and waiting batches are merged (the pace is > 1).
+    fn final_round(&mut self, deadline: Instant, now: Instant) {
+        self.final_deadline = Some(deadline);
+        self.health = match self.health {
+            Health::Backoff {
+                until,
+                level,
+                kind: BackoffKind::Throttled,
+            } => Health::Backoff {
+                until: until.min(now + FINAL_ROUND_LONGEST_WAIT),
+                level,
+                kind: BackoffKind::Throttled,
+            },
+            _ => Health::Ok,
+        };
+        for e in self.entries.values_mut() {
+            for r in [&mut e.disk_retry, &mut e.merge_retry] {
+                if let Some(t) = r.not_before {
+                    r.not_before = Some(t.min(now + FINAL_ROUND_LONGEST_WAIT));
+                }
             }
         }
-        while !self.cfg.can_spill && self.memory > 2 * self.cfg.max_memory {
-            let Some(id) = self
-                .order
-                .iter()
-                .rev()
-                .copied()
-                .find(|id| !self.entries[id].uploading)
-            else {
-                break;
-            };
-            self.remove(id);
-            out.push(Action::Refuse { id });
+    }
+
+    fn uploaded(&mut self, id: BatchId) {
+        self.health = Health::Ok;
+        let Some(e) = self.entries.get_mut(&id) else {
+            return;
+        };
+        e.upload = None;
+        if e.done {
+            return;
         }
+        e.done = true;
+        self.accounts.shipped += e.records as u64;
+        self.accounts.objects += 1;
     }
 
     fn failed(&mut self, id: BatchId, failure: Failure, now: Instant, out: &mut Vec<Action>) {
         out.push(Action::Report {
             failure: failure.clone(),
         });
-        let started = self.entries.get(&id).and_then(|e| e.started).unwrap_or(now);
+        let Some(e) = self.entries.get_mut(&id) else {
+            return;
+        };
+        let started = e.upload.take().map_or(now, |u| u.started);
         if failure == Failure::Throttled
             && let Some(pace) = self.pacing.throttled(started, now)
         {
             out.push(Action::Pace(pace));
         }
-        let Some(e) = self.entries.get_mut(&id) else {
+        if e.done {
             return;
-        };
-        e.uploading = false;
-        let final_round = self.final_deadline.is_some();
-        if failure == Failure::Transient {
-            e.maybe_written = true;
         }
+        e.failed = true;
         let kind = match failure {
-            Failure::Transient => BackoffKind::Transient,
+            Failure::Transient => {
+                e.maybe_stored = true;
+                BackoffKind::Transient
+            }
             Failure::Throttled => BackoffKind::Throttled,
             Failure::Refused(_) => BackoffKind::Refused,
             Failure::Rejected => {
                 e.rejections += 1;
                 if e.rejections >= REJECTIONS {
-                    out.push(Action::GiveUp { id });
-                    self.remove(id);
+                    self.set_aside(id, false, out);
                     return;
                 }
                 BackoffKind::Transient
             }
+            // About this batch alone, not S3: nothing to back off from.
+            Failure::Unsendable | Failure::Unreadable => {
+                self.set_aside(id, failure == Failure::Unreadable, out);
+                return;
+            }
         };
-        // Failed once: on disk from now on, so a crash or a reset does not lose it.
-        if e.place == Place::Memory && !e.spilling && self.cfg.can_spill {
-            e.spilling = true;
-            out.push(Action::Spill { id });
-        }
         let level = match self.health {
             Health::Backoff { level, .. } => level + 1,
             Health::Ok => 0,
         };
         let (first, mut longest, jitter) = kind.schedule();
-        if final_round {
+        if kind == BackoffKind::Throttled && self.disk() * 2 > self.cfg.max_disk {
+            // Half the disk is held: a throttled wait that kept doubling would fill the rest
+            // before the next probe (a 14 s throttle then looked like 21 s and filled a 2 MiB
+            // spill bound). A probe carries a merge of what waits, so probing at the first wait
+            // adds little to S3's load and drains the most.
+            longest = longest.min(first);
+        }
+        if self.final_deadline.is_some() {
             // The shutdown leaves about 1.5 s: keep trying, within it — one probe at a time, and
             // while S3 throttles, what waits is merged into that one request.
             longest = longest.min(FINAL_ROUND_LONGEST_WAIT);
@@ -508,7 +631,7 @@ impl Policy {
         let mut wait = first.saturating_mul(1 << level.min(16)).min(longest);
         if jitter {
             // Equal jitter: half fixed, half random, so retries of many environments spread out.
-            wait = wait / 2 + wait.mul_f64(self.unit() / 2.0);
+            wait = wait / 2 + wait.mul_f64(self.rng.unit() / 2.0);
         }
         self.health = Health::Backoff {
             until: now + wait,
@@ -517,148 +640,379 @@ impl Policy {
         };
     }
 
-    /// The waiting batches `into` can take while S3 throttles: none that S3 may have stored, none
-    /// busy, up to the merge limit; `None` when there is nothing to merge.
-    fn merge_candidates(&self, into: BatchId) -> Option<Vec<BatchId>> {
-        let first = &self.entries[&into];
-        if first.maybe_written || first.spilling {
-            return None;
+    /// Sets a batch aside for a person; it is counted rejected (or unreadable).
+    fn set_aside(&mut self, id: BatchId, unreadable: bool, out: &mut Vec<Action>) {
+        let Some(e) = self.remove(id) else { return };
+        if unreadable {
+            self.accounts.unreadable += e.records as u64;
+        } else {
+            self.accounts.rejected += e.records as u64;
         }
-        let mut size = first.bytes;
-        let from: Vec<BatchId> = self
-            .order
-            .iter()
-            .copied()
-            .filter(|id| *id != into)
-            .filter(|id| {
-                let e = &self.entries[id];
-                !(e.uploading || e.spilling || e.maybe_written)
-            })
-            .take_while(|id| {
-                size += self.entries[id].bytes;
-                size <= self.cfg.merge_limit
-            })
-            .collect();
-        (!from.is_empty()).then_some(from)
+        self.release_husks_of(id);
+        out.push(Action::SetAside { id });
     }
 
-    fn merged(
-        &mut self,
-        into: BatchId,
-        from: &[BatchId],
-        ok: bool,
-        records: usize,
-        bytes: u64,
-        on_disk: bool,
-    ) {
-        for id in std::iter::once(&into).chain(from) {
+    /// A batch whose parts' files must go first is gone: they need not wait for it.
+    fn release_husks_of(&mut self, id: BatchId) {
+        for e in self.entries.values_mut() {
+            if e.absorbed_into == Some(id) {
+                e.absorbed_into = None;
+            }
+        }
+    }
+
+    fn spilled(&mut self, id: BatchId, ok: bool, now: Instant) {
+        let longest = self.retry_longest();
+        let Some(e) = self.entries.get_mut(&id) else {
+            return;
+        };
+        e.spilling = false;
+        if ok {
+            e.on_disk = true;
+            e.in_memory = false;
+            e.disk_retry.succeeded();
+            if !e.done {
+                self.accounts.spilled += e.records as u64;
+            }
+        } else {
+            e.disk_retry.failed(now, longest);
+        }
+    }
+
+    fn merged(&mut self, into: BatchId, ok: bool, now: Instant) {
+        let longest = self.retry_longest();
+        let Some(plan) = self.entries.get_mut(&into).and_then(|e| e.merge.take()) else {
+            return;
+        };
+        for id in &plan.from {
             if let Some(e) = self.entries.get_mut(id) {
-                e.uploading = false;
+                e.merged_away = false;
             }
         }
         if !ok {
+            // Every part waits before it is merged again (into this or another batch); each may
+            // still be uploaded as it is meanwhile.
+            for id in std::iter::once(&into).chain(&plan.from) {
+                if let Some(e) = self.entries.get_mut(id) {
+                    e.merge_retry.failed(now, longest);
+                }
+            }
             return;
         }
-        for id in from {
-            self.remove(*id);
+        let mut husks = 0;
+        for id in &plan.from {
+            let Some(e) = self.entries.get_mut(id) else {
+                continue;
+            };
+            // Its records are in `into` now; its body is released, its file is still to delete.
+            e.done = true;
+            e.records = 0;
+            e.in_memory = false;
+            if e.on_disk {
+                e.absorbed_into = Some(into);
+                husks += 1;
+            }
         }
         if let Some(e) = self.entries.get_mut(&into) {
-            if e.place == Place::Memory {
-                self.memory -= e.bytes;
-            }
-            e.records = records;
-            e.bytes = bytes;
-            e.place = if on_disk { Place::Disk } else { Place::Memory };
-            if e.place == Place::Memory {
-                self.memory += bytes;
+            e.records = plan.records;
+            e.bytes = plan.bytes;
+            e.merged = true;
+            e.merge_retry.succeeded();
+            e.husks += husks;
+            if plan.to_disk {
+                e.on_disk = true;
+                e.in_memory = false;
+            } else {
+                e.in_memory = true;
             }
         }
     }
 
-    fn unit(&mut self) -> f64 {
-        self.rng.unit()
+    fn deleted(&mut self, id: BatchId, ok: bool, now: Instant) {
+        let longest = self.retry_longest();
+        let Some(e) = self.entries.get_mut(&id) else {
+            return;
+        };
+        e.deleting = false;
+        if !ok {
+            e.disk_retry.failed(now, longest);
+            return;
+        }
+        e.on_disk = false;
+        e.disk_retry.succeeded();
+        if let Some(into) = e.absorbed_into.take()
+            && let Some(i) = self.entries.get_mut(&into)
+        {
+            i.husks = i.husks.saturating_sub(1);
+        }
     }
 
     /// Starts what may start, answers flushes that are settled, asks for the next wake-up.
     fn pump(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let in_flight = self.entries.values().filter(|e| e.uploading).count();
-        let final_round = self.final_deadline;
-        let uploads_until = final_round.map(|d| d.checked_sub(SPILL_RESERVE).unwrap_or(d));
+        let uploads_until = self
+            .final_deadline
+            .map(|d| d.checked_sub(SPILL_RESERVE).unwrap_or(d));
         let may_upload = uploads_until.is_none_or(|u| now < u);
-        // The final round has little time left: twice the uploads at once.
-        let max_in_flight = self.cfg.max_in_flight * if final_round.is_some() { 2 } else { 1 };
-        let (slots, wake) = match self.health {
-            Health::Ok => (max_in_flight.saturating_sub(in_flight), None),
-            // One probe at a time while S3 fails.
-            Health::Backoff { until, .. } if now >= until => (usize::from(in_flight == 0), None),
-            Health::Backoff { until, .. } => (0, Some(until)),
-        };
+        self.make_room(now, out);
         if may_upload {
-            let ready: Vec<BatchId> = self
-                .order
-                .iter()
-                .copied()
-                .filter(|id| !self.entries[id].uploading)
-                .take(slots)
-                .collect();
-            for id in ready {
-                if self.entries[&id].uploading {
-                    // Merged into an earlier one in this round.
-                    continue;
-                }
-                if self.pacing.pace > 1.0
-                    && let Some(from) = self.merge_candidates(id)
-                {
-                    for m in std::iter::once(&id).chain(&from) {
-                        self.entries.get_mut(m).expect("listed").uploading = true;
-                    }
-                    out.push(Action::Merge { into: id, from });
-                    continue;
-                }
-                let e = self.entries.get_mut(&id).expect("listed above");
-                e.uploading = true;
-                e.started = Some(now);
-                out.push(Action::Upload {
-                    id,
-                    timeout: attempt_timeout(e.bytes),
-                });
-            }
+            self.start_uploads(now, out);
+        } else {
+            self.final_spill(now, out);
         }
-        // The end of the final round: what is still in memory goes to disk.
-        if final_round.is_some() && !may_upload && !self.final_spill {
-            self.final_spill = true;
-            for (id, e) in self.entries.iter_mut() {
-                if e.place == Place::Memory && !e.spilling && self.cfg.can_spill {
-                    e.spilling = true;
-                    out.push(Action::Spill { id: *id });
-                }
-            }
-        }
-        self.answer_flushes(now, out);
+        self.tidy(now, out);
+        self.answer_flushes(now, may_upload, out);
         let (relaxed, relax_at) = self.pacing.relax(now);
         if let Some(pace) = relaxed {
             out.push(Action::Pace(pace));
         }
         let mut wakes: Vec<Instant> = self.flushes.values().map(|w| w.deadline).collect();
-        wakes.extend(wake);
+        if let Health::Backoff { until, .. } = self.health {
+            wakes.push(until);
+        }
         wakes.extend(relax_at);
-        if self.final_spill {
-            // Nothing more to decide in the final round but its deadline.
-        } else if let Some(u) = uploads_until.filter(|u| now < *u) {
+        if let Some(u) = uploads_until {
             wakes.push(u);
+        }
+        for e in self.entries.values() {
+            wakes.extend(e.disk_retry.wake(now));
+            wakes.extend(e.merge_retry.wake(now));
         }
         if let Some(at) = wakes.into_iter().filter(|t| *t > now).min() {
             out.push(Action::WakeAt(at));
         }
     }
 
-    fn answer_flushes(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let failing = self.health != Health::Ok;
-        let idle = self.entries.is_empty();
-        let spilled_all = self
+    /// Batches that failed once go to disk; past the memory bound, the newest batches held in
+    /// memory alone go to disk; past the bound and one object, with no spill to bring it back,
+    /// the newest of them is refused.
+    fn make_room(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let spillable = |p: &Self, e: &Entry| {
+            e.memory_only() && e.idle() && e.disk_retry.ready(now) && p.disk_room(e.bytes)
+        };
+        let mut unplanned = self.memory() + self.upstream - self.spilling_memory();
+        let ids: Vec<BatchId> = self.order.iter().rev().copied().collect();
+        for id in ids.iter().rev() {
+            let e = &self.entries[id];
+            if e.failed && spillable(self, e) {
+                unplanned -= e.bytes;
+                self.spill(*id, out);
+            }
+        }
+        for id in &ids {
+            if unplanned <= self.cfg.max_memory {
+                break;
+            }
+            let e = &self.entries[id];
+            if spillable(self, e) {
+                unplanned -= e.bytes;
+                self.spill(*id, out);
+            }
+        }
+        for id in &ids {
+            if unplanned <= self.cfg.max_memory + self.cfg.max_object {
+                break;
+            }
+            let e = &self.entries[id];
+            if e.memory_only() && e.idle() {
+                unplanned -= e.bytes;
+                self.accounts.refused += e.records as u64;
+                self.remove(*id);
+                out.push(Action::Refuse { id: *id });
+            }
+        }
+    }
+
+    fn spill(&mut self, id: BatchId, out: &mut Vec<Action>) {
+        let e = self.entries.get_mut(&id).expect("a listed batch");
+        e.spilling = true;
+        out.push(Action::Spill {
+            id,
+            // An upload in flight (the final round spills those too) may store it.
+            maybe_stored: e.maybe_stored || e.upload.is_some(),
+        });
+    }
+
+    /// Whether `e` may be uploaded now: a copy read back from disk must fit within the memory
+    /// bound; or, as the only copy, within the bound and one object (so the disk is never starved
+    /// by a memory full of batches to spill); or, alone in memory, be as large as it is (a batch
+    /// larger than the bound still goes).
+    fn may_upload(&self, e: &Entry, memory: u64, copies: bool) -> bool {
+        let (bound, slack) = (self.cfg.max_memory, self.cfg.max_object);
+        !e.done
+            && e.idle()
+            && (e.in_memory
+                || memory + e.bytes <= bound
+                || (!copies && (memory + e.bytes <= bound + slack || memory == 0)))
+    }
+
+    fn start_uploads(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let in_flight = self.entries.values().filter(|e| e.upload.is_some()).count();
+        // The final round has little time left: twice the uploads at once.
+        let max_in_flight =
+            self.cfg.max_in_flight * if self.final_deadline.is_some() { 2 } else { 1 };
+        let (slots, probing) = match self.health {
+            Health::Ok => (max_in_flight.saturating_sub(in_flight), false),
+            // One probe at a time while S3 fails.
+            Health::Backoff { until, .. } if now >= until => (usize::from(in_flight == 0), true),
+            Health::Backoff { .. } => (0, false),
+        };
+        if slots == 0 {
+            return;
+        }
+        // Oldest first; a probe takes the batch after the last probe's, in turn.
+        let mut candidates: Vec<BatchId> = self.order.iter().copied().collect();
+        if probing && let Some(last) = self.last_probe {
+            let after = candidates.partition_point(|id| *id <= last);
+            candidates.rotate_left(after);
+        }
+        let mut started = 0;
+        let mut memory = self.memory() + self.upstream;
+        let mut copies = self
             .entries
             .values()
-            .all(|e| e.place == Place::Disk && !e.spilling);
+            .any(|e| matches!(e.upload, Some(Upload { copy: true, .. })));
+        for id in candidates {
+            if started == slots {
+                break;
+            }
+            if !self.may_upload(&self.entries[&id], memory, copies) {
+                continue;
+            }
+            started += 1;
+            if self.pacing.pace > 1.0 && self.try_merge(id, now, out) {
+                // The probe is the merged batch's upload, once it is made: the turn stays here.
+                memory = self.memory() + self.upstream;
+                continue;
+            }
+            if probing {
+                self.last_probe = Some(id);
+            }
+            let e = self.entries.get_mut(&id).expect("listed");
+            e.merged = false;
+            let copy = !e.in_memory;
+            if copy {
+                memory += e.bytes;
+                copies = true;
+            }
+            e.upload = Some(Upload { started: now, copy });
+            out.push(Action::Upload {
+                id,
+                timeout: attempt_timeout(e.bytes),
+            });
+        }
+    }
+
+    /// Whether `e` may be part of a merge: S3 certainly never stored it, nothing is being done
+    /// to it, and it absorbed nothing that is still on disk.
+    fn mergeable(e: &Entry) -> bool {
+        !e.done && e.idle() && !e.maybe_stored
+    }
+
+    /// While S3 throttles: merges the waiting batches S3 never stored into `into`, one request
+    /// instead of several. Whether a merge started.
+    fn try_merge(&mut self, into: BatchId, now: Instant, out: &mut Vec<Action>) -> bool {
+        let first = &self.entries[&into];
+        if !Self::mergeable(first) || first.merged || !first.merge_retry.ready(now) {
+            return false;
+        }
+        let (mut bytes, mut records) = (first.bytes, first.records);
+        let mut any_on_disk = first.on_disk;
+        // A merge written to disk needs room for its result beside its parts until they are
+        // deleted; it leaves room for everything memory may have to spill meanwhile, or batches
+        // would be refused for room a merge only borrowed.
+        let disk_free = self
+            .cfg
+            .max_disk
+            .saturating_sub(self.disk() + self.cfg.max_memory + self.cfg.max_object);
+        let limit = self.cfg.merge_limit.min(if first.on_disk {
+            disk_free
+        } else {
+            self.cfg.merge_limit
+        });
+        let mut from = Vec::new();
+        for id in self.order.iter().copied().filter(|id| *id != into) {
+            let e = &self.entries[&id];
+            if !Self::mergeable(e) || e.husks > 0 || !e.merge_retry.ready(now) {
+                continue;
+            }
+            if bytes + e.bytes > limit || (e.on_disk && bytes + e.bytes > disk_free) {
+                break;
+            }
+            bytes += e.bytes;
+            records += e.records;
+            any_on_disk |= e.on_disk;
+            from.push(id);
+        }
+        if from.is_empty() {
+            return false;
+        }
+        // As durable as its parts: on disk if any part is; in memory if it fits there, else on
+        // disk if that has room; else no merge.
+        let fits_in_memory = self.memory() + self.upstream + bytes <= self.cfg.max_memory;
+        let to_disk = any_on_disk || !fits_in_memory;
+        if to_disk && bytes > disk_free {
+            return false;
+        }
+        for id in &from {
+            self.entries.get_mut(id).expect("listed").merged_away = true;
+        }
+        self.entries.get_mut(&into).expect("listed").merge = Some(MergePlan {
+            from: from.clone(),
+            to_disk,
+            records,
+            bytes,
+        });
+        out.push(Action::Merge {
+            into,
+            from,
+            to_disk,
+        });
+        true
+    }
+
+    /// The end of the final round: what is still in memory goes to disk, uploads in flight
+    /// included (their files say S3 may have stored them).
+    fn final_spill(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let ids: Vec<BatchId> = self.order.iter().copied().collect();
+        for id in ids {
+            let e = &self.entries[&id];
+            let busy_otherwise = e.spilling || e.merge.is_some() || e.merged_away || e.deleting;
+            if e.memory_only()
+                && !busy_otherwise
+                && e.disk_retry.ready(now)
+                && self.disk_room(e.bytes)
+            {
+                self.spill(id, out);
+            }
+        }
+    }
+
+    /// Deletes the files of batches that are done (parts merged away before the batch they went
+    /// into), and forgets what has nothing left.
+    fn tidy(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let ids: Vec<BatchId> = self.order.iter().copied().collect();
+        for id in ids {
+            let e = &self.entries[&id];
+            if !e.done || !e.idle() {
+                continue;
+            }
+            if e.on_disk {
+                if e.husks == 0 && e.disk_retry.ready(now) {
+                    self.entries.get_mut(&id).expect("listed").deleting = true;
+                    out.push(Action::Delete { id });
+                }
+            } else {
+                self.remove(id);
+                out.push(Action::Forget { id });
+            }
+        }
+    }
+
+    fn answer_flushes(&mut self, now: Instant, may_upload: bool, out: &mut Vec<Action>) {
+        let failing = self.health != Health::Ok;
+        let idle = self.owned().next().is_none();
+        // Everything owned is durable: on disk, nothing still being written.
+        let all_on_disk = self.owned().all(|e| e.on_disk && !e.spilling);
         let settled: Vec<FlushId> = self
             .flushes
             .iter()
@@ -666,7 +1020,7 @@ impl Policy {
                 now >= w.deadline
                     || idle
                     || if w.last {
-                        self.final_spill && spilled_all
+                        !may_upload && all_on_disk
                     } else {
                         failing
                     }

@@ -1,25 +1,6 @@
-//! Pacing: how much less often an environment ships while S3 throttles its prefix (AIMD), and the
-//! random numbers the ship path's jitter uses.
+//! Pacing: how much less often an environment ships while S3 throttles its prefix (AIMD).
 
 use std::time::{Duration, Instant};
-
-/// Jitter's random numbers: xorshift64*, seeded (reproducible in tests).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Xorshift(u64);
-
-impl Xorshift {
-    pub fn new(seed: u64) -> Self {
-        Self(seed | 1)
-    }
-
-    /// A uniform number in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// Additive increase, multiplicative decrease — of the shipping rate, as TCP does of its window:
 /// SlowDown divides the rate by [`FIRST_INCREASE`] the first time and halves it after (multiplies

@@ -4,14 +4,19 @@ use super::*;
 
 const MIB: u64 = 1024 * 1024;
 
-fn policy(max_memory: u64) -> Policy {
-    Policy::new(Config {
+fn config(max_memory: u64) -> Config {
+    Config {
         max_memory,
+        max_object: max_memory / 2,
+        max_disk: 64 * MIB,
         max_in_flight: 2,
-        can_spill: true,
         seed: 7,
         merge_limit: MIB,
-    })
+    }
+}
+
+fn policy(max_memory: u64) -> Policy {
+    Policy::new(config(max_memory))
 }
 
 fn ms(t0: Instant, n: u64) -> Instant {
@@ -26,8 +31,21 @@ fn sealed(id: BatchId, bytes: u64) -> Event {
     }
 }
 
+fn recovered(id: BatchId, bytes: u64, maybe_stored: bool) -> Event {
+    Event::Recovered {
+        id,
+        records: 10,
+        bytes,
+        maybe_stored,
+    }
+}
+
 fn fails(id: BatchId, failure: Failure) -> Event {
     Event::Failed { id, failure }
+}
+
+fn spilled(id: BatchId) -> Event {
+    Event::Spilled { id, ok: true }
 }
 
 fn uploads(actions: &[Action]) -> Vec<BatchId> {
@@ -35,6 +53,30 @@ fn uploads(actions: &[Action]) -> Vec<BatchId> {
         .iter()
         .filter_map(|a| match a {
             Action::Upload { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
+fn spills(actions: &[Action]) -> Vec<BatchId> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Spill { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
+fn merges(actions: &[Action]) -> Vec<(BatchId, Vec<BatchId>, bool)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Merge {
+                into,
+                from,
+                to_disk,
+            } => Some((*into, from.clone(), *to_disk)),
             _ => None,
         })
         .collect()
@@ -49,6 +91,16 @@ fn wake(actions: &[Action]) -> Option<Instant> {
         Action::WakeAt(t) => Some(*t),
         _ => None,
     })
+}
+
+/// A policy that has seen one SlowDown (pace 4) on batch 1, now on disk, and waits to probe.
+fn throttled_with_batch_1_on_disk(t0: Instant) -> Policy {
+    let mut p = policy(8 * MIB);
+    p.handle(sealed(1, 100), t0);
+    let a = p.handle(fails(1, Failure::Throttled), t0);
+    assert_eq!(spills(&a), vec![1], "failed once: to disk");
+    p.handle(spilled(1), t0);
+    p
 }
 
 #[test]
@@ -72,6 +124,9 @@ fn a_sealed_batch_uploads_at_once_two_at_a_time_and_is_forgotten_when_confirmed(
     assert_eq!(uploads(&a), vec![3]);
     assert_eq!(p.pending().batches, 2);
     assert_eq!(p.memory(), 8192);
+    let acc = p.accounts();
+    assert_eq!((acc.sealed, acc.shipped, acc.in_memory), (30, 10, 20));
+    assert!(acc.balanced());
 }
 
 #[test]
@@ -86,17 +141,26 @@ fn a_transient_failure_spills_the_batch_and_backs_off_then_one_probe_at_a_time()
     let mut p = policy(8 * MIB);
     p.handle(sealed(1, 100), t0);
     let a = p.handle(fails(1, Failure::Transient), ms(t0, 10));
-    assert!(has(&a, &Action::Spill { id: 1 }), "failed once: to disk");
+    assert!(
+        has(
+            &a,
+            &Action::Spill {
+                id: 1,
+                maybe_stored: true
+            }
+        ),
+        "failed once: to disk, saying S3 may have it: {a:?}"
+    );
     assert!(has(
         &a,
         &Action::Report {
             failure: Failure::Transient
         }
     ));
-    assert!(uploads(&a).is_empty());
     let at = wake(&a).expect("a wake-up for the retry");
     // Equal jitter over the first wait of 100 ms: between 50 and 100 ms.
     assert!(at >= ms(t0, 60) && at <= ms(t0, 110), "{:?}", at - t0);
+    p.handle(spilled(1), ms(t0, 12));
     assert!(
         uploads(&p.handle(sealed(2, 100), ms(t0, 20))).is_empty(),
         "nothing before the wait"
@@ -112,7 +176,11 @@ fn a_transient_failure_spills_the_batch_and_backs_off_then_one_probe_at_a_time()
         "one at a time while failing"
     );
     let a = p.handle(Event::Uploaded { id: 1 }, at);
+    assert!(has(&a, &Action::Delete { id: 1 }), "its file goes: {a:?}");
     assert_eq!(uploads(&a), vec![2, 3], "healthy again: two at once");
+    let a = p.handle(Event::Deleted { id: 1, ok: true }, at);
+    assert!(has(&a, &Action::Forget { id: 1 }));
+    assert_eq!(p.disk(), 0);
 }
 
 #[test]
@@ -122,10 +190,58 @@ fn a_success_of_an_upload_started_before_a_failure_also_says_s3_is_back() {
     p.handle(sealed(1, 100), t0);
     p.handle(sealed(2, 100), t0);
     p.handle(fails(1, Failure::Transient), t0);
+    p.handle(spilled(1), t0);
     assert_eq!(
         uploads(&p.handle(Event::Uploaded { id: 2 }, ms(t0, 1))),
         vec![1]
     );
+}
+
+#[test]
+fn back_off_probes_take_the_held_batches_in_turn_so_one_bad_batch_holds_none() {
+    let t0 = Instant::now();
+    let mut p = policy(8 * MIB);
+    for id in 1..=3 {
+        p.handle(sealed(id, 100), t0);
+    }
+    // Batches 1 and 2 upload and fail; 3 never got a slot. Every probe fails: each batch is
+    // probed in turn, not the oldest again and again.
+    let mut a = p.handle(fails(1, Failure::Transient), t0);
+    a.extend(p.handle(fails(2, Failure::Transient), t0));
+    let mut now = t0;
+    let mut probed = Vec::new();
+    while probed.len() < 6 {
+        for s in spills(&a) {
+            p.handle(spilled(s), now);
+        }
+        now = wake(&a).expect("a wake-up for the next probe").max(now);
+        let up = uploads(&p.handle(Event::Tick, now));
+        assert!(up.len() <= 1, "one probe at a time: {up:?}");
+        if let [id] = up[..] {
+            probed.push(id);
+            a = p.handle(fails(id, Failure::Transient), now);
+        } else {
+            a = p.handle(Event::Tick, now);
+        }
+    }
+    assert_eq!(probed, vec![1, 2, 3, 1, 2, 3]);
+}
+
+#[test]
+fn a_request_that_cannot_be_built_or_a_file_that_cannot_be_read_is_set_aside_at_once() {
+    let t0 = Instant::now();
+    let mut p = policy(8 * MIB);
+    p.handle(sealed(1, 100), t0);
+    p.handle(sealed(2, 100), t0);
+    let a = p.handle(fails(1, Failure::Unsendable), t0);
+    assert!(has(&a, &Action::SetAside { id: 1 }), "{a:?}");
+    assert!(wake(&a).is_none(), "no back-off: S3 did nothing wrong");
+    let a = p.handle(fails(2, Failure::Unreadable), t0);
+    assert!(has(&a, &Action::SetAside { id: 2 }));
+    assert_eq!(uploads(&p.handle(sealed(3, 100), t0)), vec![3]);
+    let acc = p.accounts();
+    assert_eq!((acc.rejected, acc.unreadable), (10, 10));
+    assert!(acc.balanced());
 }
 
 #[test]
@@ -137,6 +253,9 @@ fn refusals_are_retried_after_1_2_4_8_16_then_30_seconds() {
     let mut waits = Vec::new();
     for _ in 0..7 {
         let a = p.handle(fails(1, Failure::Refused(Refusal::AccessDenied)), now);
+        for s in spills(&a) {
+            p.handle(spilled(s), now);
+        }
         let at = wake(&a).unwrap();
         waits.push((at - now).as_secs());
         assert!(uploads(&p.handle(Event::Tick, at - Duration::from_millis(1))).is_empty());
@@ -193,28 +312,81 @@ fn a_flush_is_answered_when_nothing_is_pending_at_its_deadline_or_at_the_first_f
 }
 
 #[test]
-fn past_the_memory_bound_the_newest_batches_spill_and_without_a_disk_are_refused() {
+fn past_the_memory_bound_the_newest_spill_and_past_it_and_one_object_they_are_refused() {
     let t0 = Instant::now();
+    // 250 bytes in memory, objects of up to 125.
     let mut p = policy(250);
     p.handle(sealed(1, 100), t0);
     p.handle(sealed(2, 100), t0);
     let a = p.handle(sealed(3, 100), t0);
-    assert!(has(&a, &Action::Spill { id: 3 }), "{a:?}");
-    p.handle(Event::Spilled { id: 3, ok: true }, t0);
+    assert_eq!(spills(&a), vec![3], "{a:?}");
+    p.handle(spilled(3), t0);
     assert_eq!(p.memory(), 200);
-    assert_eq!(p.owned(), (20, 10));
-    // A disk that fails: memory may hold up to twice the bound, then the newest is refused.
-    p.handle(sealed(4, 100), t0);
-    p.handle(Event::Spilled { id: 4, ok: false }, t0);
-    let a = p.handle(sealed(5, 100), t0);
-    assert!(!has(&a, &Action::Refuse { id: 5 }), "400 of 500");
-    let a = p.handle(sealed(6, 200), t0);
+    let acc = p.accounts();
+    assert_eq!((acc.in_memory, acc.on_disk), (20, 10));
+    // The disk is full: memory may pass the bound by one object, then the newest is refused.
+    let mut p = Policy::new(Config {
+        max_disk: 100,
+        ..config(250)
+    });
+    for id in 1..=3 {
+        p.handle(sealed(id, 100), t0);
+    }
+    p.handle(spilled(3), t0);
+    let a = p.handle(sealed(4, 100), t0);
+    assert!(spills(&a).is_empty(), "no room on disk");
+    let a = p.handle(sealed(5, 60), t0);
+    assert!(
+        !a.iter().any(|x| matches!(x, Action::Refuse { .. })),
+        "360 of 375"
+    );
+    let a = p.handle(sealed(6, 100), t0);
     assert!(has(&a, &Action::Refuse { id: 6 }), "{a:?}");
-    assert_eq!(p.memory(), 400);
+    assert_eq!(p.memory(), 360);
+    assert_eq!(p.accounts().refused, 10);
+    assert!(p.accounts().balanced());
 }
 
 #[test]
-fn a_batch_s3_rejects_is_given_up_after_three_attempts_and_blocks_nothing() {
+fn a_failed_spill_is_retried_with_a_back_off_of_its_own_and_turns_nothing_off() {
+    let t0 = Instant::now();
+    let mut p = policy(8 * MIB);
+    p.handle(sealed(1, 100), t0);
+    p.handle(sealed(2, 100), t0);
+    p.handle(fails(1, Failure::Refused(Refusal::AccessDenied)), t0);
+    let a = p.handle(Event::Spilled { id: 1, ok: false }, t0);
+    assert!(spills(&a).is_empty(), "not again at once");
+    let at = wake(&a).unwrap();
+    assert_eq!(at, ms(t0, 100), "its own retry, 100 ms later");
+    // Another batch's spill is not held by it.
+    let a = p.handle(fails(2, Failure::Refused(Refusal::AccessDenied)), ms(t0, 1));
+    assert_eq!(spills(&a), vec![2]);
+    assert_eq!(spills(&p.handle(Event::Tick, at)), vec![1]);
+    let a = p.handle(Event::Spilled { id: 1, ok: false }, at);
+    assert_eq!(wake(&a), Some(at + Duration::from_millis(200)), "doubled");
+}
+
+#[test]
+fn a_batch_on_disk_is_never_refused() {
+    let t0 = Instant::now();
+    let mut p = Policy::new(Config {
+        max_disk: 150,
+        ..config(200)
+    });
+    // Two uploads in flight hold 200 bytes; one batch is on disk; the disk is full.
+    p.handle(sealed(1, 100), t0);
+    p.handle(sealed(2, 100), t0);
+    let a = p.handle(sealed(3, 100), t0);
+    assert_eq!(spills(&a), vec![3]);
+    p.handle(spilled(3), t0);
+    let a = p.handle(sealed(4, 150), t0);
+    assert!(has(&a, &Action::Refuse { id: 4 }), "{a:?}");
+    assert!(!a.iter().any(|x| matches!(x, Action::Refuse { id: 3 })));
+    assert_eq!(p.accounts().on_disk, 10);
+}
+
+#[test]
+fn a_batch_s3_rejects_is_set_aside_after_three_attempts_and_blocks_nothing() {
     let t0 = Instant::now();
     let mut p = policy(8 * MIB);
     p.handle(sealed(1, 100), t0);
@@ -223,38 +395,56 @@ fn a_batch_s3_rejects_is_given_up_after_three_attempts_and_blocks_nothing() {
     let mut now = t0;
     for attempt in 1..=3 {
         let a = p.handle(fails(1, Failure::Rejected), now);
+        for s in spills(&a) {
+            p.handle(spilled(s), now);
+        }
         if attempt < 3 {
             now = wake(&a).unwrap();
             assert_eq!(uploads(&p.handle(Event::Tick, now)), vec![1]);
         } else {
-            assert!(has(&a, &Action::GiveUp { id: 1 }));
+            assert!(has(&a, &Action::SetAside { id: 1 }));
         }
     }
     assert_eq!(p.pending().batches, 0);
     assert_eq!(uploads(&p.handle(sealed(3, 100), now)), vec![3]);
+    assert_eq!(p.accounts().rejected, 10);
 }
 
 #[test]
-fn recovered_batches_go_first() {
+fn recovered_batches_go_first_and_a_copy_read_back_counts_in_memory() {
     let t0 = Instant::now();
     let mut p = Policy::new(Config {
-        max_memory: MIB,
         max_in_flight: 1,
-        can_spill: true,
-        seed: 1,
-        merge_limit: MIB,
+        ..config(MIB)
     });
-    let a = p.handle(
-        Event::Recovered {
-            id: 1,
-            records: 3,
-            bytes: 10,
-        },
-        t0,
-    );
+    let a = p.handle(recovered(1, 10, false), t0);
     assert_eq!(uploads(&a), vec![1]);
+    assert_eq!(p.memory(), 10, "read back for its upload");
     assert!(uploads(&p.handle(sealed(2, 10), t0)).is_empty());
-    assert_eq!(p.owned(), (10, 3));
+    let acc = p.accounts();
+    assert_eq!((acc.in_memory, acc.on_disk, acc.recovered), (10, 10, 10));
+    p.handle(fails(1, Failure::Throttled), t0);
+    assert_eq!(p.memory(), 10, "the copy is released");
+}
+
+#[test]
+fn copies_read_back_wait_for_room_in_memory_but_one_always_goes() {
+    let t0 = Instant::now();
+    let mut p = Policy::new(Config {
+        max_in_flight: 4,
+        ..config(200)
+    });
+    // 200 bytes of room: two copies of 120 do not fit together.
+    p.handle(recovered(1, 120, false), t0);
+    let a = p.handle(recovered(2, 120, false), t0);
+    assert!(uploads(&a).is_empty(), "{a:?}");
+    assert_eq!(p.memory(), 120);
+    let a = p.handle(Event::Uploaded { id: 1 }, t0);
+    assert_eq!(uploads(&a), vec![2]);
+    p.handle(recovered(3, 500, false), t0);
+    let a = p.handle(Event::Uploaded { id: 2 }, t0);
+    assert_eq!(uploads(&a), vec![3], "larger than the bound, but alone");
+    assert_eq!(p.memory(), 500);
 }
 
 #[test]
@@ -267,8 +457,8 @@ fn at_shutdown_the_backoff_is_lifted_and_refusals_are_probed_until_the_spill() {
     let refused = |id| fails(id, Failure::Refused(Refusal::AccessDenied));
     p.handle(refused(1), t0);
     p.handle(refused(2), t0);
-    p.handle(Event::Spilled { id: 1, ok: true }, t0);
-    p.handle(Event::Spilled { id: 2, ok: true }, t0);
+    p.handle(spilled(1), t0);
+    p.handle(spilled(2), t0);
     // Batch 3 never got a slot (the refusal's 1 s wait); at shutdown the wait is lifted, and twice
     // the uploads run at once.
     let a = p.handle(
@@ -302,7 +492,10 @@ fn at_shutdown_the_backoff_is_lifted_and_refusals_are_probed_until_the_spill() {
 #[test]
 fn a_refusal_to_the_end_is_probed_until_the_deadline_then_memory_is_spilled() {
     let t0 = Instant::now();
-    let mut p = policy(8 * MIB);
+    let mut p = Policy::new(Config {
+        max_disk: 0,
+        ..config(8 * MIB)
+    });
     p.handle(sealed(1, 100), t0);
     p.handle(sealed(2, 100), t0);
     p.handle(
@@ -315,48 +508,47 @@ fn a_refusal_to_the_end_is_probed_until_the_deadline_then_memory_is_spilled() {
     );
     let mut now = t0;
     let mut probes = 0;
-    let mut spilled = Vec::new();
     let mut failed = vec![1, 2];
-    loop {
+    let answered = loop {
         let mut a = Vec::new();
         for id in failed.drain(..) {
             a.extend(p.handle(fails(id, Failure::Refused(Refusal::Kms)), now));
         }
-        spilled.extend(a.iter().filter_map(|x| match x {
-            Action::Spill { id } => Some(*id),
-            _ => None,
-        }));
-        let Some(at) = wake(&a) else { break };
+        let Some(at) = wake(&a) else { break None };
         now = at;
         let a = p.handle(Event::Tick, now);
-        let up = uploads(&a);
-        if up.is_empty() {
-            spilled.extend(a.iter().filter_map(|x| match x {
-                Action::Spill { id } => Some(*id),
-                _ => None,
-            }));
-            break;
+        if has(&a, &Action::AnswerFlush { id: 1 }) {
+            break Some(now);
         }
-        probes += up.len();
-        failed = up;
-    }
+        probes += uploads(&a).len();
+        failed = uploads(&a);
+        if failed.is_empty() {
+            let a = p.handle(Event::Tick, wake(&a).unwrap());
+            break has(&a, &Action::AnswerFlush { id: 1 }).then_some(now);
+        }
+    };
     assert!(
         probes >= 3,
         "one probe at a time until the uploads' end: {probes}"
     );
-    assert!(now <= ms(t0, 800), "no upload starts in the spill reserve");
-    spilled.sort();
-    spilled.dedup();
-    assert_eq!(spilled, vec![1, 2], "on disk before the flush is answered");
+    assert!(
+        now <= ms(t0, 1000),
+        "answered by its deadline: {answered:?}"
+    );
+    assert_eq!(
+        p.accounts().in_memory,
+        20,
+        "no disk: what is left is in memory, and said so"
+    );
 }
 
 #[test]
-fn the_final_round_stops_uploading_before_its_deadline_to_spill() {
+fn the_final_round_stops_uploading_before_its_deadline_to_spill_uploads_in_flight_too() {
     let t0 = Instant::now();
     let mut p = policy(8 * MIB);
     p.handle(sealed(1, 100), t0);
     p.handle(fails(1, Failure::Transient), t0);
-    p.handle(Event::Spilled { id: 1, ok: true }, t0);
+    p.handle(spilled(1), t0);
     p.handle(sealed(2, 100), t0);
     let a = p.handle(
         Event::Flush {
@@ -367,16 +559,49 @@ fn the_final_round_stops_uploading_before_its_deadline_to_spill() {
         t0,
     );
     assert_eq!(uploads(&a), vec![1, 2]);
-    // Neither answers before the uploads' end (deadline less the spill reserve).
+    // Neither answers before the uploads' end (deadline less the spill reserve): the one in
+    // memory goes to disk, saying S3 may store it (its upload is in flight).
     let a = p.handle(Event::Tick, ms(t0, 800));
-    assert!(has(&a, &Action::Spill { id: 2 }), "{a:?}");
-    let a = p.handle(Event::Spilled { id: 2, ok: true }, ms(t0, 810));
-    assert!(has(&a, &Action::AnswerFlush { id: 1 }));
-    // A late confirmation is still honoured.
-    assert!(has(
-        &p.handle(Event::Uploaded { id: 2 }, ms(t0, 900)),
-        &Action::Forget { id: 2 }
-    ));
+    assert!(
+        has(
+            &a,
+            &Action::Spill {
+                id: 2,
+                maybe_stored: true
+            }
+        ),
+        "{a:?}"
+    );
+    // S3 confirms it while its file is being written: everything owned is on disk (answered),
+    // and its file goes once written.
+    let a = p.handle(Event::Uploaded { id: 2 }, ms(t0, 805));
+    assert!(!a.iter().any(|x| matches!(x, Action::Forget { id: 2 })));
+    assert!(
+        has(&a, &Action::AnswerFlush { id: 1 }),
+        "all on disk: {a:?}"
+    );
+    let a = p.handle(spilled(2), ms(t0, 810));
+    assert!(has(&a, &Action::Delete { id: 2 }), "{a:?}");
+}
+
+#[test]
+fn a_batch_confirmed_while_its_spill_fails_leaves_nothing_behind() {
+    let t0 = Instant::now();
+    let mut p = policy(8 * MIB);
+    p.handle(sealed(1, 100), t0);
+    p.handle(
+        Event::Flush {
+            id: 1,
+            deadline: ms(t0, 1000),
+            last: true,
+        },
+        t0,
+    );
+    p.handle(Event::Tick, ms(t0, 800));
+    p.handle(Event::Uploaded { id: 1 }, ms(t0, 805));
+    let a = p.handle(Event::Spilled { id: 1, ok: false }, ms(t0, 810));
+    assert!(has(&a, &Action::Forget { id: 1 }), "{a:?}");
+    assert_eq!((p.memory(), p.disk(), p.pending().batches), (0, 0, 0));
 }
 
 #[test]
@@ -402,9 +627,12 @@ fn slowdown_quarters_the_rate_first_then_halves_it_once_a_round_and_quiet_time_a
         paces(&p.handle(throttled(2), ms(t0, 10))).is_empty(),
         "one round counts once"
     );
-    // The retry, started after the doubling, counts again.
+    p.handle(spilled(1), ms(t0, 11));
+    p.handle(spilled(2), ms(t0, 11));
+    // The retry, started after the increase, counts again. Batch 3 may be merged into 1: make it
+    // one that S3 may have (a timeout), so 1 goes alone.
+    p.handle(Event::Restored { seed: 1 }, ms(t0, 12));
     let at = wake(&p.handle(Event::Tick, ms(t0, 20))).unwrap();
-    // (Being spilled after its failure, it is not merged: it goes as it is.)
     assert_eq!(uploads(&p.handle(Event::Tick, at)), vec![1]);
     assert_eq!(
         paces(&p.handle(throttled(1), at + Duration::from_millis(5))),
@@ -419,7 +647,6 @@ fn slowdown_quarters_the_rate_first_then_halves_it_once_a_round_and_quiet_time_a
     // Every 10 quiet seconds add 0.0025 to the rate (1/8 → 0.1275), woken for it.
     let a = p.handle(Event::Tick, ms(t0, 9000));
     assert!(paces(&a).is_empty());
-    assert_eq!(wake(&a), Some(ms(t0, 5200) + RELAX_EVERY));
     let a = p.handle(Event::Tick, ms(t0, 5200) + RELAX_EVERY);
     let pace = paces(&a)[0];
     assert!((pace - 1.0 / 0.1275).abs() < 1e-9, "{pace}");
@@ -435,36 +662,22 @@ fn slowdown_quarters_the_rate_first_then_halves_it_once_a_round_and_quiet_time_a
 }
 
 #[test]
-fn while_throttled_waiting_batches_that_s3_never_stored_are_merged_into_one_request() {
+fn while_throttled_waiting_batches_s3_never_stored_are_merged_on_disk_exactly() {
     let t0 = Instant::now();
-    let mut p = policy(8 * MIB);
-    p.handle(sealed(1, 100), t0);
-    p.handle(fails(1, Failure::Throttled), t0);
-    p.handle(Event::Spilled { id: 1, ok: true }, t0);
-    for id in 2..=4 {
+    let mut p = throttled_with_batch_1_on_disk(t0);
+    for id in 2..=5 {
         p.handle(sealed(id, 100), ms(t0, 10));
     }
-    p.handle(sealed(5, 100), ms(t0, 10));
     let at = wake(&p.handle(Event::Tick, ms(t0, 20))).unwrap();
     let a = p.handle(Event::Tick, at);
-    assert!(
-        a.contains(&Action::Merge {
-            into: 1,
-            from: vec![2, 3, 4, 5]
-        }),
-        "{a:?}"
+    // Batch 1 is on disk: the merge is written to disk before its parts go.
+    assert_eq!(merges(&a), vec![(1, vec![2, 3, 4, 5], true)], "{a:?}");
+    assert_eq!(
+        p.disk(),
+        100 + 500,
+        "the merged file is counted while written"
     );
-    let a = p.handle(
-        Event::Merged {
-            into: 1,
-            from: vec![2, 3, 4, 5],
-            ok: true,
-            records: 50,
-            bytes: 500,
-            on_disk: true,
-        },
-        at,
-    );
+    let a = p.handle(Event::Merged { into: 1, ok: true }, at);
     assert_eq!(
         p.pending(),
         Pending {
@@ -472,42 +685,138 @@ fn while_throttled_waiting_batches_that_s3_never_stored_are_merged_into_one_requ
             records: 50
         }
     );
-    assert_eq!(p.memory(), 0);
-    assert!(
-        uploads(&a).contains(&1) || a.iter().any(|x| matches!(x, Action::Upload { id: 1, .. }))
+    assert_eq!(uploads(&a), vec![1], "the merged batch is the probe");
+    assert_eq!(
+        (p.memory(), p.disk()),
+        (500, 500),
+        "exact: the first file replaced, a copy read back for the upload"
     );
-    // Not merged: one that may be in S3 already.
-    let mut q = policy(8 * MIB);
-    q.handle(sealed(1, 100), t0);
-    q.handle(fails(1, Failure::Throttled), t0);
-    q.handle(Event::Spilled { id: 1, ok: true }, t0);
-    q.handle(sealed(2, 100), t0);
-    q.handle(sealed(3, 100), t0);
-    let at = wake(&q.handle(Event::Tick, t0)).unwrap();
-    let a = q.handle(Event::Tick, at);
-    assert!(
-        a.contains(&Action::Merge {
-            into: 1,
-            from: vec![2, 3]
-        }),
-        "{a:?}"
-    );
-    q.handle(
-        Event::Merged {
-            into: 1,
-            from: vec![2, 3],
-            ok: false,
-            records: 0,
-            bytes: 0,
-            on_disk: false,
-        },
-        at,
-    );
-    let a = q.handle(fails(1, Failure::Transient), at);
+    for id in 2..=5 {
+        assert!(has(&a, &Action::Forget { id }), "{a:?}");
+    }
+    assert!(p.accounts().balanced());
+}
+
+#[test]
+fn the_merged_batch_file_goes_only_after_the_parts_it_absorbed() {
+    let t0 = Instant::now();
+    let mut p = throttled_with_batch_1_on_disk(t0);
+    p.handle(sealed(2, 100), t0);
+    p.handle(fails(2, Failure::Throttled), t0);
+    p.handle(spilled(2), t0);
+    let at = wake(&p.handle(Event::Tick, ms(t0, 20))).unwrap();
+    let a = p.handle(Event::Tick, at);
+    assert_eq!(merges(&a), vec![(1, vec![2], true)]);
+    let a = p.handle(Event::Merged { into: 1, ok: true }, at);
+    assert!(has(&a, &Action::Delete { id: 2 }), "{a:?}");
+    // Batch 1 is confirmed before 2's file is gone: its own file waits.
+    let a = p.handle(Event::Uploaded { id: 1 }, at);
+    assert!(!has(&a, &Action::Delete { id: 1 }), "{a:?}");
+    let a = p.handle(Event::Deleted { id: 2, ok: true }, at);
+    assert!(has(&a, &Action::Delete { id: 1 }), "{a:?}");
+    let a = p.handle(Event::Deleted { id: 1, ok: true }, at);
+    assert!(has(&a, &Action::Forget { id: 1 }));
+    assert_eq!((p.disk(), p.accounts().shipped), (0, 20));
+}
+
+#[test]
+fn a_merge_that_fails_changes_nothing_and_is_not_tried_again_at_once() {
+    let t0 = Instant::now();
+    let mut p = throttled_with_batch_1_on_disk(t0);
+    p.handle(sealed(2, 100), t0);
+    let at = wake(&p.handle(Event::Tick, ms(t0, 20))).unwrap();
+    assert_eq!(merges(&p.handle(Event::Tick, at)), vec![(1, vec![2], true)]);
+    let a = p.handle(Event::Merged { into: 1, ok: false }, at);
+    assert!(merges(&a).is_empty(), "no tight loop: {a:?}");
+    assert_eq!(uploads(&a), vec![1], "the probe goes as it is");
+    assert_eq!((p.disk(), p.pending().records), (100, 20));
+    // Later, once the back-off is over, the two are merged again.
+    let mut a = p.handle(fails(1, Failure::Throttled), at);
+    let mut now;
+    let merged = loop {
+        now = wake(&a).unwrap();
+        a = p.handle(Event::Tick, now);
+        if !merges(&a).is_empty() {
+            break merges(&a);
+        }
+        if let [id] = uploads(&a)[..] {
+            a = p.handle(fails(id, Failure::Throttled), now);
+        }
+    };
+    assert!(now >= at + Duration::from_millis(100));
+    let mut parts = vec![merged[0].0];
+    parts.extend(&merged[0].1);
+    parts.sort();
+    assert_eq!(parts, vec![1, 2]);
+}
+
+#[test]
+fn a_merge_with_no_disk_room_for_its_result_is_not_made() {
+    let t0 = Instant::now();
+    let mut p = Policy::new(Config {
+        max_disk: 150,
+        ..config(8 * MIB)
+    });
+    p.handle(sealed(1, 100), t0);
+    p.handle(fails(1, Failure::Throttled), t0);
+    p.handle(spilled(1), t0);
+    p.handle(sealed(2, 100), t0);
+    let at = wake(&p.handle(Event::Tick, ms(t0, 20))).unwrap();
+    let a = p.handle(Event::Tick, at);
+    assert!(merges(&a).is_empty());
+    assert_eq!(uploads(&a), vec![1]);
+}
+
+#[test]
+fn batches_s3_may_have_stored_are_never_merged() {
+    let t0 = Instant::now();
+    // Recovered and said to be maybe stored; a timeout; a restore: none is merged.
+    let mut p = throttled_with_batch_1_on_disk(t0);
+    p.handle(recovered(2, 100, true), t0);
+    let at = wake(&p.handle(Event::Tick, ms(t0, 20))).unwrap();
+    let a = p.handle(Event::Tick, at);
+    assert!(merges(&a).is_empty(), "{a:?}");
+
+    let mut p = throttled_with_batch_1_on_disk(t0);
+    p.handle(sealed(2, 100), t0);
+    p.handle(Event::Restored { seed: 3 }, t0);
+    let at = wake(&p.handle(Event::Tick, ms(t0, 20))).unwrap();
+    assert!(merges(&p.handle(Event::Tick, at)).is_empty());
+
+    let mut p = policy(8 * MIB);
+    p.handle(sealed(1, 100), t0);
+    p.handle(fails(1, Failure::Throttled), t0);
+    p.handle(spilled(1), t0);
+    let at = wake(&p.handle(sealed(2, 100), t0)).unwrap();
+    assert_eq!(merges(&p.handle(Event::Tick, at)), vec![(1, vec![2], true)]);
+    p.handle(Event::Merged { into: 1, ok: true }, at);
+    let a = p.handle(fails(1, Failure::Transient), at);
     let at2 = wake(&a).unwrap();
-    let a = q.handle(Event::Tick, at2);
-    assert!(
-        !a.iter().any(|x| matches!(x, Action::Merge { into: 1, .. })),
-        "{a:?}"
+    p.handle(sealed(3, 100), at);
+    assert!(merges(&p.handle(Event::Tick, at2)).is_empty());
+}
+
+#[test]
+fn waiting_batches_in_memory_merge_in_memory() {
+    let t0 = Instant::now();
+    // No disk: batch 1 stays in memory after its failure.
+    let mut p2 = Policy::new(Config {
+        max_disk: 0,
+        ..config(8 * MIB)
+    });
+    p2.handle(sealed(1, 100), t0);
+    p2.handle(fails(1, Failure::Throttled), t0);
+    p2.handle(sealed(2, 100), t0);
+    let at = wake(&p2.handle(Event::Tick, ms(t0, 20))).unwrap();
+    assert_eq!(
+        merges(&p2.handle(Event::Tick, at)),
+        vec![(1, vec![2], false)]
     );
+    assert_eq!(
+        p2.memory(),
+        400,
+        "the parts and the result while it is made"
+    );
+    p2.handle(Event::Merged { into: 1, ok: true }, at);
+    assert_eq!(p2.memory(), 200);
 }
