@@ -60,7 +60,7 @@ pub fn body(records: &[Bytes], size: u64, compression: Compression) -> Bytes {
                 flate2::Compression::new(level),
             );
             let z = write_lines(records, size, z).and_then(|z| z.finish());
-            Bytes::from(z.unwrap_or_default())
+            exact(z.unwrap_or_default())
         }
         Compression::Zstd(level) => {
             let z = zstd::stream::write::Encoder::new(Vec::with_capacity(size as usize / 4), level)
@@ -72,9 +72,16 @@ pub fn body(records: &[Bytes], size: u64, compression: Compression) -> Bytes {
             let z = z
                 .and_then(|z| write_lines(records, size, z))
                 .and_then(|z| z.finish());
-            Bytes::from(z.unwrap_or_default())
+            exact(z.unwrap_or_default())
         }
     }
+}
+
+/// A body that keeps no more memory than its length: the batch is held (and counted by its
+/// length) until S3 confirms it, and a compressor's output grown by doubling can be twice that.
+fn exact(mut body: Vec<u8>) -> Bytes {
+    body.shrink_to_fit();
+    Bytes::from(body)
 }
 
 /// Writes `records` as NDJSON lines to `w` through a staging buffer of at most 64 KiB.

@@ -37,6 +37,9 @@ fn tune_malloc() {
 #[cfg(not(target_env = "gnu"))]
 fn tune_malloc() {}
 
+/// Threads for blocking work: one for encoding, the others for the disk (two cores at most).
+const BLOCKING_THREADS: usize = 4;
+
 fn main() -> ExitCode {
     tune_malloc();
     let Ok(runtime_api) = std::env::var("AWS_LAMBDA_RUNTIME_API") else {
@@ -45,20 +48,31 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     };
-    let system = System::new();
+    // Few blocking threads: file writes, read-backs and encodes queue for them rather than each
+    // starting a thread of its own (48 at once in a burst, each with its stack and allocator
+    // caches resident).
+    let system = System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .max_blocking_threads(BLOCKING_THREADS)
+            .build()
+            .expect("a current-thread runtime builds: it needs no resources but a thread")
+    });
     let name = extension_name();
-    if let Err(code) = system.block_on(app::start(
+    let running = match system.block_on(app::start(
         &name,
         &runtime_api,
         &ProcessEnv,
         S3Config::StandardChain,
         None,
     )) {
-        return ExitCode::from(code);
-    }
-    match system.run_with_code() {
-        Ok(0) => ExitCode::SUCCESS,
-        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        Err(_) => ExitCode::FAILURE,
-    }
+        Ok(r) => r,
+        Err(code) => return ExitCode::from(code),
+    };
+    let code = system.block_on(running.ended).unwrap_or(1);
+    // Exit at once. Dropping the runtime would wait for its blocking pool (a spill being written,
+    // a batch being encoded), possibly past the SHUTDOWN deadline; the summary has counted what
+    // they held.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    std::process::exit(code)
 }

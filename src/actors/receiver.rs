@@ -105,7 +105,15 @@ async fn receive(
     {
         return HttpResponse::MethodNotAllowed().finish();
     }
-    let mut body = BytesMut::new();
+    // Sized from Content-Length: records are kept as slices of this buffer until their batch is
+    // encoded, so a buffer grown by doubling would hold up to twice their bytes in memory.
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = BytesMut::with_capacity(declared.min(MAX_BODY));
     while let Some(chunk) = payload.next().await {
         let Ok(chunk) = chunk else {
             return HttpResponse::BadRequest().finish();

@@ -84,7 +84,9 @@ impl Handler<Shutdown> for BatchActor {
             self.closing.closed.clone(),
         );
         Box::pin(async move {
-            let _ = final_batch.await;
+            // Bounded: a batch still being encoded at the deadline is not shipped, and the summary
+            // counts its records lost in memory (received, never sealed).
+            let _ = tokio::time::timeout_at(msg.deadline.into(), final_batch).await;
             loop {
                 // Every late batch sealed so far must be at the shipper before the round that
                 // covers it starts.

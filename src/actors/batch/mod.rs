@@ -21,7 +21,7 @@ use crate::encode;
 use crate::encode::Compression;
 use crate::lambda::records::{Kind, record_time};
 use crate::object_key::{KeyTemplate, KeyValues};
-use crate::sink::{ObjectMeta, SealedObject};
+use crate::sealed::{ObjectMeta, SealedObject};
 use crate::snapshot;
 use crate::stats::{Counters, Throttle};
 use actix::prelude::*;
@@ -30,7 +30,7 @@ use slog::{Logger, debug, info, warn};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 /// Restore sightings closer than this are one restore.
@@ -39,8 +39,6 @@ const RESTORE_DEBOUNCE: Duration = Duration::from_secs(10);
 const REQUESTS_REMEMBERED: usize = 1024;
 /// At most one line per this about records Lambda dropped.
 const DROPPED_REPORT_PERIOD: Duration = Duration::from_secs(10);
-/// Bodies above this are encoded on the blocking pool, not on the actor's thread.
-const ENCODE_INLINE_MAX: u64 = 256 * 1024;
 
 /// What BatchActor is configured with.
 pub struct BatchSettings {
@@ -93,6 +91,10 @@ pub struct BatchActor {
     /// After SHUTDOWN: records are shipped as they come, until the final flush closes.
     closing: closing::Closing,
     dropped_throttle: Throttle,
+    /// Sealed batches on their way to the encoder ([`encoder`]).
+    encoder: mpsc::Sender<(Sealing, Option<oneshot::Sender<()>>)>,
+    /// Its receiving end, until the actor starts the encoder.
+    encoder_rx: Option<mpsc::Receiver<(Sealing, Option<oneshot::Sender<()>>)>>,
     /// How often the thresholds are checked while the environment runs.
     tick: Duration,
     counters: Arc<Counters>,
@@ -107,6 +109,43 @@ struct Sealing {
     meta: ObjectMeta,
 }
 
+/// Encodes sealed batches one after another on the blocking pool (compression never runs on the
+/// actors' thread) and queues each at the shipper, in the order they were sealed; answers each
+/// batch's `queued` once it is there. Ends when BatchActor is gone.
+async fn encoder(
+    mut batches: mpsc::Receiver<(Sealing, Option<oneshot::Sender<()>>)>,
+    compression: Compression,
+    ship: Recipient<ShipBatch>,
+    counters: Arc<Counters>,
+    log: Logger,
+) {
+    while let Some((s, queued)) = batches.recv().await {
+        let raw = s.body_bytes;
+        let encoded = tokio::task::spawn_blocking(move || SealedObject {
+            body: encode::body(&s.records, s.body_bytes, compression),
+            raw_bytes: s.body_bytes,
+            records: s.records.len(),
+            key: s.key,
+            meta: s.meta,
+        })
+        .await;
+        match encoded {
+            Ok(object) => {
+                if ship.send(ShipBatch { object }).await.is_err() {
+                    slog::error!(log, "the shipper is gone; a batch could not be queued");
+                }
+            }
+            // Counted at the end: received but never sealed is lost in memory.
+            Err(e) => slog::error!(log, "encoding a batch failed"; "error" => e.to_string()),
+        }
+        Counters::sub(&counters.buffered, raw);
+
+        if let Some(q) = queued {
+            let _ = q.send(());
+        }
+    }
+}
+
 impl BatchActor {
     pub fn new(
         settings: BatchSettings,
@@ -115,7 +154,10 @@ impl BatchActor {
         log: Logger,
     ) -> Self {
         let now = Instant::now();
+        let (encoder, encoder_rx) = mpsc::channel(1);
         Self {
+            encoder,
+            encoder_rx: Some(encoder_rx),
             batcher: Batcher::new(settings.thresholds, settings.max_object_bytes, now)
                 .with_max_delay(settings.max_delay)
                 .with_jitter(rand::random()),
@@ -182,47 +224,32 @@ impl BatchActor {
         self.send_object_then(sealing, None, ctx);
     }
 
-    /// Encodes the body (on the blocking pool when large) and queues the object at the shipper,
-    /// holding this actor's mailbox until it is queued there: batches keep their order and a slow
-    /// encoder pushes back. Answers `queued` then.
+    /// Hands the batch to the encoder (which encodes it on the blocking pool and queues it at the
+    /// shipper, in order) and has `queued` answered once it is queued there. The mailbox is held
+    /// only while the encoder is busy and one batch already waits for it: a slow encoder pushes
+    /// back on deliveries, and at most two batches are between sealing and the shipper.
     fn send_object_then(
         &mut self,
         sealing: Sealing,
         queued: Option<oneshot::Sender<()>>,
         ctx: &mut Context<Self>,
     ) {
-        let compression = self.settings.compression;
-        let ship = self.shipper.ship.clone();
-        let log = self.log.clone();
-        let large = sealing.body_bytes > ENCODE_INLINE_MAX;
-        let encode = move |s: Sealing| SealedObject {
-            body: encode::body(&s.records, s.body_bytes, compression),
-            raw_bytes: s.body_bytes,
-            records: s.records.len(),
-            key: s.key,
-            meta: s.meta,
-        };
-        let work = async move {
-            let object = if large {
-                match tokio::task::spawn_blocking(move || encode(sealing)).await {
-                    Ok(o) => o,
-                    Err(e) => {
-                        slog::error!(log, "encoding a batch failed"; "error" => e.to_string());
-                        return;
+        use tokio::sync::mpsc::error::TrySendError;
+        match self.encoder.try_send((sealing, queued)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(item)) => {
+                let encoder = self.encoder.clone();
+                ctx.wait(
+                    async move {
+                        let _ = encoder.send(item).await;
                     }
-                }
-            } else {
-                encode(sealing)
-            };
-            if ship.send(ShipBatch { object }).await.is_err() {
-                slog::error!(log, "the shipper is gone; a batch could not be queued");
+                    .into_actor(self),
+                );
             }
-        };
-        ctx.wait(work.into_actor(self).map(|_, _, _| {
-            if let Some(q) = queued {
-                let _ = q.send(());
+            Err(TrySendError::Closed(_)) => {
+                slog::error!(self.log, "the encoder is gone; a batch could not be queued");
             }
-        }));
+        }
     }
 
     /// SnapStart restore: seal what the snapshot held under a key every copy derives alike, take a
@@ -236,17 +263,32 @@ impl BatchActor {
             return;
         }
         self.last_restore = Some(now);
-        if let Some(b) = self.batcher.seal_all(now) {
-            let id = snapshot::batch_id_before_snapshot(self.settings.environment_id, self.sealed);
-            let sealing = self.seal(b, self.last_ingest_wall, id);
-            self.send_object_then(sealing, None, ctx);
+        // The shipper hears of the restore once the snapshot's last batch is queued there: that
+        // batch's key is every copy's too, and the restore marks every held key so.
+        let (queued, at_shipper) = oneshot::channel();
+        match self.batcher.seal_all(now) {
+            Some(b) => {
+                let id =
+                    snapshot::batch_id_before_snapshot(self.settings.environment_id, self.sealed);
+                let sealing = self.seal(b, self.last_ingest_wall, id);
+                self.send_object_then(sealing, Some(queued), ctx);
+            }
+            None => {
+                let _ = queued.send(());
+            }
         }
         let previous = std::mem::replace(&mut self.settings.environment_id, Uuid::new_v4());
         Counters::add(&self.counters.restores, 1);
         info!(self.log, "restored from a snapshot"; "detected_by" => why,
             "previous_environment_id" => previous.to_string(), "environment_id" => self.settings.environment_id.to_string());
-        let notify = self.shipper.restored.send(Restored);
-        ctx.wait(notify.into_actor(self).map(|_, _, _| ()));
+        let restored = self.shipper.restored.clone();
+        let notify = async move {
+            let _ = at_shipper.await;
+            let _ = restored.send(Restored).await;
+        };
+        // Not holding the mailbox: later records go under the new environment id anyway (a
+        // batch of theirs the restore still finds held is only marked more carefully than needed).
+        ctx.spawn(notify.into_actor(self));
     }
 
     /// Looks at the clocks: a wall clock that jumped away from the monotonic one means a restore.
@@ -289,6 +331,15 @@ impl Actor for BatchActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(rx) = self.encoder_rx.take() {
+            actix_rt::spawn(encoder(
+                rx,
+                self.settings.compression,
+                self.shipper.ship.clone(),
+                self.counters.clone(),
+                self.log.clone(),
+            ));
+        }
         // While the environment runs (a frozen one runs no timer: INVOKE covers it).
         ctx.run_interval(self.tick, |act, ctx| act.on_tick(ctx));
     }
@@ -338,6 +389,7 @@ impl Handler<IngestRecords> for BatchActor {
                 (Kind::RestoreStart, _) => self.restored("platform.restoreStart", ctx),
                 _ => {}
             }
+            Counters::add(&self.counters.buffered, r.raw.len() as u64 + 1);
             if let Some(b) = self.batcher.push(r.raw, r.kind == Kind::Extension, now) {
                 self.ship(b, ctx);
             }
