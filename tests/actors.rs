@@ -13,8 +13,9 @@ use adaptive_batching_extension::config::{ShipAt, Thresholds};
 use adaptive_batching_extension::encode::Compression;
 use adaptive_batching_extension::lambda::records::{Kind, Record};
 use adaptive_batching_extension::object_key::KeyTemplate;
-use adaptive_batching_extension::sink::spill::SpillDir;
-use adaptive_batching_extension::sink::{S3Sink, SealedObject};
+use adaptive_batching_extension::sealed::SealedObject;
+use adaptive_batching_extension::sink::S3Sink;
+use adaptive_batching_extension::spill::SpillDir;
 use adaptive_batching_extension::stats::Counters;
 use bytes::Bytes;
 use lambda_emulator::s3::{Faults, S3Endpoint};
@@ -34,7 +35,8 @@ async fn sink_for(ep: &S3Endpoint) -> S3Sink {
 fn settings(spill: Option<&std::path::Path>) -> ShipperSettings {
     ShipperSettings {
         max_memory: 1024 * 1024,
-        spill: spill.map(|d| SpillDir::open(d, 1024 * 1024).unwrap()),
+        max_object: 512 * 1024,
+        spill: spill.map(|d| SpillDir::open(d, 1024 * 1024, false).unwrap()),
         emf_function: None,
     }
 }
@@ -341,6 +343,7 @@ async fn shipper_spills_past_its_memory_bound_and_a_new_process_ships_the_spill_
     let counters = Arc::new(Counters::default());
     let tight = ShipperSettings {
         max_memory: 10,
+        max_object: 10,
         ..settings(Some(dir.path()))
     };
     let first = ShipperActor::new(sink_for(&ep).await, tight, counters.clone(), log()).start();

@@ -269,3 +269,41 @@ async fn a_delivery_lambda_repeats_is_shipped_twice_at_least_once() {
     );
     assert_clean(&emu);
 }
+
+/// The final round is bounded by the deadline even when its last batch is slow to encode (20 MB at
+/// zstd level 19, with a shutdown budget of 400 ms): the extension exits before the deadline, and
+/// what it could not ship is counted, never silently gone. (Before: the final encode had no
+/// deadline and the extension was killed at the deadline, without a summary.)
+#[tokio::test]
+async fn a_final_batch_too_slow_to_encode_still_exits_before_the_deadline() {
+    let l = layer();
+    let mut emu = ship_rates(l.function(), 104_857_600, 100_000, 600_000)
+        .env(
+            "ADAPTIVE_BATCHING_EXTENSION_MAX_BUFFER_BYTES",
+            (64u64 << 20).to_string(),
+        )
+        .env("ADAPTIVE_BATCHING_EXTENSION_COMPRESSION", "zstd")
+        .env("ADAPTIVE_BATCHING_EXTENSION_COMPRESSION_LEVEL", "19")
+        .invoke_timeout(Duration::from_secs(20))
+        .shutdown_budget(Duration::from_millis(400))
+        .start()
+        .await
+        .unwrap();
+    emu.init().await.unwrap();
+    for _ in 0..10 {
+        emu.invoke(script(200, 10_000, 50)).await;
+    }
+    emu.shutdown(0).await;
+    let ext = emu.report().extensions[0].clone();
+    assert!(!ext.killed_at_deadline, "killed at the deadline");
+    assert_eq!(ext.exit_code, Some(0));
+    let s = summary(&emu);
+    assert_eq!(s["accounted"], true, "{s}");
+    assert_eq!(
+        s["shipped"].as_u64().unwrap()
+            + s["kept_on_disk"].as_u64().unwrap()
+            + s["lost"].as_u64().unwrap(),
+        s["received"].as_u64().unwrap(),
+        "{s}"
+    );
+}

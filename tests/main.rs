@@ -11,4 +11,6 @@ mod in_process;
 mod objects;
 mod process;
 mod scenarios;
+mod ship_path;
+mod simulation;
 mod telemetry;

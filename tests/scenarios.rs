@@ -154,3 +154,13 @@ async fn slow_s3() {
         "S3's 300 ms never reach the function's bill"
     );
 }
+
+#[tokio::test]
+async fn throttled_small_spill() {
+    let (r, emu) = scenario("throttled-small-spill").await;
+    assert_eq!(r.verdict.lines_emitted, 2400);
+    let s = crate::support::summary(&emu);
+    assert_eq!(s["accounted"], true, "{s}");
+    assert_eq!(s["lost"], 0, "{s}");
+    assert_eq!(s["refused"], 0, "{s}");
+}
