@@ -4,9 +4,9 @@
 //! inline in the simulation), and applied back here when done. No decision is taken here: the
 //! policy said what to do; this module only knows how.
 
-use crate::sealed::SealedObject;
+use crate::sealed::{BodyFile, SealedObject};
 use crate::ship_policy::{BatchId, Event};
-use crate::spill::{self, Disk, Header, Piece};
+use crate::spill::{self, Disk, FsDisk, Header, Piece};
 use bytes::Bytes;
 use std::collections::HashMap;
 
@@ -40,6 +40,25 @@ impl Source {
         match (self, disk) {
             (Source::Memory(o), _) => Ok(o),
             (Source::Disk(key), Some(d)) => spill::read(d, &key).map(|(_, o)| o),
+            (Source::Disk(_), None) => Err(std::io::Error::other("no spill directory")),
+        }
+    }
+
+    /// What an upload sends, without reading a spilled body into memory: the batch itself, or its
+    /// metadata (an empty body) and where its body lies in its file, which the upload streams
+    /// (blocking I/O: the file is read once, for its CRC32s).
+    pub fn locate(
+        self,
+        disk: Option<&FsDisk>,
+        part_size: u64,
+    ) -> std::io::Result<(SealedObject, Option<BodyFile>)> {
+        match (self, disk) {
+            (Source::Memory(o), _) => Ok((o, None)),
+            (Source::Disk(key), Some(d)) => {
+                let path = d.path(&spill::file_name(&key));
+                let (header, file) = spill::locate(d, &key, path, part_size)?;
+                Ok((header.object(Bytes::new(), file.len), Some(file)))
+            }
             (Source::Disk(_), None) => Err(std::io::Error::other("no spill directory")),
         }
     }

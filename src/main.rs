@@ -72,7 +72,13 @@ fn main() -> ExitCode {
     let code = system.block_on(running.ended).unwrap_or(1);
     // Exit at once. Dropping the runtime would wait for its blocking pool (a spill being written,
     // a batch being encoded), possibly past the SHUTDOWN deadline; the summary has counted what
-    // they held.
+    // they held. `_exit`, not `exit`: the stopped System's arbiter threads are ending meanwhile,
+    // and `exit` ran the main thread's TLS destructors under them — an arbiter then panicked in
+    // its own ("cannot access a Thread Local Storage value during or after destruction") and the
+    // process aborted (SIGABRT) after its summary, in CI. Our output is flushed first; nothing
+    // else is pending (spills are fsynced before the policy counts them).
     let _ = std::io::Write::flush(&mut std::io::stdout());
-    std::process::exit(code)
+    let _ = std::io::Write::flush(&mut std::io::stderr());
+    // SAFETY: _exit ends the process without running any code of ours or of the libraries.
+    unsafe { libc::_exit(code) }
 }

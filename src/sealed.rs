@@ -33,6 +33,20 @@ impl ObjectMeta {
     }
 }
 
+/// A sealed object's body as it lies in a spill file, for an upload that streams it from there
+/// instead of reading it back into memory: where it starts, how long it is, and the CRC32s S3
+/// verifies (of the whole body, and of each part of `part_size` bytes if it goes up in parts),
+/// computed by reading the file once through a small buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyFile {
+    pub path: std::path::PathBuf,
+    pub offset: u64,
+    pub len: u64,
+    pub crc32: u32,
+    pub part_size: u64,
+    pub part_crc32: Vec<u32>,
+}
+
 impl SealedObject {
     /// One object of `parts`, in order, under the first one's key: bodies concatenated (NDJSON
     /// lines, gzip members and zstd frames all concatenate into a valid body), counts summed,

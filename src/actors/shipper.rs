@@ -258,21 +258,17 @@ impl ShipperActor {
         let sink = self.sink.clone();
         let disk = self.disk.clone();
         let attempt = async move {
-            let obj = match source {
-                Source::Memory(o) => o,
+            // A spilled body is streamed from its file as the request goes, never read back into
+            // memory: only its header and CRC32s are read first (blocking I/O, on the pool).
+            let (obj, file) = match source {
+                Source::Memory(o) => (o, None),
                 on_disk => {
+                    let part_size = crate::sink::PART_SIZE as u64;
                     let read = tokio::task::spawn_blocking(move || {
-                        on_disk.load(disk.as_ref().map(|d| d as &dyn Disk))
+                        on_disk.locate(disk.as_ref(), part_size)
                     });
-                    match read.await {
-                        Ok(Ok(o)) => o,
-                        Ok(Err(e)) => {
-                            return Err((
-                                Failure::Unreadable,
-                                format!("cannot read a spilled batch: {e}"),
-                                0,
-                            ));
-                        }
+                    match read.await.map_err(std::io::Error::other).and_then(|r| r) {
+                        Ok(found) => found,
                         Err(e) => {
                             return Err((
                                 Failure::Unreadable,
@@ -283,10 +279,11 @@ impl ShipperActor {
                     }
                 }
             };
+            let len = crate::sink::body_len(&obj, file.as_ref());
             // A time limit sized to the body: a connection that died, or an upload cut by a freeze
             // (the monotonic clock runs while frozen), ends here and is tried again, same key.
-            match tokio::time::timeout(timeout, sink.put(&obj)).await {
-                Ok((requests, Ok(()))) => Ok((obj, requests)),
+            match tokio::time::timeout(timeout, sink.put(&obj, file.as_ref())).await {
+                Ok((requests, Ok(()))) => Ok((obj, len, requests)),
                 Ok((requests, Err(e))) => Err((e.failure(), format!("{}: {e}", obj.key), requests)),
                 Err(_) => Err((
                     Failure::Transient,
@@ -303,9 +300,9 @@ impl ShipperActor {
                 .map(|t| t.elapsed())
                 .unwrap_or_default();
             match outcome {
-                Ok((obj, requests)) => {
+                Ok((obj, len, requests)) => {
                     Counters::add(&act.counters.put_requests, u64::from(requests));
-                    act.shipped(&obj, took);
+                    act.shipped(&obj, len, took);
                     act.event(Event::Uploaded { id }, ctx);
                 }
                 Err((failure, error, requests)) => {
@@ -318,7 +315,7 @@ impl ShipperActor {
         }));
     }
 
-    fn shipped(&mut self, obj: &SealedObject, took: Duration) {
+    fn shipped(&mut self, obj: &SealedObject, len: u64, took: Duration) {
         Counters::add(&self.counters.shipped_bytes, obj.raw_bytes);
         if let Some(function) = &self.emf_function {
             println!(
@@ -328,7 +325,7 @@ impl ShipperActor {
                     chrono::Utc::now().timestamp_millis(),
                     &[
                         ("RecordsShipped", obj.records as f64, "Count"),
-                        ("BytesShipped", obj.body.len() as f64, "Bytes"),
+                        ("BytesShipped", len as f64, "Bytes"),
                         (
                             "UploadMilliseconds",
                             took.as_secs_f64() * 1000.0,
@@ -339,7 +336,7 @@ impl ShipperActor {
             );
         }
         info!(self.log, "shipped";
-            "key" => &obj.key, "records" => obj.records, "bytes" => obj.body.len(),
+            "key" => &obj.key, "records" => obj.records, "bytes" => len,
             "ms" => took.as_millis() as u64);
     }
 

@@ -3,12 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-/// An upload in flight.
+/// An upload in flight. One of a batch on disk streams its body from the file: it holds no copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Upload {
     pub started: Instant,
-    /// The upload holds a copy of the body read back from disk (counted in memory).
-    pub copy: bool,
 }
 
 /// A merge in flight, on its first part.
@@ -131,18 +129,15 @@ impl Entry {
         self.in_memory && !self.on_disk && !self.done
     }
 
-    /// Bytes of memory it costs: its body, a copy an upload read back, a merge's result.
+    /// Bytes of memory it costs: its body, a merge's result made in memory (an upload from disk
+    /// streams the file and holds no copy).
     pub fn memory(&self) -> u64 {
         let body = if self.in_memory { self.bytes } else { 0 };
-        let copy = match self.upload {
-            Some(Upload { copy: true, .. }) => self.bytes,
-            _ => 0,
-        };
         let merge = match &self.merge {
             Some(m) if !m.to_disk => m.bytes,
             _ => 0,
         };
-        body + copy + merge
+        body + merge
     }
 
     /// Bytes of disk it costs: its file, one being written, a merge's result being written.

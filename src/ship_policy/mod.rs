@@ -23,11 +23,11 @@
 //!   batches in turn (one bad batch never holds the others); healthy, up to `max_in_flight` run at
 //!   once (twice that in the final round).
 //! * **Once failed, a batch is on disk** (spilled), so a crash or a reset does not lose it.
-//! * **Memory is bounded**: the bodies held, copies read back from disk for an upload, merge
-//!   results, and what is held before the policy sees it (the batcher's buffer, batches being
-//!   encoded: [`Policy::set_upstream`]) all count. Past `max_memory` the newest batches go to disk;
-//!   a copy is read back or a merge made in memory only within `max_memory` (one copy at a time
-//!   always may, so a batch larger than the bound still goes); past `max_memory + max_object` (a
+//! * **Memory is bounded**: the bodies held, merge results made in memory, and what is held
+//!   before the policy sees it (the batcher's buffer, batches being encoded:
+//!   [`Policy::set_upstream`]) all count; an upload of a batch on disk streams its file and holds
+//!   no copy. Past `max_memory` the newest batches go to disk; a merge is made in memory only
+//!   within `max_memory`; past `max_memory + max_object` (a
 //!   batch arriving while memory is full) a batch held in memory alone — never one on disk — is
 //!   refused, and counted.
 //! * **Disk is bounded** by `max_disk`, a file being written counted from its start. A spill, merge
@@ -220,9 +220,11 @@ pub enum Action {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Health {
     Ok,
-    /// After `level` consecutive failures of this kind: no upload before `until`, then one probe.
+    /// After `level` consecutive failures of this kind, the last at `since`: no upload before
+    /// `until`, then one probe ([`Policy::probe_at`] may bring it forward).
     Backoff {
         until: Instant,
+        since: Instant,
         level: u32,
         kind: BackoffKind,
     },
@@ -252,7 +254,7 @@ pub struct Config {
     /// Bytes of batches held in memory before the newest go to disk.
     pub max_memory: u64,
     /// The largest object the batcher seals: memory may pass `max_memory` by this much (a batch
-    /// arriving, a copy read back) before a batch is refused.
+    /// arriving while memory is full) before a batch is refused.
     pub max_object: u64,
     /// Bytes of batch bodies the spill directory may hold (0: no usable disk).
     pub max_disk: u64,
@@ -300,7 +302,7 @@ pub struct Accounts {
     pub in_memory: u64,
     /// Still owned, on disk (kept for the next process, unless the environment goes).
     pub on_disk: u64,
-    /// The most memory log records cost at once, in bytes: held batches (bodies, copies, merge
+    /// The most memory log records cost at once, in bytes: held batches (bodies, merge
     /// results) and what was held before them (upstream).
     pub peak_memory: u64,
 }
@@ -439,7 +441,7 @@ impl Policy {
             .collect()
     }
 
-    /// Bytes of memory the held batches cost (bodies, copies read back, merge results).
+    /// Bytes of memory the held batches cost (bodies, merge results made in memory).
     pub fn memory(&self) -> u64 {
         self.entries.values().map(Entry::memory).sum()
     }
@@ -541,10 +543,12 @@ impl Policy {
         self.health = match self.health {
             Health::Backoff {
                 until,
+                since,
                 level,
                 kind: BackoffKind::Throttled,
             } => Health::Backoff {
                 until: until.min(now + FINAL_ROUND_LONGEST_WAIT),
+                since,
                 level,
                 kind: BackoffKind::Throttled,
             },
@@ -616,13 +620,6 @@ impl Policy {
             Health::Ok => 0,
         };
         let (first, mut longest, jitter) = kind.schedule();
-        if kind == BackoffKind::Throttled && self.disk() * 2 > self.cfg.max_disk {
-            // Half the disk is held: a throttled wait that kept doubling would fill the rest
-            // before the next probe (a 14 s throttle then looked like 21 s and filled a 2 MiB
-            // spill bound). A probe carries a merge of what waits, so probing at the first wait
-            // adds little to S3's load and drains the most.
-            longest = longest.min(first);
-        }
         if self.final_deadline.is_some() {
             // The shutdown leaves about 1.5 s: keep trying, within it — one probe at a time, and
             // while S3 throttles, what waits is merged into that one request.
@@ -635,9 +632,33 @@ impl Policy {
         }
         self.health = Health::Backoff {
             until: now + wait,
+            since: now,
             level,
             kind,
         };
+    }
+
+    /// When the next probe may go while S3 fails, if it does. While S3 throttles and half the disk
+    /// or more is held, the wait stops growing: one that kept doubling (to 30 s) would fill the
+    /// rest before the next probe (a 14 s throttle then looked like 21 s and filled a 2 MiB spill
+    /// bound). Decided when the probe is due, not when the failure came: the disk fills meanwhile.
+    /// A probe carries a merge of what waits, so probing at the first wait adds little to S3's
+    /// load and drains the most.
+    fn probe_at(&self) -> Option<Instant> {
+        let Health::Backoff {
+            until, since, kind, ..
+        } = self.health
+        else {
+            return None;
+        };
+        let (first, _, _) = kind.schedule();
+        Some(
+            if kind == BackoffKind::Throttled && self.disk() * 2 > self.cfg.max_disk {
+                until.min(since + first)
+            } else {
+                until
+            },
+        )
     }
 
     /// Sets a batch aside for a person; it is counted rejected (or unreadable).
@@ -766,9 +787,7 @@ impl Policy {
             out.push(Action::Pace(pace));
         }
         let mut wakes: Vec<Instant> = self.flushes.values().map(|w| w.deadline).collect();
-        if let Health::Backoff { until, .. } = self.health {
-            wakes.push(until);
-        }
+        wakes.extend(self.probe_at());
         wakes.extend(relax_at);
         if let Some(u) = uploads_until {
             wakes.push(u);
@@ -832,17 +851,11 @@ impl Policy {
         });
     }
 
-    /// Whether `e` may be uploaded now: a copy read back from disk must fit within the memory
-    /// bound; or, as the only copy, within the bound and one object (so the disk is never starved
-    /// by a memory full of batches to spill); or, alone in memory, be as large as it is (a batch
-    /// larger than the bound still goes).
-    fn may_upload(&self, e: &Entry, memory: u64, copies: bool) -> bool {
-        let (bound, slack) = (self.cfg.max_memory, self.cfg.max_object);
-        !e.done
-            && e.idle()
-            && (e.in_memory
-                || memory + e.bytes <= bound
-                || (!copies && (memory + e.bytes <= bound + slack || memory == 0)))
+    /// Whether `e` may be uploaded now. A batch on disk streams from its file, so an upload never
+    /// needs room in memory (a read-back copy that had to fit the bound starved merged batches
+    /// larger than it for as long as records arrived).
+    fn may_upload(e: &Entry) -> bool {
+        !e.done && e.idle()
     }
 
     fn start_uploads(&mut self, now: Instant, out: &mut Vec<Action>) {
@@ -850,11 +863,11 @@ impl Policy {
         // The final round has little time left: twice the uploads at once.
         let max_in_flight =
             self.cfg.max_in_flight * if self.final_deadline.is_some() { 2 } else { 1 };
-        let (slots, probing) = match self.health {
-            Health::Ok => (max_in_flight.saturating_sub(in_flight), false),
+        let (slots, probing) = match self.probe_at() {
+            None => (max_in_flight.saturating_sub(in_flight), false),
             // One probe at a time while S3 fails.
-            Health::Backoff { until, .. } if now >= until => (usize::from(in_flight == 0), true),
-            Health::Backoff { .. } => (0, false),
+            Some(at) if now >= at => (usize::from(in_flight == 0), true),
+            Some(_) => (0, false),
         };
         if slots == 0 {
             return;
@@ -866,22 +879,16 @@ impl Policy {
             candidates.rotate_left(after);
         }
         let mut started = 0;
-        let mut memory = self.memory() + self.upstream;
-        let mut copies = self
-            .entries
-            .values()
-            .any(|e| matches!(e.upload, Some(Upload { copy: true, .. })));
         for id in candidates {
             if started == slots {
                 break;
             }
-            if !self.may_upload(&self.entries[&id], memory, copies) {
+            if !Self::may_upload(&self.entries[&id]) {
                 continue;
             }
             started += 1;
             if self.pacing.pace > 1.0 && self.try_merge(id, now, out) {
                 // The probe is the merged batch's upload, once it is made: the turn stays here.
-                memory = self.memory() + self.upstream;
                 continue;
             }
             if probing {
@@ -889,12 +896,7 @@ impl Policy {
             }
             let e = self.entries.get_mut(&id).expect("listed");
             e.merged = false;
-            let copy = !e.in_memory;
-            if copy {
-                memory += e.bytes;
-                copies = true;
-            }
-            e.upload = Some(Upload { started: now, copy });
+            e.upload = Some(Upload { started: now });
             out.push(Action::Upload {
                 id,
                 timeout: attempt_timeout(e.bytes),

@@ -54,9 +54,9 @@ pub fn header_value(value: &str) -> String {
     out
 }
 
-/// The base64 of the CRC32 (big-endian) of `data`: how S3 writes `x-amz-checksum-crc32`.
-pub fn crc32_base64(data: &[u8]) -> String {
-    base64(&crc32fast::hash(data).to_be_bytes())
+/// The base64 of a CRC32 (big-endian): how S3 writes `x-amz-checksum-crc32`.
+pub fn crc32_value_base64(crc: u32) -> String {
+    base64(&crc.to_be_bytes())
 }
 
 /// Standard base64 with padding (RFC 4648 §4).
@@ -105,6 +105,9 @@ mod tests {
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foo"), "Zm9v");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-        assert_eq!(crc32_base64(b"hello world"), "DUoRhQ==");
+        assert_eq!(
+            crc32_value_base64(crc32fast::hash(b"hello world")),
+            "DUoRhQ=="
+        );
     }
 }

@@ -13,7 +13,7 @@ pub mod tls;
 
 pub use connection::http_client;
 
-use crate::sealed::SealedObject;
+use crate::sealed::{BodyFile, SealedObject};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
@@ -61,6 +61,9 @@ pub enum ShipError {
     /// The SDK cannot build the request (a value no HTTP header can carry): it can never be sent.
     #[error("the request cannot be built: {0}")]
     Unsendable(String),
+    /// The body's spill file cannot be read.
+    #[error("cannot read the spilled body: {0}")]
+    Unreadable(String),
 }
 
 /// Error codes that refuse every write, not this one (S3 API Reference, Error codes).
@@ -101,6 +104,7 @@ impl ShipError {
             }
             ShipError::Rejected { .. } => Failure::Rejected,
             ShipError::Unsendable(_) => Failure::Unsendable,
+            ShipError::Unreadable(_) => Failure::Unreadable,
         }
     }
 
@@ -280,10 +284,18 @@ impl S3Sink {
         self.conn = connection::reconnect(self.conn.clone(), self.force_path_style);
     }
 
-    /// One attempt at writing `obj`: a PutObject, or a multipart upload above
-    /// [`MULTIPART_THRESHOLD`]. The ship policy owns every retry of the whole object.
-    async fn put_once(&self, obj: &SealedObject, requests: &mut u32) -> Result<(), ShipError> {
-        if obj.body.len() <= MULTIPART_THRESHOLD {
+    /// One attempt at writing `obj` (its body in memory, or streamed from `file`): a PutObject, or
+    /// a multipart upload above [`MULTIPART_THRESHOLD`]. The ship policy owns every retry of the
+    /// whole object.
+    async fn put_once(
+        &self,
+        obj: &SealedObject,
+        file: Option<&BodyFile>,
+        requests: &mut u32,
+    ) -> Result<(), ShipError> {
+        let len = body_len(obj, file);
+        if len <= MULTIPART_THRESHOLD as u64 {
+            let body = body_range(obj, file, 0, len).await?;
             *requests += 1;
             let req = self
                 .client()
@@ -291,8 +303,11 @@ impl S3Sink {
                 .put_object()
                 .bucket(&self.bucket)
                 .key(&obj.key);
+            // A body from a file carries the CRC32 read with it (the SDK would otherwise send it
+            // aws-chunked, with a trailer); one in memory gets the SDK's.
             object_headers!(req, self, obj)
-                .body(ByteStream::from(obj.body.clone()))
+                .set_checksum_crc32(file.map(|f| headers::crc32_value_base64(f.crc32)))
+                .body(body)
                 .customize()
                 // UNSIGNED-PAYLOAD: the body's integrity is the CRC32 S3 verifies (and TLS), so
                 // the SHA-256 of every body that SigV4 would add buys nothing but CPU.
@@ -302,7 +317,7 @@ impl S3Sink {
                 .map(|_| ())
                 .map_err(ShipError::from_sdk)
         } else {
-            self.put_multipart(obj, requests).await
+            self.put_multipart(obj, file, requests).await
         }
     }
 
@@ -311,7 +326,13 @@ impl S3Sink {
     /// (S3 API Reference, CompleteMultipartUpload: without them S3 answers 400 InvalidRequest). A
     /// failed part is sent again alone, [`PART_ATTEMPTS`] times; an upload that cannot complete is
     /// aborted, so its parts do not linger (billed) until a lifecycle rule removes them.
-    async fn put_multipart(&self, obj: &SealedObject, requests: &mut u32) -> Result<(), ShipError> {
+    async fn put_multipart(
+        &self,
+        obj: &SealedObject,
+        file: Option<&BodyFile>,
+        requests: &mut u32,
+    ) -> Result<(), ShipError> {
+        let len = body_len(obj, file);
         let client = self.client().await;
         *requests += 1;
         let req = client
@@ -325,22 +346,31 @@ impl S3Sink {
         let id = up.upload_id().unwrap_or_default().to_string();
         let result = async {
             let mut parts = Vec::new();
-            for (i, start) in (0..obj.body.len()).step_by(PART_SIZE).enumerate() {
+            for (i, start) in (0..len).step_by(PART_SIZE).enumerate() {
                 let n = i as i32 + 1;
-                let chunk = obj
-                    .body
-                    .slice(start..(start + PART_SIZE).min(obj.body.len()));
+                let part_len = (len - start).min(PART_SIZE as u64);
+                // The CRC32 computed here, not the one S3 echoes: some S3-compatible stores echo
+                // none, and S3 refuses a COMPOSITE upload's Complete without each part's.
+                let crc = match file {
+                    Some(f) if f.part_size == PART_SIZE as u64 => f.part_crc32.get(i).copied(),
+                    Some(_) => None,
+                    None => Some(crc32fast::hash(
+                        &obj.body[start as usize..(start + part_len) as usize],
+                    )),
+                }
+                .ok_or_else(|| ShipError::Unreadable("no CRC32 for a part".into()))?;
                 let mut attempt = 1;
                 let r = loop {
                     *requests += 1;
+                    let body = body_range(obj, file, start, part_len).await?;
                     let sent = client
                         .upload_part()
                         .bucket(&self.bucket)
                         .key(&obj.key)
                         .upload_id(&id)
                         .part_number(n)
-                        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32)
-                        .body(ByteStream::from(chunk.clone()))
+                        .checksum_crc32(headers::crc32_value_base64(crc))
+                        .body(body)
                         .customize()
                         .disable_payload_signing()
                         .send()
@@ -354,13 +384,11 @@ impl S3Sink {
                         other => break other?,
                     }
                 };
-                // The CRC32 computed here, not the one S3 echoed: some S3-compatible stores echo
-                // none, and S3 refuses a COMPOSITE upload's Complete without each part's.
                 parts.push(
                     CompletedPart::builder()
                         .part_number(n)
                         .set_e_tag(r.e_tag().map(str::to_string))
-                        .checksum_crc32(headers::crc32_base64(&chunk))
+                        .checksum_crc32(headers::crc32_value_base64(crc))
                         .build(),
                 );
             }
@@ -421,19 +449,50 @@ impl S3Sink {
     /// One attempt at writing `obj`, and the S3 requests it took (what S3 bills). When the bucket
     /// is missing and creation is on, the bucket is created in the function's region and the write
     /// made again, within the same attempt.
-    pub async fn put(&self, obj: &SealedObject) -> (u32, Result<(), ShipError>) {
+    pub async fn put(
+        &self,
+        obj: &SealedObject,
+        file: Option<&BodyFile>,
+    ) -> (u32, Result<(), ShipError>) {
         let mut requests = 0;
-        let result = match self.put_once(obj, &mut requests).await {
+        let result = match self.put_once(obj, file, &mut requests).await {
             Err(ShipError::NoSuchBucket) if self.create_bucket => {
                 requests += 1;
                 match self.create_bucket().await {
-                    Ok(()) => self.put_once(obj, &mut requests).await,
+                    Ok(()) => self.put_once(obj, file, &mut requests).await,
                     Err(e) => Err(e),
                 }
             }
             other => other,
         };
         (requests, result)
+    }
+}
+
+/// The bytes of `obj`'s body: in memory, or in `file`.
+pub fn body_len(obj: &SealedObject, file: Option<&BodyFile>) -> u64 {
+    file.map_or(obj.body.len() as u64, |f| f.len)
+}
+
+/// `len` bytes of the body from `start`: a slice of the body in memory, or a stream of that range
+/// of its file (read as the request goes, through a small buffer).
+async fn body_range(
+    obj: &SealedObject,
+    file: Option<&BodyFile>,
+    start: u64,
+    len: u64,
+) -> Result<ByteStream, ShipError> {
+    match file {
+        None => Ok(ByteStream::from(
+            obj.body.slice(start as usize..(start + len) as usize),
+        )),
+        Some(f) => ByteStream::read_from()
+            .path(&f.path)
+            .offset(f.offset + start)
+            .length(aws_sdk_s3::primitives::Length::Exact(len))
+            .build()
+            .await
+            .map_err(|e| ShipError::Unreadable(e.to_string())),
     }
 }
 

@@ -17,7 +17,7 @@ pub mod disk;
 
 pub use disk::{Disk, FsDisk, Listed};
 
-use crate::sealed::{ObjectMeta, SealedObject};
+use crate::sealed::{BodyFile, ObjectMeta, SealedObject};
 use bytes::Bytes;
 use std::io::{self, BufRead, Read};
 
@@ -41,6 +41,25 @@ pub struct Header {
     /// The keys of the batches merged into this one after its first part.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub absorbs: Vec<String>,
+}
+
+impl Header {
+    /// The batch this header describes, with `body` (empty when it stays in its file) of
+    /// `body_len` bytes.
+    pub fn object(&self, body: Bytes, body_len: u64) -> SealedObject {
+        SealedObject {
+            key: self.key.clone(),
+            // Files of earlier versions did not say: the body's size then.
+            raw_bytes: if self.raw_bytes == 0 {
+                body_len
+            } else {
+                self.raw_bytes
+            },
+            body,
+            records: self.records,
+            meta: self.meta.clone(),
+        }
+    }
 }
 
 fn may_have() -> bool {
@@ -135,6 +154,64 @@ pub fn write(disk: &dyn Disk, header: &Header, pieces: &[Piece]) -> io::Result<(
     })
 }
 
+/// Where the body of the file of `key` lies in it, with its CRC32s (whole, and per part of
+/// `part_size` bytes), read through a 64 KiB buffer: an upload streams the body from the file
+/// and never holds it in memory. `path` is the file's path (the disk's business).
+pub fn locate(
+    disk: &dyn Disk,
+    key: &str,
+    path: std::path::PathBuf,
+    part_size: u64,
+) -> io::Result<(Header, BodyFile)> {
+    let name = file_name(key);
+    let len = disk.len(&name)?;
+    let mut r = disk.open(&name)?;
+    let (header, header_len) = read_header(&mut r)?;
+    let body_len = len.saturating_sub(header_len);
+    let (mut whole, mut part) = (crc32fast::Hasher::new(), crc32fast::Hasher::new());
+    let (mut part_crc32, mut in_part, mut seen) = (Vec::new(), 0u64, 0u64);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let mut chunk = &buf[..n];
+        seen += n as u64;
+        whole.update(chunk);
+        while !chunk.is_empty() {
+            let take = chunk.len().min((part_size - in_part) as usize);
+            part.update(&chunk[..take]);
+            in_part += take as u64;
+            chunk = &chunk[take..];
+            if in_part == part_size {
+                part_crc32.push(std::mem::take(&mut part).finalize());
+                in_part = 0;
+            }
+        }
+    }
+    if seen != body_len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "a spill file changed while it was read",
+        ));
+    }
+    if in_part > 0 {
+        part_crc32.push(part.finalize());
+    }
+    Ok((
+        header,
+        BodyFile {
+            path,
+            offset: header_len,
+            len: body_len,
+            crc32: whole.finalize(),
+            part_size,
+            part_crc32,
+        },
+    ))
+}
+
 /// The batch the file of `key` holds.
 pub fn read(disk: &dyn Disk, key: &str) -> io::Result<(Header, SealedObject)> {
     let name = file_name(key);
@@ -145,17 +222,8 @@ pub fn read(disk: &dyn Disk, key: &str) -> io::Result<(Header, SealedObject)> {
     // is held for its upload (the memory bound counts its size).
     let mut body = Vec::with_capacity(len.saturating_sub(header_len) as usize);
     r.read_to_end(&mut body)?;
-    let obj = SealedObject {
-        key: header.key.clone(),
-        raw_bytes: if header.raw_bytes == 0 {
-            body.len() as u64
-        } else {
-            header.raw_bytes
-        },
-        body: Bytes::from(body),
-        records: header.records,
-        meta: header.meta.clone(),
-    };
+    let len = body.len() as u64;
+    let obj = header.object(Bytes::from(body), len);
     Ok((header, obj))
 }
 

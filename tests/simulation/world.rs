@@ -6,7 +6,7 @@
 
 use super::disk::{self, MemDisk};
 use super::s3::{self, S3};
-use adaptive_batching_extension::held::{Done, HeldStore, Job, Source};
+use adaptive_batching_extension::held::{Done, HeldStore, Job};
 use adaptive_batching_extension::random::Xorshift;
 use adaptive_batching_extension::sealed::{ObjectMeta, SealedObject};
 use adaptive_batching_extension::ship_policy::{
@@ -125,14 +125,12 @@ struct Process {
     next_id: BatchId,
     alive: bool,
     snap_start: bool,
-    /// Uploads in flight: the bytes of a copy read back from disk (0 from memory).
-    uploads: BTreeMap<BatchId, u64>,
+    /// Uploads in flight (one of a batch on disk streams its file, as the shell's does: no copy
+    /// is held in memory).
+    uploads: BTreeSet<BatchId>,
     /// Disk jobs in flight, by id: what each holds in memory (a merge made in memory) and the
     /// key a set-aside is about to rename.
     jobs: BTreeMap<u64, (u64, Option<String>)>,
-    /// Copies the policy counts for uploads whose read-back failed (nothing is held; the failure
-    /// is on its way).
-    phantom: BTreeMap<BatchId, u64>,
     next_flush: FlushId,
     last_flush: Option<(FlushId, Duration)>,
     /// Files its recovery could not read (left for a person), and files it could not set aside
@@ -238,9 +236,8 @@ impl World {
             next_id: 0,
             alive: true,
             snap_start,
-            uploads: BTreeMap::new(),
+            uploads: BTreeSet::new(),
             jobs: BTreeMap::new(),
-            phantom: BTreeMap::new(),
             next_flush: 0,
             last_flush: None,
             unreadable: BTreeSet::new(),
@@ -449,25 +446,15 @@ impl World {
         let env = self.procs[p].env;
         let source = self.procs[p].store.source(id);
         let disk = self.envs[env].0.clone();
+        // The model reads the body to know what S3 stores; the shell streams it from the file.
         let loaded = match source {
-            Some(Source::Memory(o)) => Ok((o, 0)),
-            Some(s @ Source::Disk(_)) => s.load(Some(&disk as &dyn Disk)).map(|o| {
-                let n = o.body.len() as u64;
-                (o, n)
-            }),
+            Some(s) => s.load(Some(&disk as &dyn Disk)),
             None => Err(std::io::Error::other("not held")),
         };
-        let (obj, copy) = match loaded {
-            Ok(x) => x,
+        let obj = match loaded {
+            Ok(o) => o,
             Err(_) => {
-                self.procs[p].uploads.insert(id, 0);
-                let counted = self.procs[p]
-                    .policy
-                    .batches()
-                    .into_iter()
-                    .find(|(b, _)| *b == id)
-                    .map_or(0, |(_, v)| if v.in_memory { 0 } else { v.bytes });
-                self.procs[p].phantom.insert(id, counted);
+                self.procs[p].uploads.insert(id);
                 self.at(
                     Duration::ZERO,
                     What::Answered {
@@ -480,7 +467,7 @@ impl World {
                 return;
             }
         };
-        self.procs[p].uploads.insert(id, copy);
+        self.procs[p].uploads.insert(id);
         self.s3.puts += 1;
         let outcome = self
             .params
@@ -548,10 +535,9 @@ impl World {
                 failure,
                 records,
             } => {
-                if !self.procs[p].alive || self.procs[p].uploads.remove(&id).is_none() {
+                if !self.procs[p].alive || !self.procs[p].uploads.remove(&id) {
                     return;
                 }
-                self.procs[p].phantom.remove(&id);
                 let event = match failure {
                     None => {
                         self.procs[p].shipped += records.len() as u64;
@@ -693,7 +679,6 @@ impl World {
             snap_start: true,
             uploads: self.procs[p].uploads.clone(),
             jobs: self.procs[p].jobs.clone(),
-            phantom: self.procs[p].phantom.clone(),
             next_flush: self.procs[p].next_flush,
             last_flush: None,
             unreadable: self.procs[p].unreadable.clone(),
@@ -815,10 +800,8 @@ impl World {
                 ));
             }
             // Memory: exactly what the shell holds, and within the bound.
-            let copies: u64 = pr.uploads.values().sum();
             let merges: u64 = pr.jobs.values().map(|(m, _)| m).sum();
-            let phantom: u64 = pr.phantom.values().sum();
-            let held = pr.store.memory() + copies + merges + phantom;
+            let held = pr.store.memory() + merges;
             let memory = pr.policy.memory();
             if memory != held {
                 return Err(format!(
