@@ -128,7 +128,7 @@ impl Job {
                 ok: false,
             }),
             Job::Delete { id, .. } => Some(Event::Deleted { id: *id, ok: false }),
-            Job::SetAside { .. } => None,
+            Job::SetAside { .. } => Some(Event::SetAsideDone),
         }
     }
 
@@ -413,7 +413,7 @@ impl HeldStore {
                 }
                 Some(Event::Deleted { id, ok })
             }
-            Done::SetAside { .. } => None,
+            Done::SetAside { .. } => Some(Event::SetAsideDone),
         }
     }
 }

@@ -352,7 +352,7 @@ impl ShipperActor {
             "records" => records, "error" => self.last_error.clone().unwrap_or_default(),
             "what_now" => "the batch is in the spill directory with a .rejected suffix; report this");
         let job = self.store.set_aside(id);
-        self.run(job, Event::Tick, ctx);
+        self.run(job, Event::SetAsideDone, ctx);
     }
 
     fn report(&mut self, failure: &Failure) {

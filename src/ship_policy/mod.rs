@@ -147,6 +147,8 @@ pub enum Event {
     Merged { into: BatchId, ok: bool },
     /// A file was deleted (`ok`), or could not be.
     Deleted { id: BatchId, ok: bool },
+    /// A batch set aside ([`Action::SetAside`]) is on disk aside, or could not be put there.
+    SetAsideDone,
     /// Someone waits until nothing is pending, a failure, or `deadline`; `last`: the shutdown's.
     Flush {
         id: FlushId,
@@ -354,6 +356,8 @@ pub struct Policy {
     flushes: BTreeMap<FlushId, Waiter>,
     /// The final round's deadline, once SHUTDOWN asked for it.
     final_deadline: Option<Instant>,
+    /// Batches being set aside (their files renamed or written aside).
+    asides: usize,
     pacing: Pacing,
     rng: Xorshift,
     accounts: Accounts,
@@ -373,6 +377,7 @@ impl Policy {
             last_probe: None,
             flushes: BTreeMap::new(),
             final_deadline: None,
+            asides: 0,
             pacing: Pacing::default(),
             accounts: Accounts::default(),
             upstream: 0,
@@ -503,6 +508,7 @@ impl Policy {
             Event::Spilled { id, ok } => self.spilled(id, ok, now),
             Event::Merged { into, ok } => self.merged(into, ok, now),
             Event::Deleted { id, ok } => self.deleted(id, ok, now),
+            Event::SetAsideDone => self.asides = self.asides.saturating_sub(1),
             Event::Flush { id, deadline, last } => {
                 self.flushes.insert(id, Waiter { deadline, last });
                 if last {
@@ -670,6 +676,7 @@ impl Policy {
             self.accounts.rejected += e.records as u64;
         }
         self.release_husks_of(id);
+        self.asides += 1;
         out.push(Action::SetAside { id });
     }
 
@@ -1010,21 +1017,32 @@ impl Policy {
         }
     }
 
+    /// A file is being written, renamed or removed. The last flush waits for it (until its
+    /// deadline): the process exits once that flush is answered, and a delete cut short leaves a
+    /// file the next process ships again, a spill cut short loses its batch.
+    fn disk_busy(&self) -> bool {
+        self.asides > 0
+            || self
+                .entries
+                .values()
+                .any(|e| e.spilling || e.deleting || e.merge.is_some())
+    }
+
     fn answer_flushes(&mut self, now: Instant, may_upload: bool, out: &mut Vec<Action>) {
         let failing = self.health != Health::Ok;
         let idle = self.owned().next().is_none();
         // Everything owned is durable: on disk, nothing still being written.
         let all_on_disk = self.owned().all(|e| e.on_disk && !e.spilling);
+        let disk_busy = self.disk_busy();
         let settled: Vec<FlushId> = self
             .flushes
             .iter()
             .filter(|(_, w)| {
                 now >= w.deadline
-                    || idle
                     || if w.last {
-                        !may_upload && all_on_disk
+                        !disk_busy && (idle || (!may_upload && all_on_disk))
                     } else {
-                        failing
+                        idle || failing
                     }
             })
             .map(|(id, _)| *id)

@@ -483,6 +483,12 @@ fn at_shutdown_the_backoff_is_lifted_and_refusals_are_probed_until_the_spill() {
     p.handle(Event::Uploaded { id: 1 }, ms(t0, 130));
     let a = p.handle(Event::Uploaded { id: 3 }, ms(t0, 140));
     assert!(
+        !has(&a, &Action::AnswerFlush { id: 9 }),
+        "nothing owned, but the spilled files are being deleted"
+    );
+    p.handle(Event::Deleted { id: 1, ok: true }, ms(t0, 141));
+    let a = p.handle(Event::Deleted { id: 2, ok: true }, ms(t0, 142));
+    assert!(
         has(&a, &Action::AnswerFlush { id: 9 }),
         "nothing left: answered at once"
     );
@@ -571,16 +577,21 @@ fn the_final_round_stops_uploading_before_its_deadline_to_spill_uploads_in_fligh
         ),
         "{a:?}"
     );
-    // S3 confirms it while its file is being written: everything owned is on disk (answered),
-    // and its file goes once written.
+    // S3 confirms it while its file is being written: everything owned is on disk, and its
+    // file goes once written; the flush is answered once no file is being written or removed.
     let a = p.handle(Event::Uploaded { id: 2 }, ms(t0, 805));
     assert!(!a.iter().any(|x| matches!(x, Action::Forget { id: 2 })));
+    assert!(
+        !has(&a, &Action::AnswerFlush { id: 1 }),
+        "a spill in flight"
+    );
+    let a = p.handle(spilled(2), ms(t0, 810));
+    assert!(has(&a, &Action::Delete { id: 2 }), "{a:?}");
+    let a = p.handle(Event::Deleted { id: 2, ok: true }, ms(t0, 812));
     assert!(
         has(&a, &Action::AnswerFlush { id: 1 }),
         "all on disk: {a:?}"
     );
-    let a = p.handle(spilled(2), ms(t0, 810));
-    assert!(has(&a, &Action::Delete { id: 2 }), "{a:?}");
 }
 
 #[test]
@@ -863,4 +874,37 @@ fn a_long_throttled_wait_is_cut_short_once_half_the_disk_is_held() {
     assert!(p.disk() * 2 > 1000, "{}", p.disk());
     let at = probe(&mut p, now);
     assert!(at - now <= Duration::from_secs(2), "{:?}", at - now);
+}
+
+/// The process exits once the last flush is answered: it waits (until its deadline) for the
+/// files being deleted or set aside, or a file of a shipped batch is left for the next process
+/// to ship again and a rejected one is not aside. (Before: answered while they were in flight.)
+#[test]
+fn the_last_flush_waits_for_deletes_and_set_asides_in_flight() {
+    let t0 = Instant::now();
+    let mut p = policy(8 * MIB);
+    p.handle(recovered(1, 100, false), t0);
+    p.handle(recovered(2, 100, false), t0);
+    let a = p.handle(Event::Uploaded { id: 1 }, t0);
+    assert!(has(&a, &Action::Delete { id: 1 }), "{a:?}");
+    let a = p.handle(fails(2, Failure::Unsendable), t0);
+    assert!(has(&a, &Action::SetAside { id: 2 }), "{a:?}");
+    let flush = Event::Flush {
+        id: 9,
+        deadline: ms(t0, 1500),
+        last: true,
+    };
+    let answered = |a: &[Action]| has(a, &Action::AnswerFlush { id: 9 });
+    assert!(
+        !answered(&p.handle(flush.clone(), t0)),
+        "nothing owned, but files in flight"
+    );
+    assert!(!answered(&p.handle(Event::Deleted { id: 1, ok: true }, t0)));
+    assert!(answered(&p.handle(Event::SetAsideDone, t0)));
+    // A delete that never reports does not hold the exit past the deadline.
+    let mut p = policy(8 * MIB);
+    p.handle(recovered(1, 100, false), t0);
+    p.handle(Event::Uploaded { id: 1 }, t0);
+    p.handle(flush.clone(), t0);
+    assert!(answered(&p.handle(Event::Tick, ms(t0, 1500))));
 }

@@ -354,9 +354,9 @@ impl World {
                 self.procs[p].set_aside += records.len() as u64;
                 self.lost(&records, "set aside");
                 let key = self.procs[p].store.get(id).map(|h| h.object.key.clone());
-                let job = self.procs[p].store.set_aside(id);
-                if let Some(job) = job {
-                    self.start_job(p, job, 0, key);
+                match self.procs[p].store.set_aside(id) {
+                    Some(job) => self.start_job(p, job, 0, key),
+                    None => self.feed(p, Event::SetAsideDone),
                 }
             }
             Action::Report { .. } | Action::Pace(_) => {}
