@@ -76,32 +76,34 @@ impl ShipperActor {
         log: Logger,
     ) -> Self {
         let merge_limit = settings.merge_limit();
-        let (disk, max_disk, recovered) = match settings.spill {
+        let (disk, max_disk, taken, recovered) = match settings.spill {
             Some(s) => {
                 let r = s.recovery;
                 if r.removed_absorbed > 0 || !r.unreadable.is_empty() {
                     warn!(log, "spill directory: parts of merged batches removed, unreadable files left alone";
                         "removed_absorbed" => r.removed_absorbed, "unreadable" => r.unreadable.len());
                 }
-                (Some(s.disk), s.max_bytes, r.batches)
+                (Some(s.disk), s.max_bytes, r.unreadable_bytes, r.batches)
             }
-            None => (None, 0, Vec::new()),
+            None => (None, 0, 0, Vec::new()),
         };
         let records: usize = recovered.iter().map(|s| s.records).sum();
         if !recovered.is_empty() {
             info!(log, "recovered spilled batches; shipping them first";
                 "batches" => recovered.len(), "records" => records);
         }
+        let mut policy = Policy::new(Config {
+            max_memory: settings.max_memory,
+            max_object: settings.max_object,
+            max_disk,
+            max_in_flight: MAX_IN_FLIGHT,
+            seed: rand::random(),
+            merge_limit,
+        });
+        policy.set_disk_taken(taken);
         Self {
             sink,
-            policy: Policy::new(Config {
-                max_memory: settings.max_memory,
-                max_object: settings.max_object,
-                max_disk,
-                max_in_flight: MAX_IN_FLIGHT,
-                seed: rand::random(),
-                merge_limit,
-            }),
+            policy,
             store: HeldStore::default(),
             disk,
             next_id: 0,

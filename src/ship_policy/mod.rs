@@ -14,8 +14,9 @@
 //!   failure, a timeout, a freeze) rewrites the same object with the same bytes.
 //! * **"S3 may have stored it" belongs to the key**: set by an attempt whose outcome is unknown (a
 //!   timeout, a reset, a 5xx), persisted in the spill file's header, and set for everything held
-//!   when a SnapStart restore is seen (each copy of the snapshot holds the same keys). Such a batch
-//!   is only ever retried with identical bytes, never merged.
+//!   when a SnapStart restore is seen (each copy of the snapshot holds the same keys) and for
+//!   every batch recovered from disk (its previous process may have died mid-upload). Such a
+//!   batch is only ever retried with identical bytes, never merged.
 //! * **Retries** wait by what failed: transient (network, 5xx, timeouts, RequestTimeout) from 100 ms
 //!   doubling to 5 s; throttling (SlowDown) from 2 s to 30 s, and it paces the batcher; refusals
 //!   (AccessDenied, a KMS denial, NoSuchBucket with creation off) 1 s, 2 s, 4 s… up to 30 s. Jitter
@@ -364,6 +365,9 @@ pub struct Policy {
     /// Bytes of records held before they reach the policy (the batcher's open buffer, batches
     /// being encoded): the memory bound covers them too.
     upstream: u64,
+    /// Bytes of the spill directory taken by files the policy does not own (ones the recovery
+    /// could not read, left for a person): the disk bound covers them too.
+    disk_taken: u64,
 }
 
 impl Policy {
@@ -381,7 +385,15 @@ impl Policy {
             pacing: Pacing::default(),
             accounts: Accounts::default(),
             upstream: 0,
+            disk_taken: 0,
         }
+    }
+
+    /// How many bytes of the spill directory files the policy does not own take (they count in
+    /// the disk bound: a previous process's file the recovery could not read may be read by the
+    /// next one, which then holds it beside everything this process spilled).
+    pub fn set_disk_taken(&mut self, bytes: u64) {
+        self.disk_taken = bytes;
     }
 
     /// How many bytes of records are held before they reach the policy (they count in the memory
@@ -460,9 +472,10 @@ impl Policy {
             .sum()
     }
 
-    /// Bytes of the spill directory the held batches use, files being written included.
+    /// Bytes of the spill directory the held batches use, files being written included, and
+    /// files it does not own ([`Policy::set_disk_taken`]).
     pub fn disk(&self) -> u64 {
-        self.entries.values().map(Entry::disk).sum()
+        self.disk_taken + self.entries.values().map(Entry::disk).sum::<u64>()
     }
 
     /// Bytes of batch files on disk now (the files being written not yet).
@@ -495,13 +508,14 @@ impl Policy {
                 self.add(id, Entry::new(records, bytes, false, false));
             }
             Event::Recovered {
-                id,
-                records,
-                bytes,
-                maybe_stored,
+                id, records, bytes, ..
             } => {
                 self.accounts.recovered += records as u64;
-                self.add(id, Entry::new(records, bytes, true, maybe_stored));
+                // Maybe stored, whatever its header says: the previous process may have died
+                // with its upload in flight (a file spilled for room says nothing of a later
+                // attempt), and S3 may have stored it then. Merged into, its key would be
+                // rewritten with other content (the simulation found it: seed 13738).
+                self.add(id, Entry::new(records, bytes, true, true));
             }
             Event::Uploaded { id } => self.uploaded(id),
             Event::Failed { id, failure } => self.failed(id, failure, now, &mut out),

@@ -261,6 +261,9 @@ pub struct Recovery {
     pub removed_absorbed: usize,
     /// Files with our name whose header cannot be read: left for a person.
     pub unreadable: Vec<String>,
+    /// Their bytes: they take room of the bound (a read that failed once may work for the next
+    /// process, which then holds them).
+    pub unreadable_bytes: u64,
 }
 
 /// A spill directory opened at start: the disk, its bound, and what a previous process left.
@@ -304,7 +307,10 @@ pub fn recover(disk: &dyn Disk, all_maybe_stored: bool) -> io::Result<Recovery> 
         let header = disk.open(&f.name).and_then(|mut r| read_header(&mut r));
         match header {
             Ok((h, header_len)) => found.push((f.modified, f.len.saturating_sub(header_len), h)),
-            Err(_) => out.unreadable.push(f.name),
+            Err(_) => {
+                out.unreadable_bytes += f.len;
+                out.unreadable.push(f.name);
+            }
         }
     }
     let absorbed: std::collections::HashSet<String> = found

@@ -136,6 +136,9 @@ struct Process {
     /// Files its recovery could not read (left for a person), and files it could not set aside
     /// (left where they were, for a later process).
     unreadable: BTreeSet<String>,
+    /// Bytes of their headers: the policy counts whole files it cannot read (it cannot tell
+    /// header from body), the bound is on bodies.
+    unreadable_headers: u64,
     orphans: BTreeSet<String>,
     /// Records by what became of them, counted here from the actions, to hold the policy's
     /// accounts against.
@@ -241,6 +244,7 @@ impl World {
             next_flush: 0,
             last_flush: None,
             unreadable: BTreeSet::new(),
+            unreadable_headers: 0,
             orphans: BTreeSet::new(),
             shipped: 0,
             refused: 0,
@@ -255,7 +259,10 @@ impl World {
         let i = self.procs.len();
         let mut events = Vec::new();
         if let Some(r) = recovered {
+            let bodies: u64 = r.unreadable.iter().filter_map(|n| disk.body_size(n)).sum();
+            p.unreadable_headers = r.unreadable_bytes.saturating_sub(bodies);
             p.unreadable = r.unreadable.into_iter().collect();
+            p.policy.set_disk_taken(r.unreadable_bytes);
             for b in &r.batches {
                 p.next_id += 1;
                 events.push(p.store.recovered(p.next_id, b));
@@ -682,6 +689,7 @@ impl World {
             next_flush: self.procs[p].next_flush,
             last_flush: None,
             unreadable: self.procs[p].unreadable.clone(),
+            unreadable_headers: self.procs[p].unreadable_headers,
             orphans: self.procs[p].orphans.clone(),
             shipped: self.procs[p].shipped,
             refused: self.procs[p].refused,
@@ -824,11 +832,12 @@ impl World {
             }
             // Disk: the files the policy counts are there, with those sizes; nothing else but
             // files being set aside and files its recovery could not read.
-            if pr.policy.disk() > cfg.max_disk {
+            if pr.policy.disk() > cfg.max_disk + pr.unreadable_headers {
                 return Err(format!(
-                    "p{i}: disk {} past its bound {}",
+                    "p{i}: disk {} past its bound {} (+ {} of unreadable files' headers)",
                     pr.policy.disk(),
-                    cfg.max_disk
+                    cfg.max_disk,
+                    pr.unreadable_headers
                 ));
             }
             let disk = &self.envs[pr.env].0;
