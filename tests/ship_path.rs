@@ -101,13 +101,11 @@ async fn puts_answered_within(ep: &S3Endpoint, n: usize, limit: Duration) -> boo
     tokio::time::timeout(limit, wait).await.is_ok()
 }
 
-/// The records S3 holds, by key: every line's `r`.
-fn records_in_s3(ep: &S3Endpoint) -> Vec<String> {
-    let mut all: Vec<String> = ep
-        .objects("logs")
-        .iter()
-        .flat_map(|o| {
-            String::from_utf8_lossy(&o.body)
+/// Every line's `r` in `bodies`, sorted.
+fn records_in<'a>(bodies: impl Iterator<Item = &'a [u8]>) -> Vec<String> {
+    let mut all: Vec<String> = bodies
+        .flat_map(|b| {
+            String::from_utf8_lossy(b)
                 .lines()
                 .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["r"].to_string())
                 .collect::<Vec<_>>()
@@ -117,18 +115,14 @@ fn records_in_s3(ep: &S3Endpoint) -> Vec<String> {
     all
 }
 
+/// The records S3 holds: every line's `r`.
+fn records_in_s3(ep: &S3Endpoint) -> Vec<String> {
+    let objects = ep.objects("logs");
+    records_in(objects.iter().map(|o| &o.body[..]))
+}
+
 fn records_of(batches: &[SealedObject]) -> Vec<String> {
-    let mut all: Vec<String> = batches
-        .iter()
-        .flat_map(|b| {
-            String::from_utf8_lossy(&b.body)
-                .lines()
-                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["r"].to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    all.sort();
-    all
+    records_in(batches.iter().map(|b| &b.body[..]))
 }
 
 /// Asserts that no key was written twice with different content.
