@@ -3,7 +3,8 @@
 //! requests per GB of logs, and the emulator's verdict (lines lost, duplicated). Scenarios: steady
 //! (1000 invokes × 5 lines × 200 B, with each `SHIP_AT`), bursty (40 × 2000 × 300 B), big records
 //! (50 × 20 × 50 KB), and 100 small invokes under S3 faults (300 ms per request, SlowDown on every
-//! 5th PUT, 403 for the first 6 writes, uploads cut by a freeze). Each runs `ABE_RUNS` times (3);
+//! 5th PUT, 403 for the first 6 writes, uploads cut by a freeze), and scenario files of
+//! `emulator/scenarios/` (14 s of SlowDown with a 2 MiB spill bound). Each runs `ABE_RUNS` times (3);
 //! the table shows medians; `ABE_ONLY=<part of a name>` runs one.
 //!
 //! `cargo build --profile dist -p adaptive-batching-extension && cargo bench --bench end_to_end`
@@ -35,6 +36,9 @@ struct Scenario {
     faults: Faults,
     /// S3's socket timeout, scaled down where a freeze must outlast it.
     socket_timeout: Duration,
+    /// A scenario file of `emulator/scenarios/` (faults over time, its own workload and
+    /// environment) run in place of the fields above.
+    file: Option<&'static str>,
 }
 
 #[tokio::main]
@@ -73,6 +77,11 @@ async fn main() {
         env,
         faults: Faults::default(),
         socket_timeout: Duration::from_secs(20),
+        file: None,
+    };
+    let from_file = |name, file| Scenario {
+        file: Some(file),
+        ..plain(name, 0, small, 0, &[])
     };
     let faulty = |name, faults| Scenario {
         faults,
@@ -142,6 +151,12 @@ async fn main() {
                 },
             )
         },
+        // Issue 19: 14 s of SlowDown on every write while 1,200 invokes ship one object each,
+        // with 32 KiB of memory and 2 MiB of disk for what waits.
+        from_file(
+            "SlowDown 14 s, 32 KiB memory, 2 MiB spill",
+            "throttled-small-spill",
+        ),
     ];
     println!("{} ({runs} runs each, medians)", bin.display());
     println!(
@@ -198,6 +213,19 @@ async fn run(bin: &std::path::Path, sc: &Scenario) -> [f64; 9] {
     for (k, v) in sc.env {
         b = b.env(*k, *v);
     }
+    if let Some(file) = sc.file {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("emulator/scenarios")
+            .join(format!("{file}.toml"));
+        let s = lambda_emulator::Scenario::load(&path).expect("a scenario file");
+        let mut emu = s
+            .builder(&ext)
+            .env("ADAPTIVE_BATCHING_EXTENSION_LISTENER_PORT", "48123")
+            .start()
+            .await
+            .expect("emulator");
+        return row(&s.run(&mut emu).await);
+    }
     let mut emu = b.start().await.expect("emulator");
     let gap = if sc.socket_timeout < Duration::from_secs(1) {
         sc.socket_timeout + Duration::from_millis(200)
@@ -212,7 +240,11 @@ async fn run(bin: &std::path::Path, sc: &Scenario) -> [f64; 9] {
         stragglers: 0,
         concurrency: 1,
     };
-    let report = emu.run(&script).await;
+    row(&emu.run(&script).await)
+}
+
+/// A run's figures, in the table's order.
+fn row(report: &lambda_emulator::Report) -> [f64; 9] {
     let e = &report.extensions[0];
     let post = &report.invocations.post_runtime_ms;
     let v = &report.verdict;
