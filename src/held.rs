@@ -35,7 +35,8 @@ pub enum Source {
 }
 
 impl Source {
-    /// The batch itself (reading it back is blocking I/O).
+    /// The batch itself, its body read back into memory (blocking I/O). The shell uploads with
+    /// [`Source::locate`] instead; the ship path's simulation reads bodies with this.
     pub fn load(self, disk: Option<&dyn Disk>) -> std::io::Result<SealedObject> {
         match (self, disk) {
             (Source::Memory(o), _) => Ok(o),

@@ -212,14 +212,14 @@ pub fn locate(
     ))
 }
 
-/// The batch the file of `key` holds.
+/// The batch the file of `key` holds, its body read into memory. Uploads do not use it (they
+/// stream the file: [`locate`]); the ship path's simulation reads what its S3 model stores.
 pub fn read(disk: &dyn Disk, key: &str) -> io::Result<(Header, SealedObject)> {
     let name = file_name(key);
     let len = disk.len(&name)?;
     let mut r = disk.open(&name)?;
     let (header, header_len) = read_header(&mut r)?;
-    // Sized exactly: a body grown by doubling would keep up to twice its size in memory while it
-    // is held for its upload (the memory bound counts its size).
+    // Sized exactly: a body grown by doubling would keep up to twice its size in memory.
     let mut body = Vec::with_capacity(len.saturating_sub(header_len) as usize);
     r.read_to_end(&mut body)?;
     let len = body.len() as u64;
