@@ -274,7 +274,6 @@ impl HeldStore {
             id,
             records: r.records,
             bytes: r.bytes,
-            maybe_stored: r.maybe_stored,
         }
     }
 

@@ -18,7 +18,8 @@
 //!   every batch recovered from disk (its previous process may have died mid-upload). Such a
 //!   batch is only ever retried with identical bytes, never merged.
 //! * **Retries** wait by what failed: transient (network, 5xx, timeouts, RequestTimeout) from 100 ms
-//!   doubling to 5 s; throttling (SlowDown) from 2 s to 30 s, and it paces the batcher; refusals
+//!   doubling to 5 s; throttling (SlowDown) from 2 s to 30 s (at the first wait again once half
+//!   the disk is held: [`Policy::probe_at`]), and it paces the batcher; refusals
 //!   (AccessDenied, a KMS denial, NoSuchBucket with creation off) 1 s, 2 s, 4 s… up to 30 s. Jitter
 //!   spreads the first two. While S3 fails, one upload at a time probes it, taking the held
 //!   batches in turn (one bad batch never holds the others); healthy, up to `max_in_flight` run at
@@ -131,12 +132,12 @@ pub enum Event {
         records: usize,
         bytes: u64,
     },
-    /// A batch a previous process left on disk.
+    /// A batch a previous process left on disk. It counts as maybe stored, whatever its file's
+    /// header says (see [`Policy::handle`]).
     Recovered {
         id: BatchId,
         records: usize,
         bytes: u64,
-        maybe_stored: bool,
     },
     /// S3 confirmed the batch.
     Uploaded { id: BatchId },
@@ -507,9 +508,7 @@ impl Policy {
                 self.accounts.sealed += records as u64;
                 self.add(id, Entry::new(records, bytes, false, false));
             }
-            Event::Recovered {
-                id, records, bytes, ..
-            } => {
+            Event::Recovered { id, records, bytes } => {
                 self.accounts.recovered += records as u64;
                 // Maybe stored, whatever its header says: the previous process may have died
                 // with its upload in flight (a file spilled for room says nothing of a later

@@ -31,12 +31,11 @@ fn sealed(id: BatchId, bytes: u64) -> Event {
     }
 }
 
-fn recovered(id: BatchId, bytes: u64, maybe_stored: bool) -> Event {
+fn recovered(id: BatchId, bytes: u64) -> Event {
     Event::Recovered {
         id,
         records: 10,
         bytes,
-        maybe_stored,
     }
 }
 
@@ -417,7 +416,7 @@ fn recovered_batches_go_first_and_an_upload_from_disk_holds_no_copy() {
         max_in_flight: 1,
         ..config(MIB)
     });
-    let a = p.handle(recovered(1, 10, false), t0);
+    let a = p.handle(recovered(1, 10), t0);
     assert_eq!(uploads(&a), vec![1]);
     assert_eq!(p.memory(), 0, "streamed from its file");
     assert!(uploads(&p.handle(sealed(2, 10), t0)).is_empty());
@@ -440,7 +439,7 @@ fn batches_on_disk_larger_than_the_memory_bound_go_while_memory_is_full() {
     p.set_upstream(150);
     let mut all = Vec::new();
     for (id, bytes) in [(1, 120), (2, 120), (3, 5000)] {
-        all.extend(uploads(&p.handle(recovered(id, bytes, false), t0)));
+        all.extend(uploads(&p.handle(recovered(id, bytes), t0)));
     }
     assert_eq!(all, vec![1, 2, 3], "{all:?}");
     assert_eq!(p.memory(), 0);
@@ -780,9 +779,9 @@ fn a_merge_with_no_disk_room_for_its_result_is_not_made() {
 #[test]
 fn batches_s3_may_have_stored_are_never_merged() {
     let t0 = Instant::now();
-    // Recovered and said to be maybe stored; a timeout; a restore: none is merged.
+    // Recovered (it may be stored, whatever its file says); a timeout; a restore: none is merged.
     let mut p = throttled_with_batch_1_on_disk(t0);
-    p.handle(recovered(2, 100, true), t0);
+    p.handle(recovered(2, 100), t0);
     let at = wake(&p.handle(Event::Tick, ms(t0, 20))).unwrap();
     let a = p.handle(Event::Tick, at);
     assert!(merges(&a).is_empty(), "{a:?}");
@@ -883,8 +882,8 @@ fn a_long_throttled_wait_is_cut_short_once_half_the_disk_is_held() {
 fn the_last_flush_waits_for_deletes_and_set_asides_in_flight() {
     let t0 = Instant::now();
     let mut p = policy(8 * MIB);
-    p.handle(recovered(1, 100, false), t0);
-    p.handle(recovered(2, 100, false), t0);
+    p.handle(recovered(1, 100), t0);
+    p.handle(recovered(2, 100), t0);
     let a = p.handle(Event::Uploaded { id: 1 }, t0);
     assert!(has(&a, &Action::Delete { id: 1 }), "{a:?}");
     let a = p.handle(fails(2, Failure::Unsendable), t0);
@@ -903,7 +902,7 @@ fn the_last_flush_waits_for_deletes_and_set_asides_in_flight() {
     assert!(answered(&p.handle(Event::SetAsideDone, t0)));
     // A delete that never reports does not hold the exit past the deadline.
     let mut p = policy(8 * MIB);
-    p.handle(recovered(1, 100, false), t0);
+    p.handle(recovered(1, 100), t0);
     p.handle(Event::Uploaded { id: 1 }, t0);
     p.handle(flush.clone(), t0);
     assert!(answered(&p.handle(Event::Tick, ms(t0, 1500))));

@@ -9,7 +9,9 @@
 //!
 //! **What the header carries for safety.** `maybe_stored`: an upload of this key may have reached
 //! S3 (a timeout, a lost answer, a 5xx), so its content must never change — it is retried with
-//! these bytes and never merged. `absorbs`: a merged batch replaces its first part's file (same key)
+//! these bytes and never merged. (This version's policy treats every recovered batch so, whatever
+//! the flag says, since a process may die mid-upload; the flag is still written for earlier
+//! versions reading the same directory after a rollback of the layer.) `absorbs`: a merged batch replaces its first part's file (same key)
 //! and lists the other parts' keys; their files are deleted after it is written, and a file found
 //! beside one that absorbs it (a crash in between) is a duplicate the recovery removes.
 
