@@ -206,6 +206,7 @@ pub async fn start(
         max_object,
         spill,
         emf_function: config.emf_metrics.then(|| config.function_name.clone()),
+        snap_start,
     };
     let shipper = ShipperActor::new(sink, settings, counters.clone(), log.clone()).start();
     let batch = BatchActor::new(

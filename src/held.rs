@@ -87,6 +87,7 @@ pub enum Job {
         key: String,
     },
     SetAside {
+        id: BatchId,
         key: String,
         /// The batch, when it has no file yet (it is written aside).
         write: Option<(Header, Bytes)>,
@@ -114,6 +115,7 @@ pub enum Done {
         result: std::io::Result<()>,
     },
     SetAside {
+        id: BatchId,
         key: String,
         result: std::io::Result<()>,
     },
@@ -129,7 +131,7 @@ impl Job {
                 ok: false,
             }),
             Job::Delete { id, .. } => Some(Event::Deleted { id: *id, ok: false }),
-            Job::SetAside { .. } => Some(Event::SetAsideDone),
+            Job::SetAside { id, .. } => Some(Event::SetAsideDone { id: *id, ok: false }),
         }
     }
 
@@ -173,15 +175,16 @@ impl Job {
                 id,
                 result: disk.map_or_else(|| Err(no_disk()), |d| spill::remove(d, &key)),
             },
-            Job::SetAside { key, write } => Done::SetAside {
+            Job::SetAside { id, key, write } => Done::SetAside {
+                id,
                 key: key.clone(),
                 result: disk.map_or_else(
                     || Err(no_disk()),
-                    |d| {
-                        if let Some((h, body)) = write {
-                            spill::write(d, &h, &[Piece::Memory(body)])?;
-                        }
-                        spill::set_aside(d, &key)
+                    // Written straight under its aside name: a file written and then not
+                    // renamed would be shipped by the next process (seed 56368).
+                    |d| match write {
+                        Some((h, body)) => spill::write_aside(d, &h, &[Piece::Memory(body)]),
+                        None => spill::set_aside(d, &key),
                     },
                 ),
             },
@@ -349,6 +352,7 @@ impl HeldStore {
             )
         });
         Some(Job::SetAside {
+            id,
             key: h.object.key,
             write,
         })
@@ -413,7 +417,13 @@ impl HeldStore {
                 }
                 Some(Event::Deleted { id, ok })
             }
-            Done::SetAside { .. } => Some(Event::SetAsideDone),
+            Done::SetAside { id, result, .. } => Some(Event::SetAsideDone {
+                id,
+                ok: result.is_ok(),
+            }),
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -38,6 +38,7 @@ fn settings(spill: Option<&std::path::Path>) -> ShipperSettings {
         max_object: 512 * 1024,
         spill: spill.map(|d| SpillDir::open(d, 1024 * 1024, false).unwrap()),
         emf_function: None,
+        snap_start: false,
     }
 }
 

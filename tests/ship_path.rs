@@ -32,6 +32,7 @@ fn shipper(
         max_object: max_memory,
         spill: Some(SpillDir::open(dir, spill_max, false).unwrap()),
         emf_function: None,
+        snap_start: false,
     };
     (
         ShipperActor::new(sink, settings, counters.clone(), log()).start(),

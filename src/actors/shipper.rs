@@ -35,6 +35,8 @@ pub struct ShipperSettings {
     pub spill: Option<SpillDir>,
     /// Emit an EMF line per shipped object, with this function name as the dimension.
     pub emf_function: Option<String>,
+    /// A SnapStart init: nothing is merged until the restore (see the ship policy).
+    pub snap_start: bool,
 }
 
 impl ShipperSettings {
@@ -101,6 +103,9 @@ impl ShipperActor {
             merge_limit,
         });
         policy.set_disk_taken(taken);
+        if settings.snap_start {
+            policy.set_snapshot_pending();
+        }
         Self {
             sink,
             policy,
@@ -230,6 +235,7 @@ impl ShipperActor {
             if let Ok(Done::SetAside {
                 key,
                 result: Err(e),
+                ..
             }) = &done
             {
                 warn!(act.log, "cannot set a batch aside; its file stays where it is, for the next process";
@@ -354,7 +360,7 @@ impl ShipperActor {
             "records" => records, "error" => self.last_error.clone().unwrap_or_default(),
             "what_now" => "the batch is in the spill directory with a .rejected suffix; report this");
         let job = self.store.set_aside(id);
-        self.run(job, Event::SetAsideDone, ctx);
+        self.run(job, Event::SetAsideDone { id, ok: false }, ctx);
     }
 
     fn report(&mut self, failure: &Failure) {

@@ -139,7 +139,16 @@ fn read_header(r: &mut dyn BufRead) -> io::Result<(Header, u64)> {
 /// that key had (atomically). Pieces from files are copied file to file, through no more memory
 /// than a buffer.
 pub fn write(disk: &dyn Disk, header: &Header, pieces: &[Piece]) -> io::Result<()> {
-    disk.create(&file_name(&header.key), &mut |w| {
+    write_as(disk, &file_name(&header.key), header, pieces)
+}
+
+/// [`write`], under the name [`set_aside`] gives the batch's file.
+pub fn write_aside(disk: &dyn Disk, header: &Header, pieces: &[Piece]) -> io::Result<()> {
+    write_as(disk, &aside_name(&header.key), header, pieces)
+}
+
+fn write_as(disk: &dyn Disk, name: &str, header: &Header, pieces: &[Piece]) -> io::Result<()> {
+    disk.create(name, &mut |w| {
         serde_json::to_writer(&mut *w, header)?;
         w.write_all(b"\n")?;
         for p in pieces {
@@ -236,8 +245,11 @@ pub fn remove(disk: &dyn Disk, key: &str) -> io::Result<()> {
 /// Renames the file of `key` with a [`REJECTED`] suffix: no process recovers it, a person can
 /// read it.
 pub fn set_aside(disk: &dyn Disk, key: &str) -> io::Result<()> {
-    let name = file_name(key);
-    disk.rename(&name, &format!("{name}{REJECTED}"))
+    disk.rename(&file_name(key), &aside_name(key))
+}
+
+fn aside_name(key: &str) -> String {
+    format!("{}{REJECTED}", file_name(key))
 }
 
 /// A batch a previous process left.

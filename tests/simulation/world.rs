@@ -92,7 +92,7 @@ impl Params {
             seal_every: Duration::from_millis(5 + rng.below(200)),
             run_for: Duration::from_millis(1_000 + rng.below(20_000)),
             crash: p(rng, 0.002),
-            fork: p(rng, 0.002),
+            fork: p(rng, 0.01),
             reset: rng.unit(),
         }
     }
@@ -282,7 +282,10 @@ impl World {
             self.params.fork,
             end.saturating_sub(self.now),
         );
-        // Crashes and forks at random points of the process's life; its SHUTDOWN at the end.
+        // Crashes and a fork at random points of the process's life; its SHUTDOWN at the end. Only
+        // the environment's first process forks, once: SnapStart snapshots an init, and a restored
+        // copy is never snapshotted again. That process knows it is a SnapStart init.
+        let mut may_fork = i == 0;
         let mut t = Duration::ZERO;
         while t < shutdown_at {
             t += Duration::from_millis(100);
@@ -290,7 +293,9 @@ impl World {
                 self.at(t, What::Crash(i));
                 break;
             }
-            if self.rng.chance(fork) {
+            if may_fork && self.rng.chance(fork) {
+                may_fork = false;
+                self.procs[i].policy.set_snapshot_pending();
                 self.at(t, What::Fork(i));
             }
             if self.rng.chance(0.01) {
@@ -363,7 +368,7 @@ impl World {
                 let key = self.procs[p].store.get(id).map(|h| h.object.key.clone());
                 match self.procs[p].store.set_aside(id) {
                     Some(job) => self.start_job(p, job, 0, key),
-                    None => self.feed(p, Event::SetAsideDone),
+                    None => self.feed(p, Event::SetAsideDone { id, ok: false }),
                 }
             }
             Action::Report { .. } | Action::Pace(_) => {}
@@ -563,6 +568,7 @@ impl World {
                 if let Done::SetAside {
                     key,
                     result: Err(_),
+                    ..
                 } = &done
                 {
                     // Its file stays where it was: a later process finds it again.
@@ -824,10 +830,15 @@ impl World {
                 .sum();
             let cfg = &self.params.policy;
             let largest = batches.iter().map(|(_, v)| v.bytes).max().unwrap_or(0);
-            if memory - spilling > cfg.max_memory + cfg.max_object.max(largest) {
+            // The bound, an object past it (a batch arriving while memory is full), and an
+            // object's worth being spilled at once (the policy caps it so, but in the final
+            // round, which spills everything in memory and takes nothing more in).
+            let object = cfg.max_object.max(largest);
+            let capped = pr.last_flush.is_none() && spilling > object;
+            if memory > cfg.max_memory + 2 * object || capped {
                 return Err(format!(
-                    "p{i}: {memory} bytes in memory ({spilling} being spilled) past the bound {} + {}",
-                    cfg.max_memory, cfg.max_object
+                    "p{i}: {memory} bytes in memory ({spilling} being spilled) past the bound {} + 2 × {object}",
+                    cfg.max_memory
                 ));
             }
             // Disk: the files the policy counts are there, with those sizes; nothing else but
