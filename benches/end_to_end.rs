@@ -4,7 +4,8 @@
 //! (1000 invokes × 5 lines × 200 B, with each `SHIP_AT`), bursty (40 × 2000 × 300 B), big records
 //! (50 × 20 × 50 KB), and 100 small invokes under S3 faults (300 ms per request, SlowDown on every
 //! 5th PUT, 403 for the first 6 writes, uploads cut by a freeze), and scenario files of
-//! `emulator/scenarios/` (14 s of SlowDown with a 2 MiB spill bound). Each runs `ABE_RUNS` times (3);
+//! `emulator/scenarios/` (14 s of SlowDown with a 2 MiB spill bound, or with a full /tmp; lost
+//! replies while throttled; the defaults with 20 MB in 15 s throttled). Each runs `ABE_RUNS` times (3);
 //! the table shows medians; `ABE_ONLY=<part of a name>` runs one.
 //!
 //! `cargo build --profile dist -p adaptive-batching-extension && cargo bench --bench end_to_end`
@@ -39,6 +40,37 @@ struct Scenario {
     /// A scenario file of `emulator/scenarios/` (faults over time, its own workload and
     /// environment) run in place of the fields above.
     file: Option<&'static str>,
+    /// `SPILL_DIR` on a full filesystem (a 256 KiB tmpfs filled up: needs root, else skipped).
+    full_tmp: bool,
+}
+
+/// A tmpfs mounted and filled to its last byte, unmounted when dropped.
+struct FullTmp(tempfile::TempDir);
+
+impl FullTmp {
+    fn mount() -> Option<Self> {
+        let dir = tempfile::tempdir().ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return None;
+        }
+        let mut f = std::fs::File::create(dir.path().join("filler")).ok()?;
+        let block = vec![0u8; 4096];
+        while std::io::Write::write_all(&mut f, &block).is_ok() {}
+        Some(Self(dir))
+    }
+}
+
+impl Drop for FullTmp {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
 }
 
 #[tokio::main]
@@ -78,6 +110,7 @@ async fn main() {
         faults: Faults::default(),
         socket_timeout: Duration::from_secs(20),
         file: None,
+        full_tmp: false,
     };
     let from_file = |name, file| Scenario {
         file: Some(file),
@@ -157,6 +190,24 @@ async fn main() {
             "SlowDown 14 s, 32 KiB memory, 2 MiB spill",
             "throttled-small-spill",
         ),
+        // 10 s of SlowDown on every 2nd write and a lost reply on every 3rd S3 stores.
+        from_file(
+            "SlowDown and lost replies 10 s, 64 KiB memory",
+            "lost-replies-throttled",
+        ),
+        // The first row's run with the spill directory on a full /tmp: refusals, counted.
+        Scenario {
+            full_tmp: true,
+            ..from_file(
+                "SlowDown 14 s, 32 KiB memory, full /tmp",
+                "throttled-small-spill",
+            )
+        },
+        // Defaults under load: 20 MB in about 15 s, SlowDown on every write for the first 12 s.
+        from_file(
+            "defaults, 20 MB in 15 s, SlowDown 12 s",
+            "throttled-defaults-20mb",
+        ),
     ];
     println!("{} ({runs} runs each, medians)", bin.display());
     println!(
@@ -197,6 +248,18 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// requests per GB of logs, lines lost and duplicated (the emulator's verdict).
 async fn run(bin: &std::path::Path, sc: &Scenario) -> [f64; 9] {
     let dir = tempfile::tempdir().expect("tempdir");
+    let full = if sc.full_tmp {
+        match FullTmp::mount() {
+            Some(f) => Some(f),
+            None => {
+                eprintln!("{}: cannot mount a tmpfs (root only); skipped", sc.name);
+                return [f64::NAN; 9];
+            }
+        }
+    } else {
+        None
+    };
+    let spill_dir = full.as_ref().map(|f| f.0.path().join("spill"));
     let ext = dir.path().join("extensions");
     std::fs::create_dir_all(&ext).expect("mkdir");
     std::os::unix::fs::symlink(bin, ext.join("adaptive-batching-extension")).expect("symlink");
@@ -218,12 +281,16 @@ async fn run(bin: &std::path::Path, sc: &Scenario) -> [f64; 9] {
             .join("emulator/scenarios")
             .join(format!("{file}.toml"));
         let s = lambda_emulator::Scenario::load(&path).expect("a scenario file");
-        let mut emu = s
+        let mut b = s
             .builder(&ext)
-            .env("ADAPTIVE_BATCHING_EXTENSION_LISTENER_PORT", "48123")
-            .start()
-            .await
-            .expect("emulator");
+            .env("ADAPTIVE_BATCHING_EXTENSION_LISTENER_PORT", "48123");
+        if let Some(d) = &spill_dir {
+            b = b.env(
+                "ADAPTIVE_BATCHING_EXTENSION_SPILL_DIR",
+                d.display().to_string(),
+            );
+        }
+        let mut emu = b.start().await.expect("emulator");
         return row(&s.run(&mut emu).await);
     }
     let mut emu = b.start().await.expect("emulator");

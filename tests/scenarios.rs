@@ -164,3 +164,20 @@ async fn throttled_small_spill() {
     assert_eq!(s["lost"], 0, "{s}");
     assert_eq!(s["refused"], 0, "{s}");
 }
+
+#[tokio::test]
+async fn lost_replies_throttled() {
+    let (r, emu) = scenario("lost-replies-throttled").await;
+    assert_eq!(r.verdict.lines_emitted, 1600);
+    let lost_replies = emu
+        .s3()
+        .requests()
+        .into_iter()
+        .filter(|q| q.injected == Some(lambda_emulator::s3::Injected::ReplyLost))
+        .count();
+    assert!(lost_replies >= 1, "some replies were lost");
+    crate::support::assert_no_key_rewritten_differently(&emu);
+    let s = crate::support::summary(&emu);
+    assert_eq!(s["accounted"], true, "{s}");
+    assert_eq!(s["lost"], 0, "{s}");
+}

@@ -162,6 +162,8 @@ pub struct FaultEdit {
     pub outage_now: Option<bool>,
     pub latency_ms: Option<u64>,
     pub reset_next_puts: Option<u32>,
+    /// Every k-th object write is stored and its answer lost (0 ends it).
+    pub lose_reply_every: Option<u32>,
     pub refuse_next_writes: Option<u32>,
     pub refuse_window_ms: Option<[u64; 2]>,
     pub refusal: Option<Refusal>,
@@ -201,6 +203,9 @@ impl FaultEdit {
         );
         if let Some(v) = self.slowdown_every {
             f.slowdown_every = (v > 0).then_some(v);
+        }
+        if let Some(v) = self.lose_reply_every {
+            f.lose_reply_every = (v > 0).then_some(v);
         }
         if let Some(w) = self.outage_ms {
             f.outage = Some(window(w));

@@ -306,6 +306,49 @@ async fn injected_faults_fail_throttle_reset_and_delay() {
     );
 }
 
+/// A lost reply: S3 stored the object, the client saw its connection close with no answer.
+#[tokio::test]
+async fn a_lost_reply_stores_the_object_and_answers_nothing() {
+    let ep = S3Endpoint::start("us-east-1").await.unwrap();
+    ep.create_bucket("logs");
+    let s3 = client(&ep, None, 0);
+    ep.set_faults(Faults {
+        lose_reply_every: Some(2),
+        slowdown_every: Some(4),
+        ..Faults::default()
+    });
+    let mut outcomes = Vec::new();
+    for key in ["a", "b", "c", "d"] {
+        let r = s3
+            .put_object()
+            .bucket("logs")
+            .key(key)
+            .body(ByteStream::from_static(b"x\n"))
+            .send()
+            .await;
+        outcomes.push(match r {
+            Ok(_) => "ok".to_string(),
+            Err(aws_sdk_s3::error::SdkError::DispatchFailure(_))
+            | Err(aws_sdk_s3::error::SdkError::ResponseError(_)) => "no answer".to_string(),
+            Err(e) => code(&e),
+        });
+    }
+    // The 4th write is throttled first: SlowDown takes it before the lost reply would.
+    assert_eq!(outcomes, ["ok", "no answer", "ok", "SlowDown"]);
+    let stored: Vec<String> = ep.writes().iter().map(|w| w.key.clone()).collect();
+    assert_eq!(stored, ["a", "b", "c"], "b is stored though nobody heard");
+    let injected: Vec<Option<Injected>> = ep.requests().iter().map(|r| r.injected).collect();
+    assert_eq!(
+        injected,
+        [
+            None,
+            Some(Injected::ReplyLost),
+            None,
+            Some(Injected::SlowDown)
+        ]
+    );
+}
+
 #[tokio::test]
 async fn the_sdk_retries_through_transient_faults() {
     let ep = S3Endpoint::start("us-east-1").await.unwrap();

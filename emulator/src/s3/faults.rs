@@ -36,6 +36,10 @@ pub struct Faults {
     pub latency: Duration,
     /// The next N object writes have their connection closed without an answer.
     pub reset_next_puts: u32,
+    /// Every k-th object write (of those no other fault takes) is stored, then its connection is
+    /// closed without the answer: a reply lost on the way back. S3 did the work; the client
+    /// cannot tell, and sends it again (an idempotent PUT: the same key, the same bytes).
+    pub lose_reply_every: Option<u32>,
     /// The next N writes are refused with `refusal`.
     pub refuse_next_writes: u32,
     /// Every write inside this window (from the endpoint's start) is refused with `refusal`.
@@ -107,6 +111,8 @@ pub enum Injected {
     /// A body cut by a freeze of the environment: 400 RequestTimeout (see
     /// [`Faults::freeze_cut_next_writes`]).
     FreezeCut,
+    /// Stored, and the answer lost ([`Faults::lose_reply_every`]).
+    ReplyLost,
 }
 
 /// What a request is, as far as faults go.
@@ -168,6 +174,12 @@ pub(crate) fn decide(
     {
         return Some(Injected::SlowDown);
     }
+    if let Some(k) = f.lose_reply_every
+        && k > 0
+        && put_seq.is_multiple_of(u64::from(k))
+    {
+        return Some(Injected::ReplyLost);
+    }
     None
 }
 
@@ -197,7 +209,7 @@ pub(crate) fn error_document(i: Injected) -> (u16, &'static str, &'static str) {
             "Service is unable to handle request.",
         ),
         Injected::FreezeCut => (400, "RequestTimeout", REQUEST_TIMEOUT),
-        Injected::ConnectionReset => (0, "", ""),
+        Injected::ConnectionReset | Injected::ReplyLost => (0, "", ""),
     }
 }
 

@@ -248,11 +248,11 @@ impl S3Endpoint {
         };
         record.body_bytes = body.len();
         let response = match injected {
-            Some(i) => {
+            Some(i) if i != Injected::ReplyLost => {
                 let (status, code, message) = faults::error_document(i);
                 error_response(status, code, message, i == Injected::FreezeCut)
             }
-            None => {
+            _ => {
                 let req = http::Request::from_parts(parts, s3s::Body::from(body));
                 let mut response = service
                     .call(req)
@@ -282,6 +282,11 @@ impl S3Endpoint {
                 response
             }
         };
+        if injected == Some(Injected::ReplyLost) {
+            // Stored (or answered with the store's error); the answer never leaves.
+            self.log(record, 0);
+            return Err(std::io::Error::other("injected lost reply"));
+        }
         self.log_answer(record, &response);
         Ok(response)
     }
