@@ -169,8 +169,9 @@ async fn a_merge_the_disk_cannot_take_leaves_its_parts_on_disk() {
     let batches: Vec<SealedObject> = (0..3).map(|i| batch(&format!("k/{i}"), 3)).collect();
     let (path, first, ep2) = (dir.path().to_path_buf(), batches.clone(), ep.clone());
     process_killed_after(move || async move {
-        // Room on disk for the three parts (900 bytes), not for a merged copy beside them.
-        let (s, _) = shipper(&ep2, &path, 10, 1000);
+        // Room on disk for the three parts (900 bytes), not for a merged copy beside them; room
+        // in memory for one batch, and the three being written to disk.
+        let (s, _) = shipper(&ep2, &path, 350, 1000);
         for b in first {
             ship(&s, b).await;
         }

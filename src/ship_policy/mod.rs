@@ -339,6 +339,8 @@ pub struct BatchView {
     /// Its file is being written.
     pub spilling: bool,
     pub maybe_stored: bool,
+    /// An upload of it failed.
+    pub failed: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -463,6 +465,7 @@ impl Policy {
                         bytes: e.bytes,
                         in_memory: e.in_memory,
                         on_disk: e.on_disk,
+                        failed: e.failed,
                         done: e.done,
                         spilling: e.spilling,
                         maybe_stored: e.maybe_stored,
@@ -475,15 +478,6 @@ impl Policy {
     /// Bytes of memory the held batches cost (bodies, merge results made in memory).
     pub fn memory(&self) -> u64 {
         self.entries.values().map(Entry::memory).sum()
-    }
-
-    /// Bytes of memory of bodies being written to disk (released when written).
-    fn spilling_memory(&self) -> u64 {
-        self.entries
-            .values()
-            .filter(|e| e.spilling && e.in_memory)
-            .map(|e| e.bytes)
-            .sum()
     }
 
     /// Bytes of the spill directory the held batches use, files being written included, and
@@ -848,48 +842,77 @@ impl Policy {
     /// memory alone go to disk; past the bound and one object, with no spill to bring it back,
     /// the newest of them is refused.
     ///
-    /// A body being spilled stays in memory until written, but counts as gone for the refusal:
-    /// a slow disk would otherwise refuse what it is about to take. Bodies being spilled at once
-    /// are capped at one object (any one batch may go alone), so memory stays within the bound
-    /// plus two objects: the throttled run held 53 KB under 32 KiB + 16 KiB while an
-    /// uncapped number of spills were being written.
+    /// A body being spilled stays in memory until written. For the first bound it counts as gone
+    /// (a disk a moment behind would otherwise refuse what it is about to take), but everything in
+    /// memory stays within the bound plus two objects, so a slow disk cannot grow it (the issue's
+    /// throttled run held 53 KB under 32 KiB + 16 KiB while spills were being written): past that,
+    /// the newest batch is refused before it starts a spill. An object is the largest the batcher
+    /// seals, or the largest batch held if larger (a merged or recovered one). Batches that failed
+    /// are the exception: they go to disk whatever the bounds (they were uploads in flight, so
+    /// there are few, and they have been tried), and bodies of theirs being written do not count.
     fn make_room(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let mut writing = self.spilling_memory();
-        let spillable = |p: &Self, e: &Entry, writing: u64| {
-            e.memory_only()
-                && e.idle()
-                && e.disk_retry.ready(now)
-                && p.disk_room(e.bytes)
-                && (writing == 0 || writing + e.bytes <= p.cfg.max_object)
+        let spillable = |p: &Self, e: &Entry| {
+            e.memory_only() && e.idle() && e.disk_retry.ready(now) && p.disk_room(e.bytes)
         };
-        let mut unplanned = self.memory() + self.upstream - writing;
+        let (mut writing, mut writing_failed, mut largest) = (0, 0, self.cfg.max_object);
+        for e in self.entries.values().filter(|e| e.in_memory) {
+            largest = largest.max(e.bytes);
+            if e.spilling && e.failed {
+                writing_failed += e.bytes;
+            } else if e.spilling {
+                writing += e.bytes;
+            }
+        }
+        let bound = self.cfg.max_memory;
+        let mut unplanned = self.memory() + self.upstream - writing - writing_failed;
         let ids: Vec<BatchId> = self.order.iter().rev().copied().collect();
         for id in ids.iter().rev() {
             let e = &self.entries[id];
-            if e.failed && spillable(self, e, writing) {
+            if e.failed && spillable(self, e) {
                 unplanned -= e.bytes;
-                writing += e.bytes;
                 self.spill(*id, out);
             }
         }
+        self.refuse_newest(
+            &ids,
+            &mut unplanned,
+            |u| u + writing <= bound + 2 * largest,
+            out,
+        );
         for id in &ids {
-            if unplanned <= self.cfg.max_memory {
+            if unplanned <= bound {
                 break;
             }
-            let e = &self.entries[id];
-            if spillable(self, e, writing) {
+            let Some(e) = self.entries.get(id) else {
+                continue; // refused just now
+            };
+            if spillable(self, e) {
+                // The total stays as it was: the second bound was settled above.
                 unplanned -= e.bytes;
-                writing += e.bytes;
                 self.spill(*id, out);
             }
         }
-        for id in &ids {
-            if unplanned <= self.cfg.max_memory + self.cfg.max_object {
+        let object = self.cfg.max_object;
+        self.refuse_newest(&ids, &mut unplanned, |u| u <= bound + object, out);
+    }
+
+    /// Refuses the newest batches held in memory alone, nothing being done to them, until `fits`.
+    fn refuse_newest(
+        &mut self,
+        newest_first: &[BatchId],
+        unplanned: &mut u64,
+        fits: impl Fn(u64) -> bool,
+        out: &mut Vec<Action>,
+    ) {
+        for id in newest_first {
+            if fits(*unplanned) {
                 break;
             }
-            let e = &self.entries[id];
+            let Some(e) = self.entries.get(id) else {
+                continue;
+            };
             if e.memory_only() && e.idle() {
-                unplanned -= e.bytes;
+                *unplanned -= e.bytes;
                 self.accounts.refused += e.records as u64;
                 self.remove(*id);
                 out.push(Action::Refuse { id: *id });

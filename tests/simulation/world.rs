@@ -825,17 +825,21 @@ impl World {
             let batches = pr.policy.batches();
             let spilling: u64 = batches
                 .iter()
-                .filter(|(_, v)| v.spilling && v.in_memory)
+                .filter(|(_, v)| v.spilling && v.in_memory && !v.failed)
+                .map(|(_, v)| v.bytes)
+                .sum();
+            // Batches that failed go to disk past the bound: they were uploads in flight.
+            let failed: u64 = batches
+                .iter()
+                .filter(|(_, v)| v.spilling && v.in_memory && v.failed)
                 .map(|(_, v)| v.bytes)
                 .sum();
             let cfg = &self.params.policy;
             let largest = batches.iter().map(|(_, v)| v.bytes).max().unwrap_or(0);
-            // The bound, an object past it (a batch arriving while memory is full), and an
-            // object's worth being spilled at once (the policy caps it so, but in the final
-            // round, which spills everything in memory and takes nothing more in).
+            // The bound, an object past it (a batch arriving while memory is full), and another
+            // for bodies being spilled; batches that failed go to disk whatever the bound.
             let object = cfg.max_object.max(largest);
-            let capped = pr.last_flush.is_none() && spilling > object;
-            if memory > cfg.max_memory + 2 * object || capped {
+            if memory - failed > cfg.max_memory + 2 * object {
                 return Err(format!(
                     "p{i}: {memory} bytes in memory ({spilling} being spilled) past the bound {} + 2 × {object}",
                     cfg.max_memory
