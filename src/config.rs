@@ -118,6 +118,8 @@ pub const RESERVED_PORT: u16 = 9001;
 /// Where configuration comes from.
 pub trait Env {
     fn get(&self, key: &str) -> Option<String>;
+    /// Every variable's name (to name the ones with the extension's prefix that nothing reads).
+    fn names(&self) -> Vec<String>;
 }
 
 /// The process environment.
@@ -127,11 +129,19 @@ impl Env for ProcessEnv {
     fn get(&self, key: &str) -> Option<String> {
         std::env::var(key).ok()
     }
+    fn names(&self) -> Vec<String> {
+        std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .collect()
+    }
 }
 
 impl Env for HashMap<String, String> {
     fn get(&self, key: &str) -> Option<String> {
         HashMap::get(self, key).cloned()
+    }
+    fn names(&self) -> Vec<String> {
+        self.keys().cloned().collect()
     }
 }
 
@@ -309,6 +319,9 @@ impl Env for Profiled<'_> {
                 .map(|(_, v)| v.to_string())
         })
     }
+    fn names(&self) -> Vec<String> {
+        self.env.names()
+    }
 }
 
 /// When the invokes and time thresholds are checked at an invoke (the timer checks bytes and time
@@ -361,6 +374,7 @@ impl Config {
         let profiled = Profiled { env, defaults };
         let mut parsed = Self::parse(&profiled)?;
         parsed.config.profile = profile;
+        parsed.warnings.extend(unknown::warnings(&env.names()));
         Ok(parsed)
     }
 
@@ -766,6 +780,8 @@ fn log_level(raw: Option<String>, warnings: &mut Vec<String>) -> LogLevel {
         }
     }
 }
+
+mod unknown;
 
 #[cfg(test)]
 mod tests;

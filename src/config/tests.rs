@@ -403,3 +403,22 @@ fn the_freshness_bound_defaults_to_three_time_thresholds_and_is_never_below_one(
         );
     }
 }
+
+#[test]
+fn a_prefixed_variable_nothing_reads_is_named_in_a_warning() {
+    let p = parse(&[
+        ("ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_BYTE", "1048576"),
+        (ENV_SHIP_RATE_INVOKES, "3"),
+    ]);
+    assert_eq!(
+        p.config.thresholds.bytes.get(),
+        4096,
+        "the typo applies nothing"
+    );
+    assert_eq!(
+        p.warnings,
+        [
+            "ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_BYTE is not a variable this extension reads: ignored (did you mean ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_BYTES?)"
+        ]
+    );
+}
