@@ -30,7 +30,7 @@ pub struct FleetConfig {
     /// The whole run.
     pub duration: Duration,
     /// How long an environment lives before its SHUTDOWN (±25 %, from the seed; the first of each
-    /// slot 25–125 %). Environments still alive at the end of the run live out their lifetime.
+    /// slot 25–125 %), cut at the end of the run: the run ends within a SHUTDOWN of `duration`.
     pub lifetime: Duration,
     /// One invoke per environment every this (the environment is frozen in between).
     pub invoke_every: Duration,
@@ -53,6 +53,8 @@ pub struct FleetConfig {
     pub expect: Expect,
     /// Write each environment's extension output to `<dir>/env-<n>.log`.
     pub log_dir: Option<PathBuf>,
+    /// A progress line on stderr this often (none: quiet).
+    pub progress_every: Option<Duration>,
 }
 
 impl Default for FleetConfig {
@@ -78,6 +80,7 @@ impl Default for FleetConfig {
             seed: 1,
             expect: Expect::default(),
             log_dir: None,
+            progress_every: None,
         }
     }
 }
@@ -220,7 +223,8 @@ pub async fn run(cfg: FleetConfig) -> std::io::Result<FleetReport> {
             let mut spread = 0.25 + rng.unit();
             // New environments start until the end of the run; each lives its whole life.
             while began.elapsed() + Duration::from_secs(1) < cfg.duration {
-                let lifetime = cfg.lifetime.mul_f64(spread);
+                let left = cfg.duration.saturating_sub(began.elapsed());
+                let lifetime = cfg.lifetime.mul_f64(spread).min(left);
                 spread = 0.75 + rng.unit() / 2.0;
                 let n = next_env.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 match environment(cfg.clone(), s3.clone(), fleet_id.clone(), n, lifetime).await {
@@ -230,11 +234,114 @@ pub async fn run(cfg: FleetConfig) -> std::io::Result<FleetReport> {
             }
         }));
     }
+    let progress = cfg.progress_every.map(|every| {
+        let (cfg, s3, outcomes, next_env) =
+            (cfg.clone(), s3.clone(), outcomes.clone(), next_env.clone());
+        tokio::spawn(async move {
+            let mut seen = Progress::default();
+            loop {
+                tokio::time::sleep(every).await;
+                let started = next_env.load(std::sync::atomic::Ordering::SeqCst);
+                let line = seen.line(&cfg, &s3, began, started, &crate::sync::lock(&outcomes));
+                eprintln!("{line}");
+            }
+        })
+    });
     for s in slots {
         let _ = s.await;
     }
+    if let Some(p) = progress {
+        p.abort();
+    }
     let outcomes = std::mem::take(&mut *crate::sync::lock(&outcomes));
     Ok(measure(&cfg, &s3, began, outcomes))
+}
+
+/// A request of the PUT price class the fleet counts.
+fn is_put(r: &S3RequestRecord) -> bool {
+    matches!(
+        r.operation.as_str(),
+        "PutObject" | "UploadPart" | "CreateMultipartUpload" | "CompleteMultipartUpload"
+    )
+}
+
+/// What a progress line has counted so far: S3 requests and objects already read.
+#[derive(Default)]
+struct Progress {
+    requests: usize,
+    puts: usize,
+    slowdowns: usize,
+    at: Option<Instant>,
+    /// Markers found in S3, by object key and ETag (an object is read once).
+    found: HashMap<String, (String, Vec<String>)>,
+}
+
+impl Progress {
+    /// `t=…s environments alive … ended … PUT/s … SlowDown … (… %) lines lost so far …`: lost
+    /// counts the lines of environments that ended (their last ship is done) not found in S3.
+    fn line(
+        &mut self,
+        cfg: &FleetConfig,
+        s3: &S3Endpoint,
+        began: Instant,
+        started: usize,
+        ended: &[Outcome],
+    ) -> String {
+        let now = Instant::now();
+        let requests = s3.requests();
+        let (mut puts, mut slowdowns) = (0, 0);
+        for r in &requests[self.requests.min(requests.len())..] {
+            if is_put(r) {
+                puts += 1;
+                if r.error_code.as_deref() == Some("SlowDown") {
+                    slowdowns += 1;
+                }
+            }
+        }
+        self.requests = requests.len();
+        let since = self
+            .at
+            .map_or(now.duration_since(began), |a| now.duration_since(a));
+        self.at = Some(now);
+        self.puts += puts;
+        self.slowdowns += slowdowns;
+        for o in s3.objects(&cfg.bucket) {
+            if self
+                .found
+                .get(&o.key)
+                .is_some_and(|(etag, _)| *etag == o.etag)
+            {
+                continue;
+            }
+            let text = verdict::objects::decode(&o.body, o.content_encoding.as_deref()).text;
+            let markers = verdict::markers::find(&text, "")
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            self.found.insert(o.key.clone(), (o.etag.clone(), markers));
+        }
+        let in_s3: std::collections::HashSet<&str> = self
+            .found
+            .values()
+            .flat_map(|(_, m)| m.iter().map(String::as_str))
+            .collect();
+        let lost = ended
+            .iter()
+            .flat_map(|o| o.function_lines.iter())
+            .flat_map(|l| verdict::markers::find(l, ""))
+            .filter(|m| !in_s3.contains(m))
+            .count();
+        format!(
+            "lambda-emulator fleet: t={:.0}s environments alive {} ended {}; PUT/s {:.1}; SlowDown {} ({:.1} % of {} PUTs); lines lost so far {lost}",
+            now.duration_since(began).as_secs_f64(),
+            started.saturating_sub(ended.len()),
+            ended.len(),
+            puts as f64 / since.as_secs_f64().max(0.001),
+            self.slowdowns,
+            100.0 * self.slowdowns as f64 / self.puts.max(1) as f64,
+            self.puts,
+        )
+    }
 }
 
 fn measure(
@@ -304,12 +411,6 @@ fn measure(
     let mut slow = vec![0usize; slots];
     let mut per_prefix: Vec<HashMap<String, usize>> = vec![HashMap::new(); slots];
     let mut totals: BTreeMap<String, usize> = BTreeMap::new();
-    let is_put = |r: &S3RequestRecord| {
-        matches!(
-            r.operation.as_str(),
-            "PutObject" | "UploadPart" | "CreateMultipartUpload" | "CompleteMultipartUpload"
-        )
-    };
     let slot_of = |ms: f64| (((ms - offset_ms).max(0.0) / step) as usize).min(slots - 1);
     let warmup_ms = offset_ms + crate::clock::ms(cfg.warmup);
     let steady_end_ms = offset_ms + crate::clock::ms(cfg.duration);

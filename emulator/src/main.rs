@@ -41,7 +41,8 @@ struct FleetArgs {
     /// Environments alive at once; each is replaced by a new one when it spins down.
     #[arg(long, default_value_t = 20)]
     environments: usize,
-    /// The whole run, in seconds.
+    /// The whole run, in seconds: environments start until then, and those alive then get their
+    /// SHUTDOWN then.
     #[arg(long, default_value_t = 60)]
     duration_s: u64,
     /// How long an environment lives before SHUTDOWN (±25 %), in seconds.
@@ -108,6 +109,9 @@ struct FleetArgs {
     /// Write each environment's extension output to DIR/env-<n>.log.
     #[arg(long)]
     log_dir: Option<PathBuf>,
+    /// No progress line on stderr (one every 5 s: time, environments, PUT/s, SlowDown, lines lost).
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Parser)]
@@ -474,6 +478,7 @@ async fn fleet(a: FleetArgs) -> ExitCode {
             ..Expect::default()
         },
         log_dir: a.log_dir.clone(),
+        progress_every: (!a.quiet).then_some(Duration::from_secs(5)),
     };
     let report = match lambda_emulator::fleet::run(cfg).await {
         Ok(r) => r,
