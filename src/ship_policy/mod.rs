@@ -31,7 +31,9 @@
 //!   no copy. Past `max_memory` the newest batches go to disk; a merge is made in memory only
 //!   within `max_memory`; past `max_memory + max_object` (a
 //!   batch arriving while memory is full) a batch held in memory alone — never one on disk — is
-//!   refused, and counted.
+//!   refused, and counted. Bodies being spilled stay in memory until written: with them,
+//!   everything stays within `max_memory` + 2 objects (batches that failed aside, few).
+//! * **A SnapStart init merges nothing until the restore** ([`Policy::set_snapshot_pending`]).
 //! * **Disk is bounded** by `max_disk`, a file being written counted from its start. A spill, merge
 //!   or delete that fails is retried with a back-off of its own batch (100 ms doubling to 30 s);
 //!   nothing is turned off for the process.
