@@ -43,9 +43,6 @@ async fn a_throttled_fleet_ships_larger_objects_and_loses_nothing() {
         report.to_table()
     );
     assert_eq!(v.keys_rewritten_differently, 0);
-    // `duration` is the whole run: environments alive then get their SHUTDOWN then (2 s to exit),
-    // not at the end of a lifetime that may reach 15 s past it.
-    assert!(report.duration_s < 14.0 + 5.0, "{}", report.to_table());
     assert!(
         report.slowdowns > 0,
         "the prefix throttled: {}",

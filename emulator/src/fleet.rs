@@ -27,10 +27,12 @@ pub struct FleetConfig {
     pub extensions_dir: PathBuf,
     /// Environments alive at once; each is replaced by a new one when it spins down.
     pub environments: usize,
-    /// The whole run.
+    /// How long new environments keep starting; the run ends when the last one's life does.
     pub duration: Duration,
     /// How long an environment lives before its SHUTDOWN (±25 %, from the seed; the first of each
-    /// slot 25–125 %), cut at the end of the run: the run ends within a SHUTDOWN of `duration`.
+    /// slot 25–125 %). Environments still alive at `duration` live out their lifetime: shut down
+    /// together, a throttled prefix would refuse their final rounds at once (CI's fleet lost 125
+    /// lines that way), which is a fleet being deleted, not one running.
     pub lifetime: Duration,
     /// One invoke per environment every this (the environment is frozen in between).
     pub invoke_every: Duration,
@@ -223,8 +225,7 @@ pub async fn run(cfg: FleetConfig) -> std::io::Result<FleetReport> {
             let mut spread = 0.25 + rng.unit();
             // New environments start until the end of the run; each lives its whole life.
             while began.elapsed() + Duration::from_secs(1) < cfg.duration {
-                let left = cfg.duration.saturating_sub(began.elapsed());
-                let lifetime = cfg.lifetime.mul_f64(spread).min(left);
+                let lifetime = cfg.lifetime.mul_f64(spread);
                 spread = 0.75 + rng.unit() / 2.0;
                 let n = next_env.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 match environment(cfg.clone(), s3.clone(), fleet_id.clone(), n, lifetime).await {

@@ -41,8 +41,8 @@ struct FleetArgs {
     /// Environments alive at once; each is replaced by a new one when it spins down.
     #[arg(long, default_value_t = 20)]
     environments: usize,
-    /// The whole run, in seconds: environments start until then, and those alive then get their
-    /// SHUTDOWN then.
+    /// How long new environments keep starting, in seconds. The run goes on until the last one's
+    /// lifetime ends (up to 1.25 × --lifetime-s more); the progress lines show it.
     #[arg(long, default_value_t = 60)]
     duration_s: u64,
     /// How long an environment lives before SHUTDOWN (±25 %), in seconds.
