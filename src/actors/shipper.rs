@@ -238,7 +238,7 @@ impl ShipperActor {
                 ..
             }) = &done
             {
-                warn!(act.log, "cannot set a batch aside; its file stays where it is, for the next process";
+                warn!(act.log, "cannot set a batch aside; a file it had stays where it is, for the next process";
                     "key" => key, "error" => e.to_string());
             }
             let event = match done {

@@ -55,8 +55,5 @@ fn a_batch_in_memory_is_written_aside_with_no_spill_file_between() {
     assert_eq!(event, Some(Event::SetAsideDone { id: 1, ok: true }));
     assert!(spill::recover(&disk, false).unwrap().batches.is_empty());
     let names: Vec<String> = disk.list().unwrap().into_iter().map(|f| f.name).collect();
-    assert_eq!(
-        names,
-        vec![format!("{}{}", spill::file_name("logs/a"), spill::REJECTED)]
-    );
+    assert_eq!(names, vec![spill::aside_name("logs/a")]);
 }

@@ -408,8 +408,8 @@ impl Policy {
         self.disk_taken = bytes;
     }
 
-    /// This process is a SnapStart init ([`Policy::snapshot_pending`]'s rule holds until
-    /// [`Event::Restored`]).
+    /// This process is a SnapStart init: no merge starts until [`Event::Restored`] (a merge in
+    /// flight at the snapshot could end differently in each restored copy).
     pub fn set_snapshot_pending(&mut self) {
         self.snapshot_pending = true;
     }

@@ -248,7 +248,8 @@ pub fn set_aside(disk: &dyn Disk, key: &str) -> io::Result<()> {
     disk.rename(&file_name(key), &aside_name(key))
 }
 
-fn aside_name(key: &str) -> String {
+/// The name [`set_aside`] gives the file of `key`.
+pub fn aside_name(key: &str) -> String {
     format!("{}{REJECTED}", file_name(key))
 }
 
