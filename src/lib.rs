@@ -17,8 +17,10 @@
 //! * [`config`] — every environment variable, parsed once into types that cannot be misused.
 //! * [`logging`] — slog JSON lines on stdout.
 //! * [`lambda`] — events, lenient delivery parsing, request bodies, the Extensions API client.
-//! * [`batch`] — the pure core: buffer and thresholds. [`encode`] — NDJSON bodies, gzip, zstd.
-//!   [`object_key`] — key templates.
+//! * [`intake`] — every decision between a delivery and a sealed batch, as a pure state machine
+//!   (thresholds at the ship points, request ids, SnapStart restores, LifecycleActor's waits, the
+//!   closing sequence); BatchActor is its shell. [`batch`] — the buffer and thresholds it owns.
+//!   [`encode`] — NDJSON bodies, gzip, zstd. [`object_key`] — key templates.
 //! * [`metrics`] — CloudWatch EMF lines about the extension's own health.
 //! * [`ship_policy`] — the ship path's decisions as a pure state machine (upload, retry, spill,
 //!   give up, wait or not).
@@ -27,7 +29,7 @@
 //! * [`snapshot`] — SnapStart: restore detection, keys unique across restored copies.
 //! * [`stats`] — counters for the shutdown summary.
 //!
-//! Pure modules (`batch`, `ship_policy`, `encode`, `object_key`, `snapshot`, `metrics`, `lambda::records`, `config`) know nothing of
+//! Pure modules (`intake`, `batch`, `ship_policy`, `encode`, `object_key`, `snapshot`, `metrics`, `lambda::records`, `config`) know nothing of
 //! actix, awc or the AWS SDK; `lambda` and `sink` know nothing of `actors`.
 
 #![deny(clippy::unwrap_used)]
@@ -40,6 +42,7 @@ pub mod batch;
 pub mod config;
 pub mod encode;
 pub mod held;
+pub mod intake;
 pub mod lambda;
 pub mod logging;
 pub mod metrics;
