@@ -124,7 +124,7 @@ impl Bus {
     /// Records an event and queues it, rendered, for every subscriber of its category.
     pub fn emit(&self, event: Event) {
         if let Event::Function(line) = &event
-            && let Some(m) = crate::verdict::markers::find(&line.message, "").first()
+            && let Some(m) = crate::markers::find(&line.message, "").first()
         {
             lock(&self.emitted_at).insert(m.to_string(), Instant::now());
         }

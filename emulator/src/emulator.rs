@@ -3,11 +3,12 @@
 //! run at once.
 
 use crate::delivery::{Bus, SubscriberStats};
+use crate::measurements::{ExtensionReport, RecordTotals, invocation_summary, s3_summary};
 use crate::platform::lifecycle::{
     InitFailure, InvokeRecord, InvokeScript, Lifecycle, ShutdownScript,
 };
 use crate::platform::state::{ApiCall, Shared, State, lock};
-use crate::report::{ExtensionReport, RecordTotals, Report, invocation_summary, s3_summary};
+use crate::report::Report;
 use crate::s3::{Faults, S3Endpoint};
 use crate::settings::{DeliveryFailure, Mode, Settings};
 use crate::verdict::{self, Verdict};
@@ -162,7 +163,7 @@ impl EmulatorBuilder {
     }
 
     /// What the run's verdict tolerates and expects.
-    pub fn expect(mut self, expect: crate::verdict::Expect) -> Self {
+    pub fn expect(mut self, expect: crate::expect::Expect) -> Self {
         self.settings.expect = expect;
         self
     }

@@ -10,11 +10,13 @@ mod plot;
 pub use plot::svg;
 
 use crate::emulator::EmulatorBuilder;
+use crate::expect::Expect;
+use crate::measurements::{ExtensionReport, Stats, invocation_summary};
 use crate::platform::lifecycle::{InvokeRecord, InvokeScript};
-use crate::report::{ExtensionReport, Stats, invocation_summary};
 use crate::rng::SeededRng;
-use crate::s3::{Faults, S3Endpoint, S3RequestRecord, prefix_of};
-use crate::verdict::{self, Expect, Verdict};
+use crate::s3::operation_class::classify;
+use crate::s3::{Faults, S3Endpoint, prefix_of};
+use crate::verdict::{self, Verdict};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -258,14 +260,6 @@ pub async fn run(cfg: FleetConfig) -> std::io::Result<FleetReport> {
     Ok(measure(&cfg, &s3, began, outcomes))
 }
 
-/// A request of the PUT price class the fleet counts.
-fn is_put(r: &S3RequestRecord) -> bool {
-    matches!(
-        r.operation.as_str(),
-        "PutObject" | "UploadPart" | "CreateMultipartUpload" | "CompleteMultipartUpload"
-    )
-}
-
 /// What a progress line has counted so far: S3 requests and objects already read.
 #[derive(Default)]
 struct Progress {
@@ -292,7 +286,7 @@ impl Progress {
         let requests = s3.requests();
         let (mut puts, mut slowdowns) = (0, 0);
         for r in &requests[self.requests.min(requests.len())..] {
-            if is_put(r) {
+            if classify(&r.operation).object_put() {
                 puts += 1;
                 if r.error_code.as_deref() == Some("SlowDown") {
                     slowdowns += 1;
@@ -315,7 +309,7 @@ impl Progress {
                 continue;
             }
             let text = verdict::objects::decode(&o.body, o.content_encoding.as_deref()).text;
-            let markers = verdict::markers::find(&text, "")
+            let markers = crate::markers::find(&text, "")
                 .into_iter()
                 .map(str::to_string)
                 .collect();
@@ -329,7 +323,7 @@ impl Progress {
         let lost = ended
             .iter()
             .flat_map(|o| o.function_lines.iter())
-            .flat_map(|l| verdict::markers::find(l, ""))
+            .flat_map(|l| crate::markers::find(l, ""))
             .filter(|m| !in_s3.contains(m))
             .count();
         format!(
@@ -395,7 +389,7 @@ fn measure(
             continue;
         };
         let text = verdict::objects::decode(&o.body, o.content_encoding.as_deref()).text;
-        for m in verdict::markers::find(&text, "") {
+        for m in crate::markers::find(&text, "") {
             if let Some(t) = emitted.get(&m.to_string()) {
                 let emitted_ms = crate::clock::ms(t.saturating_duration_since(s3_began));
                 arrivals.push((*at, (at - emitted_ms).max(0.0)));
@@ -416,7 +410,10 @@ fn measure(
     let warmup_ms = offset_ms + crate::clock::ms(cfg.warmup);
     let steady_end_ms = offset_ms + crate::clock::ms(cfg.duration);
     let (mut puts_after, mut slow_after) = (0usize, 0usize);
-    for r in requests.iter().filter(|r| is_put(r)) {
+    for r in requests
+        .iter()
+        .filter(|r| classify(&r.operation).object_put())
+    {
         let i = slot_of(r.at_ms);
         puts[i] += 1;
         let throttled = r.error_code.as_deref() == Some("SlowDown");

@@ -24,24 +24,30 @@
 //!
 //! ## Layout
 //!
-//! * [`emulator`] — the builder, the step-by-step [`Emulator`] and [`Script`].
-//! * `platform/` — the environment's state, the Runtime API server (`api.rs`) and the lifecycle
-//!   driver (`lifecycle.rs`: init, invoke, freeze, shutdown, resets).
-//! * [`delivery`] — per-subscriber batching, retries, drops and holds.
-//! * [`records`] — platform events and how each API and schema renders them.
-//! * [`subscribe`] — subscription validation.
-//! * [`s3`] — the S3 endpoint and its faults.
-//! * [`report`] — the measurements.
-//! * [`fleet`] — many environments at once on one S3 endpoint: PUT/s per prefix, SlowDown,
-//!   freshness, the verdict over all, a plot.
-//! * [`scenario`] — whole runs as TOML or JSON files: workload, faults over time, expectations.
-//! * [`verdict`] — line markers, decoded objects, the line-exact verdict.
+//! In layers, each importing only those below it (no import cycle):
+//!
+//! 1. Leaves: [`settings`] (with [`expect`]: what a run tolerates and expects), [`markers`] (the
+//!    unique mark of every function line), [`clock`], [`rng`], [`http`].
+//! 2. [`s3`] — the S3 endpoint, its rules and faults, and the one classifier of S3 operations
+//!    (`s3::operation_class`); [`process`] — extension processes and how they ended; [`records`] —
+//!    platform events and how each API and schema renders them.
+//! 3. [`subscribe`] — subscription validation; [`delivery`] — per-subscriber batching, retries,
+//!    drops and holds.
+//! 4. `platform/` — the environment's state, the Runtime API server (`api.rs`) and the lifecycle
+//!    driver (`lifecycle.rs`: init, invoke, freeze, shutdown, resets).
+//! 5. [`measurements`] — what a run measured; [`verdict`] — decoded objects and the line-exact
+//!    verdict, read from the measurements and S3; [`report`] — both, as JSON and a table.
+//! 6. [`emulator`] — the builder, the step-by-step [`Emulator`] and [`Script`]; [`fleet`] — many
+//!    environments at once on one S3 endpoint; [`scenario`] — whole runs as TOML or JSON files.
 
 pub mod clock;
 pub mod delivery;
 pub mod emulator;
+pub mod expect;
 pub mod fleet;
 pub mod http;
+pub mod markers;
+pub mod measurements;
 pub(crate) mod platform;
 pub mod process;
 pub mod records;
@@ -56,6 +62,7 @@ pub mod verdict;
 
 pub use delivery::SubscriberStats;
 pub use emulator::{Emulator, EmulatorBuilder, Script};
+pub use expect::{Expect, Tolerate};
 pub use platform::lifecycle::{
     InitFailure, InvokeRecord, InvokeScript, InvokeStatus, ShutdownRecord, ShutdownScript,
 };
@@ -63,4 +70,4 @@ pub use platform::state::{ApiCall, ExitInfo, Fatal};
 pub use report::Report;
 pub use scenario::Scenario;
 pub use settings::{DeliveryFailure, Mode, Settings};
-pub use verdict::{Expect, Tolerate, Verdict};
+pub use verdict::Verdict;

@@ -2,13 +2,23 @@
 //! (so that a freeze or a kill reaches anything they fork), and `wait4` for the exit status, the
 //! peak RSS and the CPU time.
 
+use serde::Serialize;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::platform::state::ExitInfo;
+/// How an extension process ended, from `wait4`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExitInfo {
+    #[serde(skip)]
+    pub at: Instant,
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub max_rss_kb: i64,
+    pub cpu_ms: f64,
+}
 
 /// A started extension process.
 pub(crate) struct Spawned {

@@ -17,11 +17,11 @@
 //! ```
 
 use crate::emulator::{Emulator, EmulatorBuilder};
+use crate::expect::Expect;
 use crate::platform::lifecycle::{InvokeScript, ShutdownScript};
 use crate::report::Report;
 use crate::s3::{Faults, Refusal, S3Endpoint, Timeouts};
 use crate::settings::DeliveryFailure;
-use crate::verdict::Expect;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -394,7 +394,7 @@ mod tests {
         assert_eq!(s.faults[0].refusal, Some(Refusal::Kms));
         assert_eq!(
             s.expect.tolerate,
-            vec![crate::verdict::Tolerate::DroppedByLambda]
+            vec![crate::expect::Tolerate::DroppedByLambda]
         );
         let json = r#"{"name":"refusals","buckets":["logs"],"env":{"B":"logs"},"workload":{"invocations":20},
             "faults":[{"at_invoke":1,"refuse_next_writes":6,"refusal":"kms"},{"at_ms":500,"clear":true}],

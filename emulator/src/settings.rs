@@ -69,7 +69,7 @@ pub struct Settings {
     /// Copy each extension's stdout/stderr line to the emulator's stderr.
     pub echo_extension_output: bool,
     /// What the run's verdict tolerates and expects.
-    pub expect: crate::verdict::Expect,
+    pub expect: crate::expect::Expect,
     /// The S3 endpoint's socket and idle timeouts.
     pub s3_timeouts: crate::s3::Timeouts,
 }
@@ -100,7 +100,7 @@ impl Default for Settings {
             retry_backoff: (Duration::from_millis(50), Duration::from_millis(1000)),
             seed: 1,
             echo_extension_output: false,
-            expect: crate::verdict::Expect::default(),
+            expect: crate::expect::Expect::default(),
             s3_timeouts: crate::s3::Timeouts::default(),
         }
     }

@@ -246,7 +246,7 @@ impl Lifecycle {
     }
 
     /// A function line of the simulated function: `label`, its unique marker
-    /// ([`crate::verdict::marker`]), padded with `x` to `bytes`; recorded in `function_lines`.
+    /// ([`crate::markers::marker`]), padded with `x` to `bytes`; recorded in `function_lines`.
     pub(super) fn line(
         &mut self,
         label: &str,
@@ -257,7 +257,7 @@ impl Lifecycle {
         self.lines_written += 1;
         let mut message = format!(
             "{label} {} ",
-            crate::verdict::marker(&self.shared.run_id, self.lines_written)
+            crate::markers::marker(&self.shared.run_id, self.lines_written)
         );
         while message.len() < bytes {
             message.push('x');

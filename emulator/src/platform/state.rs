@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
 
+pub use crate::process::ExitInfo;
 pub use crate::sync::lock;
 
 pub(crate) struct Shared {
@@ -22,7 +23,7 @@ pub(crate) struct Shared {
     pub bus: std::sync::Arc<Bus>,
     pub calls: Mutex<Vec<ApiCall>>,
     pub started: Instant,
-    /// This emulator's part of every line marker (see [`crate::verdict::markers`]).
+    /// This emulator's part of every line marker (see [`crate::markers`]).
     pub run_id: String,
 }
 
@@ -92,17 +93,6 @@ impl Ext {
     pub fn waiting(&self) -> bool {
         self.parked.as_ref().is_some_and(|tx| !tx.is_closed()) && self.queued.is_empty()
     }
-}
-
-/// How an extension process ended, from `wait4`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ExitInfo {
-    #[serde(skip)]
-    pub at: Instant,
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-    pub max_rss_kb: i64,
-    pub cpu_ms: f64,
 }
 
 /// One extension process (a re-initialised environment starts new ones).

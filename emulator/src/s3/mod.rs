@@ -4,6 +4,7 @@
 
 mod conn;
 mod faults;
+pub mod operation_class;
 pub mod rules;
 mod store;
 
@@ -182,9 +183,10 @@ impl S3Endpoint {
             .get("x-amz-content-sha256")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("STREAMING-"));
+        let class = operation_class::classify(operation);
         let kind = faults::Kind {
-            put: operation == "PutObject" || operation == "UploadPart",
-            write: is_write(operation),
+            put: class.uploads,
+            write: class.writes_object,
         };
         let since_start = self.started.elapsed();
         let (mut injected, latency, timeouts, cut) = {
@@ -439,19 +441,6 @@ fn error_code(xml: &[u8]) -> Option<String> {
     let start = text.find("<Code>")? + "<Code>".len();
     let end = start + text[start..].find("</Code>")?;
     Some(text[start..end].to_string())
-}
-
-/// Operations of S3's PUT/COPY/POST/DELETE price class on an object (what refusals and the
-/// per-prefix rate apply to).
-fn is_write(operation: &str) -> bool {
-    matches!(
-        operation,
-        "PutObject"
-            | "UploadPart"
-            | "CreateMultipartUpload"
-            | "CompleteMultipartUpload"
-            | "AbortMultipartUpload"
-    )
 }
 
 /// The object key of a path-style request (`/bucket/key`), percent-decoded.
