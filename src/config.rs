@@ -388,31 +388,8 @@ impl Config {
                 reason,
             })?,
         };
-        let mut bytes = whole_number(
-            env,
-            ENV_SHIP_RATE_BYTES,
-            DEFAULT_SHIP_RATE_BYTES,
-            &mut warnings,
-        );
-        if bytes.get() > MAX_SHIP_RATE_BYTES {
-            warnings.push(format!(
-                "{ENV_SHIP_RATE_BYTES} {} is above the maximum of {MAX_SHIP_RATE_BYTES} bytes (100 MiB); using {MAX_SHIP_RATE_BYTES}",
-                bytes.get()
-            ));
-            bytes = NonZeroU64::new(MAX_SHIP_RATE_BYTES).expect("the maximum is not zero");
-        }
-        let invokes = whole_number(
-            env,
-            ENV_SHIP_RATE_INVOKES,
-            DEFAULT_SHIP_RATE_INVOKES,
-            &mut warnings,
-        );
-        let ms = whole_number(
-            env,
-            ENV_SHIP_RATE_MILLISECONDS,
-            DEFAULT_SHIP_RATE_MILLISECONDS,
-            &mut warnings,
-        );
+        let thresholds = sections::thresholds(env, &mut warnings);
+        let ms = thresholds.elapsed.as_millis() as u64;
         let log_types = log_types(env.get(ENV_LOG_TYPES), &mut warnings);
         let listener_port = listener_port(env.get(ENV_LISTENER_PORT), &mut warnings);
         let custom_endpoint = env
@@ -428,97 +405,18 @@ impl Config {
             .to_lowercase();
         let managed_instances =
             env.get(ENV_INITIALIZATION_TYPE).as_deref() == Some(MANAGED_INSTANCES);
-        let api = match env.get(ENV_API).map(|v| v.to_ascii_lowercase()).as_deref() {
-            None | Some("telemetry") => Api::Telemetry,
-            Some("logs") if managed_instances => {
-                warnings.push(format!(
-                    "{ENV_API} \"logs\": Lambda Managed Instances have no Logs API; using the Telemetry API"
-                ));
-                Api::Telemetry
-            }
-            Some("logs") => Api::Logs,
-            Some(_) => {
-                return Err(ConfigError::InvalidApi {
-                    value: env.get(ENV_API).unwrap_or_default(),
-                });
-            }
-        };
+        let api = sections::api(env, managed_instances, &mut warnings)?;
         let compression = compression(env, &mut warnings)?;
-        let key_template = match env.get(ENV_KEY_TEMPLATE).filter(|t| !t.is_empty()) {
-            None => crate::object_key::KeyTemplate::default_with(compression.suffix()),
-            Some(t) => crate::object_key::KeyTemplate::parse(&t).map_err(|reason| {
-                ConfigError::InvalidTemplate {
-                    value: t.clone(),
-                    reason,
-                }
-            })?,
-        };
-        let sse = one_of(env, ENV_SSE, &["AES256", "aws:kms"])?;
-        let sse_kms_key_id = env.get(ENV_SSE_KMS_KEY_ID).filter(|k| !k.is_empty());
-        if sse_kms_key_id.is_some() && sse.as_deref() != Some("aws:kms") {
-            return Err(ConfigError::Invalid {
-                var: ENV_SSE,
-                value: sse.unwrap_or_default(),
-                accepted: format!("\"aws:kms\" when {ENV_SSE_KMS_KEY_ID} is set"),
-            });
-        }
+        let key_template = sections::key_template(env, &compression)?;
+        let (sse, sse_kms_key_id) = sections::encryption(env)?;
         let storage_class = one_of(env, ENV_STORAGE_CLASS, &STORAGE_CLASSES)?;
         let emf_metrics = matches!(
             one_of(env, ENV_METRICS, &["emf", "none"])?.as_deref(),
             Some("emf")
         );
-        let ship_at = match one_of(env, ENV_SHIP_AT, &["next-invoke", "end-of-invoke"])?.as_deref()
-        {
-            Some("end-of-invoke") if managed_instances => {
-                warnings.push(format!(
-                    "{ENV_SHIP_AT} \"end-of-invoke\": Lambda Managed Instances have no INVOKE event and no runtimeDone; thresholds are checked on a timer"
-                ));
-                ShipAt::NextInvoke
-            }
-            Some("end-of-invoke") if !log_types.contains(&LogType::Platform) => {
-                warnings.push(format!(
-                    "{ENV_SHIP_AT} \"end-of-invoke\" needs \"platform\" in {ENV_LOG_TYPES} (it waits for platform.runtimeDone); using \"next-invoke\""
-                ));
-                ShipAt::NextInvoke
-            }
-            Some("end-of-invoke") => ShipAt::EndOfInvoke,
-            _ => ShipAt::NextInvoke,
-        };
-        let next_wait = Duration::from_millis(
-            match env
-                .get(ENV_NEXT_WAIT_MS)
-                .map(|raw| (raw.trim().parse::<u64>(), raw))
-            {
-                None => 0,
-                Some((Ok(n), _)) if n <= MAX_NEXT_WAIT_MS => n,
-                Some((Ok(n), _)) => {
-                    warnings.push(format!(
-                        "{ENV_NEXT_WAIT_MS} {n} is above the maximum of {MAX_NEXT_WAIT_MS} ms; using {MAX_NEXT_WAIT_MS}"
-                    ));
-                    MAX_NEXT_WAIT_MS
-                }
-                Some((Err(_), raw)) => {
-                    warnings.push(format!(
-                        "{ENV_NEXT_WAIT_MS} must be a whole number of milliseconds, got {raw:?}; using the default 0 (next never waits for S3)"
-                    ));
-                    0
-                }
-            },
-        );
-        let max_delay = match env.get(ENV_MAX_DELAY_MS) {
-            None => Duration::from_millis(ms.get().saturating_mul(DEFAULT_MAX_DELAY_FACTOR)),
-            Some(raw) => match raw.trim().parse::<u64>() {
-                Ok(n) if n >= ms.get() => Duration::from_millis(n),
-                _ => {
-                    warnings.push(format!(
-                        "{ENV_MAX_DELAY_MS} must be a whole number of milliseconds at least {ENV_SHIP_RATE_MILLISECONDS} ({}), got {raw:?}; using {} ({DEFAULT_MAX_DELAY_FACTOR} × {ENV_SHIP_RATE_MILLISECONDS})",
-                        ms.get(),
-                        ms.get().saturating_mul(DEFAULT_MAX_DELAY_FACTOR)
-                    ));
-                    Duration::from_millis(ms.get().saturating_mul(DEFAULT_MAX_DELAY_FACTOR))
-                }
-            },
-        };
+        let ship_at = sections::ship_at(env, managed_instances, &log_types, &mut warnings)?;
+        let next_wait = sections::next_wait(env, &mut warnings);
+        let max_delay = sections::max_delay(env, ms, &mut warnings);
         let function_version = env
             .get(ENV_FUNCTION_VERSION)
             .unwrap_or_else(|| "$LATEST".into());
@@ -537,47 +435,12 @@ impl Config {
             &mut warnings,
         )
         .get();
-        let spill_dir = match env.get(ENV_SPILL_DIR).filter(|d| !d.is_empty()) {
-            Some(d) => std::path::PathBuf::from(d),
-            None => std::path::PathBuf::from(
-                env.get(ENV_TMPDIR)
-                    .filter(|d| !d.is_empty())
-                    .unwrap_or_else(|| "/tmp".into()),
-            )
-            .join(DEFAULT_SPILL_SUBDIR),
-        };
-        let [items, bytes_range, timeout] = BUFFER_RANGES;
-        let buffering = Buffering {
-            max_items: bounded(
-                env,
-                ENV_BUFFER_MAX_ITEMS,
-                DEFAULT_BUFFERING.max_items,
-                items,
-                &mut warnings,
-            ),
-            max_bytes: bounded(
-                env,
-                ENV_BUFFER_MAX_BYTES,
-                DEFAULT_BUFFERING.max_bytes,
-                bytes_range,
-                &mut warnings,
-            ),
-            timeout_ms: bounded(
-                env,
-                ENV_BUFFER_TIMEOUT_MS,
-                DEFAULT_BUFFERING.timeout_ms,
-                timeout,
-                &mut warnings,
-            ),
-        };
+        let spill_dir = sections::spill_dir(env);
+        let buffering = sections::buffering(env, &mut warnings);
         Ok(Parsed {
             config: Config {
                 bucket,
-                thresholds: Thresholds {
-                    bytes,
-                    invokes,
-                    elapsed: Duration::from_millis(ms.get()),
-                },
+                thresholds,
                 log_types,
                 listener_port,
                 force_path_style,
@@ -611,177 +474,11 @@ impl Config {
     }
 }
 
-/// A whole number ≥ 1, or the default with a warning.
-fn whole_number(env: &dyn Env, var: &str, default: u64, warnings: &mut Vec<String>) -> NonZeroU64 {
-    let fallback = NonZeroU64::new(default).expect("defaults are not zero");
-    let Some(raw) = env.get(var) else {
-        return fallback;
-    };
-    match raw.trim().parse::<u64>().ok().and_then(NonZeroU64::new) {
-        Some(n) if raw.trim() == raw => n,
-        _ => {
-            warnings.push(format!("{var} must be a whole number of at least 1, got {raw:?}; using the default {default}"));
-            fallback
-        }
-    }
-}
-
-/// One of `accepted` (as written there, matched case-insensitively), or unset.
-fn one_of(
-    env: &dyn Env,
-    var: &'static str,
-    accepted: &[&str],
-) -> Result<Option<String>, ConfigError> {
-    let Some(raw) = env.get(var).filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    match accepted.iter().find(|a| a.eq_ignore_ascii_case(&raw)) {
-        Some(a) => Ok(Some(a.to_string())),
-        None => Err(ConfigError::Invalid {
-            var,
-            value: raw,
-            accepted: format!(
-                "one of {}",
-                accepted
-                    .iter()
-                    .map(|a| format!("{a:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }),
-    }
-}
-
-/// `COMPRESSION` and its level: gzip 1–9 (6), zstd 1–19 (3); a level out of range is clamped.
-fn compression(
-    env: &dyn Env,
-    warnings: &mut Vec<String>,
-) -> Result<crate::encode::Compression, ConfigError> {
-    use crate::encode::Compression;
-    let kind = one_of(env, ENV_COMPRESSION, &["none", "gzip", "zstd"])?;
-    Ok(match kind.as_deref() {
-        None | Some("none") => Compression::None,
-        Some("gzip") => Compression::Gzip(bounded(env, ENV_COMPRESSION_LEVEL, 6, (1, 9), warnings)),
-        _ => Compression::Zstd(bounded(env, ENV_COMPRESSION_LEVEL, 3, (1, 19), warnings) as i32),
-    })
-}
-
-/// A whole number within AWS's `(min, max)`: out of range → the nearest bound, unparsable → the
-/// default; each with a warning.
-fn bounded(
-    env: &dyn Env,
-    var: &str,
-    default: u32,
-    (min, max): (u32, u32),
-    warnings: &mut Vec<String>,
-) -> u32 {
-    let Some(raw) = env.get(var) else {
-        return default;
-    };
-    match raw.parse::<i64>() {
-        Ok(n) if n < i64::from(min) => {
-            warnings.push(format!(
-                "{var} {n} is below the minimum of {min}; using {min}"
-            ));
-            min
-        }
-        Ok(n) if n > i64::from(max) => {
-            warnings.push(format!(
-                "{var} {n} is above the maximum of {max}; using {max}"
-            ));
-            max
-        }
-        Ok(n) => n as u32,
-        Err(_) => {
-            warnings.push(format!("{var} must be a whole number from {min} to {max}, got {raw:?}; using the default {default}"));
-            default
-        }
-    }
-}
-
-fn boolean(env: &dyn Env, var: &'static str, default: bool) -> Result<bool, ConfigError> {
-    match env.get(var) {
-        None => Ok(default),
-        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
-        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
-        Some(v) => Err(ConfigError::InvalidBool { var, value: v }),
-    }
-}
-
-fn listener_port(raw: Option<String>, warnings: &mut Vec<String>) -> u16 {
-    let Some(raw) = raw else {
-        return DEFAULT_LISTENER_PORT;
-    };
-    match raw.parse::<u16>() {
-        Ok(p) if p != 0 && p != RESERVED_PORT => p,
-        _ => {
-            warnings.push(format!(
-                "{ENV_LISTENER_PORT} must be a port from 1 to 65535 other than {RESERVED_PORT} (Lambda's), got {raw:?}; using the default {DEFAULT_LISTENER_PORT}"
-            ));
-            DEFAULT_LISTENER_PORT
-        }
-    }
-}
-
-fn log_types(raw: Option<String>, warnings: &mut Vec<String>) -> Vec<LogType> {
-    let default = DEFAULT_LOG_TYPES.to_vec();
-    let Some(raw) = raw else { return default };
-    let fallback = |why: &str, warnings: &mut Vec<String>| {
-        warnings.push(format!(
-            "{ENV_LOG_TYPES} {why}, got {raw:?}; using the default [\"platform\",\"function\"]"
-        ));
-        DEFAULT_LOG_TYPES.to_vec()
-    };
-    let items: Vec<serde_json::Value> = match serde_json::from_str::<serde_json::Value>(&raw) {
-        Ok(serde_json::Value::Array(items)) if !items.is_empty() => items,
-        Ok(serde_json::Value::Array(_)) => return fallback("is an empty array", warnings),
-        Ok(_) => return fallback("must be a JSON array of strings", warnings),
-        Err(_) => return fallback("is not valid JSON", warnings),
-    };
-    let mut out = Vec::new();
-    let mut unknown = Vec::new();
-    let mut duplicates = false;
-    for item in &items {
-        match item.as_str().and_then(LogType::parse) {
-            Some(t) if out.contains(&t) => duplicates = true,
-            Some(t) => out.push(t),
-            None => unknown.push(item.to_string()),
-        }
-    }
-    if !unknown.is_empty() {
-        warnings.push(format!(
-            "{ENV_LOG_TYPES} entries {} are not \"platform\", \"function\" or \"extension\"; ignoring them",
-            unknown.join(", ")
-        ));
-    }
-    if duplicates {
-        warnings.push(format!(
-            "{ENV_LOG_TYPES} {raw:?} lists a type more than once; subscribing once"
-        ));
-    }
-    if out.is_empty() {
-        return fallback("names no known log type", warnings);
-    }
-    out
-}
-
-fn log_level(raw: Option<String>, warnings: &mut Vec<String>) -> LogLevel {
-    match raw.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("info") => LogLevel::Info,
-        Some("error") => LogLevel::Error,
-        Some("warn") | Some("warning") => LogLevel::Warn,
-        Some("debug") => LogLevel::Debug,
-        Some(_) => {
-            warnings.push(format!(
-                "{ENV_LOG_LEVEL} must be one of error, warn, info, debug, got {:?}; using info",
-                raw.unwrap_or_default()
-            ));
-            LogLevel::Info
-        }
-    }
-}
-
+mod sections;
 mod unknown;
+mod values;
+
+use values::{boolean, compression, listener_port, log_level, log_types, one_of, whole_number};
 
 #[cfg(test)]
 mod tests;
