@@ -7,6 +7,7 @@
 //! extension; [`svg`] plots PUT/s and freshness over time.
 
 mod plot;
+mod progress;
 pub use plot::svg;
 
 use crate::emulator::EmulatorBuilder;
@@ -17,6 +18,7 @@ use crate::rng::SeededRng;
 use crate::s3::operation_class::classify;
 use crate::s3::{Faults, S3Endpoint, prefix_of};
 use crate::verdict::{self, Verdict};
+use progress::Progress;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -245,7 +247,9 @@ pub async fn run(cfg: FleetConfig) -> std::io::Result<FleetReport> {
             loop {
                 tokio::time::sleep(every).await;
                 let started = next_env.load(std::sync::atomic::Ordering::SeqCst);
-                let line = seen.line(&cfg, &s3, began, started, &crate::sync::lock(&outcomes));
+                let ended = crate::sync::lock(&outcomes);
+                let lines = ended.iter().flat_map(|o| o.function_lines.iter());
+                let line = seen.line(&cfg.bucket, &s3, began, started, ended.len(), lines);
                 eprintln!("{line}");
             }
         })
@@ -258,85 +262,6 @@ pub async fn run(cfg: FleetConfig) -> std::io::Result<FleetReport> {
     }
     let outcomes = std::mem::take(&mut *crate::sync::lock(&outcomes));
     Ok(measure(&cfg, &s3, began, outcomes))
-}
-
-/// What a progress line has counted so far: S3 requests and objects already read.
-#[derive(Default)]
-struct Progress {
-    requests: usize,
-    puts: usize,
-    slowdowns: usize,
-    at: Option<Instant>,
-    /// Markers found in S3, by object key and ETag (an object is read once).
-    found: HashMap<String, (String, Vec<String>)>,
-}
-
-impl Progress {
-    /// `t=…s environments alive … ended … PUT/s … SlowDown … (… %) lines lost so far …`: lost
-    /// counts the lines of environments that ended (their last ship is done) not found in S3.
-    fn line(
-        &mut self,
-        cfg: &FleetConfig,
-        s3: &S3Endpoint,
-        began: Instant,
-        started: usize,
-        ended: &[Outcome],
-    ) -> String {
-        let now = Instant::now();
-        let requests = s3.requests();
-        let (mut puts, mut slowdowns) = (0, 0);
-        for r in &requests[self.requests.min(requests.len())..] {
-            if classify(&r.operation).object_put() {
-                puts += 1;
-                if r.error_code.as_deref() == Some("SlowDown") {
-                    slowdowns += 1;
-                }
-            }
-        }
-        self.requests = requests.len();
-        let since = self
-            .at
-            .map_or(now.duration_since(began), |a| now.duration_since(a));
-        self.at = Some(now);
-        self.puts += puts;
-        self.slowdowns += slowdowns;
-        for o in s3.objects(&cfg.bucket) {
-            if self
-                .found
-                .get(&o.key)
-                .is_some_and(|(etag, _)| *etag == o.etag)
-            {
-                continue;
-            }
-            let text = verdict::objects::decode(&o.body, o.content_encoding.as_deref()).text;
-            let markers = crate::markers::find(&text, "")
-                .into_iter()
-                .map(str::to_string)
-                .collect();
-            self.found.insert(o.key.clone(), (o.etag.clone(), markers));
-        }
-        let in_s3: std::collections::HashSet<&str> = self
-            .found
-            .values()
-            .flat_map(|(_, m)| m.iter().map(String::as_str))
-            .collect();
-        let lost = ended
-            .iter()
-            .flat_map(|o| o.function_lines.iter())
-            .flat_map(|l| crate::markers::find(l, ""))
-            .filter(|m| !in_s3.contains(m))
-            .count();
-        format!(
-            "lambda-emulator fleet: t={:.0}s environments alive {} ended {}; PUT/s {:.1}; SlowDown {} ({:.1} % of {} PUTs); lines lost so far {lost}",
-            now.duration_since(began).as_secs_f64(),
-            started.saturating_sub(ended.len()),
-            ended.len(),
-            puts as f64 / since.as_secs_f64().max(0.001),
-            self.slowdowns,
-            100.0 * self.slowdowns as f64 / self.puts.max(1) as f64,
-            self.puts,
-        )
-    }
 }
 
 fn measure(

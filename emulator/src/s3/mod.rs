@@ -4,6 +4,7 @@
 
 mod conn;
 mod faults;
+mod integrity;
 pub mod operation_class;
 pub mod rules;
 mod store;
