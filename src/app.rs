@@ -8,7 +8,7 @@ use crate::actors::shipper::{ShipperActor, ShipperSettings};
 use crate::config::{Api, ShipAt};
 use crate::config::{
     Config, ENV_CA_BUNDLE, ENV_INITIALIZATION_TYPE, Env, LogLevel, LogType, MANAGED_INSTANCES,
-    SNAP_START,
+    Parsed, SNAP_START,
 };
 use crate::lambda::client::{ExtensionsClient, Subscribed};
 use crate::lambda::requests::{LogsApi, Subscription};
@@ -118,16 +118,7 @@ pub async fn start(
                 .await);
         }
     };
-    for w in &parsed.warnings {
-        warn!(log, "configuration"; "warning" => w);
-    }
-    if let Some(p) = parsed.config.profile {
-        info!(log, "configuration profile"; "profile" => p,
-            "ship_rate_bytes" => parsed.config.thresholds.bytes.get(),
-            "ship_rate_invokes" => parsed.config.thresholds.invokes.get(),
-            "ship_rate_ms" => parsed.config.thresholds.elapsed.as_millis() as u64);
-    }
-    let config = parsed.config;
+    let config = announce(parsed, &log);
 
     let ca_bundle = match config.ca_bundle.as_deref().map(read_ca_bundle).transpose() {
         Ok(b) => b,
@@ -136,27 +127,7 @@ pub async fn start(
         }
     };
     // Started first: the client builds on its own thread while we bind, register and subscribe.
-    let sink = match s3 {
-        S3Config::StandardChain => S3Sink::from_env(
-            config.bucket.as_str(),
-            config.force_path_style,
-            config.create_bucket,
-            ca_bundle.as_deref(),
-        ),
-        S3Config::Given(shared) => S3Sink::new(
-            &shared,
-            config.bucket.as_str(),
-            config.force_path_style,
-            config.create_bucket,
-        ),
-    }
-    .with_objects(ObjectSettings {
-        sse: config.sse.clone(),
-        sse_kms_key_id: config.sse_kms_key_id.clone(),
-        storage_class: config.storage_class.clone(),
-        function_name: config.function_name.clone(),
-        function_version: config.function_version.clone(),
-    });
+    let sink = open_sink(&config, s3, ca_bundle.as_deref());
 
     // Listen before registering: a port that cannot be bound is an init error, not silent loss.
     let listener = match receiver::bind(config.listener_port) {
@@ -183,6 +154,90 @@ pub async fn start(
         "managed_instances" => managed);
 
     let counters = Arc::new(Counters::default());
+    let (shipper, batch) = start_actors(&config, env, sink, managed, &counters, &log);
+    let server = match receiver::serve(
+        listener,
+        ReceiverState::new(batch.clone().recipient(), counters.clone(), log.clone()),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            return Err(init
+                .fail(Some(&id), "Extension.ListenerFailed", &e.to_string())
+                .await);
+        }
+    };
+    let server_handle = server.handle();
+    actix_rt::spawn(server);
+
+    if let Err(e) = subscribe(&client, &id, &config, managed, &log).await {
+        return Err(init.fail(Some(&id), "Extension.SubscribeFailed", &e).await);
+    }
+
+    let (lifecycle, ended) = start_lifecycle(
+        client,
+        id,
+        &config,
+        (batch, shipper, server_handle),
+        managed,
+        counters,
+        log.clone(),
+    );
+    forward_signals(lifecycle.clone());
+    Ok(Running {
+        lifecycle,
+        listener: local,
+        ended,
+    })
+}
+
+/// Logs the configuration's warnings and profile once; the configuration from then on.
+fn announce(parsed: Parsed, log: &Logger) -> Config {
+    for w in &parsed.warnings {
+        warn!(log, "configuration"; "warning" => w);
+    }
+    if let Some(p) = parsed.config.profile {
+        info!(log, "configuration profile"; "profile" => p,
+            "ship_rate_bytes" => parsed.config.thresholds.bytes.get(),
+            "ship_rate_invokes" => parsed.config.thresholds.invokes.get(),
+            "ship_rate_ms" => parsed.config.thresholds.elapsed.as_millis() as u64);
+    }
+    parsed.config
+}
+
+/// The S3 sink: the SDK's standard chain, or a configuration the caller gives (tests).
+fn open_sink(config: &Config, s3: S3Config, ca_bundle: Option<&[u8]>) -> S3Sink {
+    match s3 {
+        S3Config::StandardChain => S3Sink::from_env(
+            config.bucket.as_str(),
+            config.force_path_style,
+            config.create_bucket,
+            ca_bundle,
+        ),
+        S3Config::Given(shared) => S3Sink::new(
+            &shared,
+            config.bucket.as_str(),
+            config.force_path_style,
+            config.create_bucket,
+        ),
+    }
+    .with_objects(ObjectSettings {
+        sse: config.sse.clone(),
+        sse_kms_key_id: config.sse_kms_key_id.clone(),
+        storage_class: config.storage_class.clone(),
+        function_name: config.function_name.clone(),
+        function_version: config.function_version.clone(),
+    })
+}
+
+/// ShipperActor and BatchActor, with every value derived from the settings computed here once.
+fn start_actors(
+    config: &Config,
+    env: &dyn Env,
+    sink: S3Sink,
+    managed: bool,
+    counters: &Arc<Counters>,
+    log: &Logger,
+) -> (Addr<ShipperActor>, Addr<BatchActor>) {
     // In a SnapStart environment any spilled batch may come from the snapshot, whose keys every
     // restored copy shares: each may be in S3 already, from another copy.
     let snap_start = env.get(ENV_INITIALIZATION_TYPE).as_deref() == Some(SNAP_START);
@@ -233,20 +288,17 @@ pub async fn start(
     )
     .start();
     shipper.do_send(crate::actors::messages::PaceTo(batch.clone().recipient()));
-    let server = match receiver::serve(
-        listener,
-        ReceiverState::new(batch.clone().recipient(), counters.clone(), log.clone()),
-    ) {
-        Ok(s) => s,
-        Err(e) => {
-            return Err(init
-                .fail(Some(&id), "Extension.ListenerFailed", &e.to_string())
-                .await);
-        }
-    };
-    let server_handle = server.handle();
-    actix_rt::spawn(server);
+    (shipper, batch)
+}
 
+/// Subscribes to the configured API; a sandbox without it (202) runs without records.
+async fn subscribe(
+    client: &ExtensionsClient,
+    id: &str,
+    config: &Config,
+    managed: bool,
+    log: &Logger,
+) -> Result<(), String> {
     let api = match config.api {
         Api::Logs => LogsApi::Logs,
         Api::Telemetry => LogsApi::Telemetry {
@@ -259,7 +311,7 @@ pub async fn start(
         buffering: config.buffering,
         port: config.listener_port,
     };
-    match client.subscribe(&id, &sub).await {
+    match client.subscribe(id, &sub).await {
         Ok(Subscribed::Yes) => {
             info!(log, "subscribed"; "api" => api.name(), "schema" => api.schema(),
             "types" => sub.body()["types"].to_string())
@@ -267,33 +319,13 @@ pub async fn start(
         Ok(Subscribed::NotSupported) => {
             warn!(log, "this sandbox does not support the API (202); running without records"; "api" => api.name())
         }
-        Err(e) => {
-            return Err(init
-                .fail(Some(&id), "Extension.SubscribeFailed", &e.to_string())
-                .await);
-        }
+        Err(e) => return Err(e.to_string()),
     }
+    Ok(())
+}
 
-    let neighbours = Neighbours {
-        invoke: batch.clone().recipient(),
-        runtime_done: (config.ship_at == ShipAt::EndOfInvoke).then(|| batch.clone().recipient()),
-        late_records: batch.clone().recipient(),
-        shutdown: batch.recipient(),
-        flush: shipper.recipient(),
-        listener: Some(server_handle),
-    };
-    let next_wait = match config.ship_at {
-        // The invoke's lines are in S3 before its `next`, within its deadline.
-        ShipAt::EndOfInvoke => Some(std::time::Duration::MAX),
-        ShipAt::NextInvoke => Some(config.next_wait),
-    };
-    let (ended_tx, ended) = tokio::sync::oneshot::channel();
-    let lifecycle = LifecycleActor::new(client, id, neighbours, managed, counters, log.clone())
-        .with_emf(config.emf_metrics.then(|| config.function_name.clone()))
-        .with_next_wait(next_wait)
-        .with_ended(ended_tx)
-        .start();
-    let on_signal = lifecycle.clone();
+/// SIGTERM or SIGINT: LifecycleActor ships what it holds and exits.
+fn forward_signals(on_signal: Addr<LifecycleActor>) {
     actix_rt::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut term), Ok(mut int)) = (
@@ -308,9 +340,40 @@ pub async fn start(
         }
         on_signal.do_send(Terminate);
     });
-    Ok(Running {
-        lifecycle,
-        listener: local,
-        ended,
-    })
+}
+
+/// LifecycleActor, with BatchActor, ShipperActor and the listener as its neighbours.
+fn start_lifecycle(
+    client: ExtensionsClient,
+    id: String,
+    config: &Config,
+    (batch, shipper, server_handle): (
+        Addr<BatchActor>,
+        Addr<ShipperActor>,
+        actix_web::dev::ServerHandle,
+    ),
+    managed: bool,
+    counters: Arc<Counters>,
+    log: Logger,
+) -> (Addr<LifecycleActor>, tokio::sync::oneshot::Receiver<i32>) {
+    let neighbours = Neighbours {
+        invoke: batch.clone().recipient(),
+        runtime_done: (config.ship_at == ShipAt::EndOfInvoke).then(|| batch.clone().recipient()),
+        late_records: batch.clone().recipient(),
+        shutdown: batch.recipient(),
+        flush: shipper.recipient(),
+        listener: Some(server_handle),
+    };
+    let next_wait = match config.ship_at {
+        // The invoke's lines are in S3 before its `next`, within its deadline.
+        ShipAt::EndOfInvoke => Some(std::time::Duration::MAX),
+        ShipAt::NextInvoke => Some(config.next_wait),
+    };
+    let (ended_tx, ended) = tokio::sync::oneshot::channel();
+    let lifecycle = LifecycleActor::new(client, id, neighbours, managed, counters, log)
+        .with_emf(config.emf_metrics.then(|| config.function_name.clone()))
+        .with_next_wait(next_wait)
+        .with_ended(ended_tx)
+        .start();
+    (lifecycle, ended)
 }
