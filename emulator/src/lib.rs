@@ -50,6 +50,7 @@ pub mod markers;
 pub mod measurements;
 pub(crate) mod platform;
 pub mod process;
+pub mod progress;
 pub mod records;
 pub mod report;
 pub mod rng;

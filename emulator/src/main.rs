@@ -238,7 +238,8 @@ struct RunArgs {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Do not copy the extensions' output to stderr.
+    /// Do not copy the extensions' output to stderr, and print no progress line (one every 5 s:
+    /// time, PUT/s, SlowDown so far, objects in S3).
     #[arg(long)]
     quiet: bool,
     /// Write every S3 object under DIR/<bucket>/<key> after the run.
@@ -412,10 +413,16 @@ async fn main() -> ExitCode {
             _ => std::future::pending().await,
         }
     };
+    let progress = (!a.quiet).then(|| {
+        lambda_emulator::progress::spawn_for_run(emu.s3().clone(), scenario.buckets.clone())
+    });
     let report = tokio::select! {
         r = scenario.run(&mut emu) => Some(r),
         _ = interrupted => None,
     };
+    if let Some(p) = progress {
+        p.abort();
+    }
     let Some(report) = report else {
         drop(emu);
         eprintln!("lambda-emulator: interrupted; the extensions were killed");
@@ -478,7 +485,7 @@ async fn fleet(a: FleetArgs) -> ExitCode {
             ..Expect::default()
         },
         log_dir: a.log_dir.clone(),
-        progress_every: (!a.quiet).then_some(Duration::from_secs(5)),
+        progress_every: (!a.quiet).then_some(lambda_emulator::progress::EVERY),
     };
     let report = match lambda_emulator::fleet::run(cfg).await {
         Ok(r) => r,

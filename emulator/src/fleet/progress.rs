@@ -1,8 +1,8 @@
 //! The fleet's progress line, every few seconds on stderr: simulated time, environments alive and
 //! ended, PUT/s, SlowDown so far, lines lost so far.
 
+use crate::progress::PutTally;
 use crate::s3::S3Endpoint;
-use crate::s3::operation_class::classify;
 use crate::verdict;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -10,10 +10,7 @@ use std::time::Instant;
 /// What a progress line has counted so far: S3 requests and objects already read.
 #[derive(Default)]
 pub(super) struct Progress {
-    requests: usize,
-    puts: usize,
-    slowdowns: usize,
-    at: Option<Instant>,
+    puts: PutTally,
     /// Markers found in S3, by object key and ETag (an object is read once).
     found: HashMap<String, (String, Vec<String>)>,
 }
@@ -30,24 +27,7 @@ impl Progress {
         ended: usize,
         ended_lines: impl Iterator<Item = &'a String>,
     ) -> String {
-        let now = Instant::now();
-        let requests = s3.requests();
-        let (mut puts, mut slowdowns) = (0, 0);
-        for r in &requests[self.requests.min(requests.len())..] {
-            if classify(&r.operation).object_put() {
-                puts += 1;
-                if r.error_code.as_deref() == Some("SlowDown") {
-                    slowdowns += 1;
-                }
-            }
-        }
-        self.requests = requests.len();
-        let since = self
-            .at
-            .map_or(now.duration_since(began), |a| now.duration_since(a));
-        self.at = Some(now);
-        self.puts += puts;
-        self.slowdowns += slowdowns;
+        let puts_per_s = self.puts.count(s3, began);
         for o in s3.objects(bucket) {
             if self
                 .found
@@ -73,14 +53,11 @@ impl Progress {
             .filter(|m| !in_s3.contains(m))
             .count();
         format!(
-            "lambda-emulator fleet: t={:.0}s environments alive {} ended {}; PUT/s {:.1}; SlowDown {} ({:.1} % of {} PUTs); lines lost so far {lost}",
-            now.duration_since(began).as_secs_f64(),
+            "lambda-emulator fleet: t={:.0}s environments alive {} ended {}; {}; lines lost so far {lost}",
+            began.elapsed().as_secs_f64(),
             started.saturating_sub(ended),
             ended,
-            puts as f64 / since.as_secs_f64().max(0.001),
-            self.slowdowns,
-            100.0 * self.slowdowns as f64 / self.puts.max(1) as f64,
-            self.puts,
+            self.puts.describe(puts_per_s),
         )
     }
 }

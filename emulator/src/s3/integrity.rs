@@ -9,6 +9,22 @@ use s3s::dto::*;
 use s3s::{S3Result, s3_error};
 use std::collections::BTreeMap;
 
+/// The [`Claimed`] checksums of a PutObject or UploadPart input (the fields have the same names).
+macro_rules! claimed {
+    ($input:ident) => {
+        $crate::s3::integrity::Claimed {
+            crc32: $input.checksum_crc32,
+            crc32c: $input.checksum_crc32c,
+            sha1: $input.checksum_sha1,
+            sha256: $input.checksum_sha256,
+            crc64nvme: $input.checksum_crc64nvme,
+            algorithm: $input.checksum_algorithm,
+            content_md5: $input.content_md5,
+        }
+    };
+}
+pub(super) use claimed;
+
 pub(super) fn md5_hex(data: &[u8]) -> String {
     Md5::digest(data)
         .iter()

@@ -5,6 +5,7 @@
 mod conn;
 mod faults;
 mod integrity;
+mod multipart;
 pub mod operation_class;
 pub mod rules;
 mod store;
