@@ -1,5 +1,5 @@
-//! Wiring only: start the extension ([`app::start`]) in an actix System and map the outcome to an
-//! exit code. Failures before the first `next` have gone to `init/error`.
+//! The process: start the extension ([`app::start`], where the wiring is) in an actix System and
+//! map the outcome to an exit code. Failures before the first `next` have gone to `init/error`.
 
 #![deny(clippy::unwrap_used)]
 

@@ -3,8 +3,9 @@
 //! freezes (the ship policy makes that safe), so S3's latency, throttling or refusals never become
 //! the function's billed duration. Only when asked does `next` wait for uploads: with
 //! `SHIP_AT=end-of-invoke` (bounded by the invoke's deadline) or `NEXT_WAIT_MS` — and even then a
-//! failing S3 ends the wait at once. SHUTDOWN (or SIGTERM/SIGINT) runs the shutdown sequence of
-//! design.md §4 once, and the process exits 0 before the deadline.
+//! failing S3 ends the wait at once. SHUTDOWN (or SIGTERM/SIGINT) runs the shutdown sequence once
+//! (wait for late records, seal and ship everything, stop the listener, summarise), and the
+//! process exits 0 before the deadline.
 
 use super::messages::{
     AwaitLateRecords, AwaitRuntimeDone, Flush, InvokeStarted, Pending, Shutdown,
@@ -97,7 +98,8 @@ impl LifecycleActor {
         }
     }
 
-    /// design.md §4: wait for late records, seal and ship everything, stop the listener, summarise, exit.
+    /// The shutdown sequence: wait for late records, seal and ship everything, stop the listener,
+    /// summarise, exit.
     fn shut_down(
         &mut self,
         deadline: Instant,
