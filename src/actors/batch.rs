@@ -294,23 +294,32 @@ impl Handler<InvokeStarted> for BatchActor {
     }
 }
 
+impl BatchActor {
+    /// Hands the core an event that LifecycleActor awaits the answer of: the answer's slot is
+    /// filled before the event (the core may answer at once), and the future resolves with it
+    /// (with the default if the actor is gone first).
+    fn awaited<T: Default + Send + 'static>(
+        &mut self,
+        slot: fn(&mut Answers) -> &mut Option<oneshot::Sender<T>>,
+        event: Event,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<T> {
+        let (done, answer) = oneshot::channel();
+        *slot(&mut self.answers) = Some(done);
+        self.apply(event, ctx);
+        Box::pin(async move { answer.await.unwrap_or_default() })
+    }
+}
+
 impl Handler<AwaitRuntimeDone> for BatchActor {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, msg: AwaitRuntimeDone, ctx: &mut Context<Self>) -> Self::Result {
-        let (done, wait) = oneshot::channel();
-        // Before the event: the core may answer at once.
-        self.answers.runtime_done = Some(done);
-        self.apply(
-            Event::AwaitRuntimeDone {
-                request_id: msg.request_id,
-                until: msg.until,
-            },
-            ctx,
-        );
-        Box::pin(async move {
-            let _ = wait.await;
-        })
+        let event = Event::AwaitRuntimeDone {
+            request_id: msg.request_id,
+            until: msg.until,
+        };
+        self.awaited(|a| &mut a.runtime_done, event, ctx)
     }
 }
 
@@ -318,20 +327,13 @@ impl Handler<AwaitLateRecords> for BatchActor {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, msg: AwaitLateRecords, ctx: &mut Context<Self>) -> Self::Result {
-        let (done, wait) = oneshot::channel();
-        self.answers.late_records = Some(done);
-        self.apply(
-            Event::AwaitLateRecords {
-                request_id: msg.request_id,
-                all_open: msg.all_open,
-                quiet: msg.quiet,
-                until: msg.until,
-            },
-            ctx,
-        );
-        Box::pin(async move {
-            let _ = wait.await;
-        })
+        let event = Event::AwaitLateRecords {
+            request_id: msg.request_id,
+            all_open: msg.all_open,
+            quiet: msg.quiet,
+            until: msg.until,
+        };
+        self.awaited(|a| &mut a.late_records, event, ctx)
     }
 }
 
@@ -339,14 +341,9 @@ impl Handler<Shutdown> for BatchActor {
     type Result = ResponseFuture<Pending>;
 
     fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
-        let (done, answer) = oneshot::channel();
-        self.answers.shutdown = Some(done);
-        self.apply(
-            Event::Shutdown {
-                deadline: msg.deadline,
-            },
-            ctx,
-        );
-        Box::pin(async move { answer.await.unwrap_or_default() })
+        let event = Event::Shutdown {
+            deadline: msg.deadline,
+        };
+        self.awaited(|a| &mut a.shutdown, event, ctx)
     }
 }
