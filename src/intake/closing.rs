@@ -47,7 +47,7 @@ impl Intake {
     pub(super) fn shutdown(&mut self, deadline: Instant, now: Now) {
         self.closing.deadline = Some(deadline);
         if let Some(b) = self.batcher.seal_all(now.mono) {
-            self.ship(b, now, Token::FinalSeal);
+            self.ship(b, now, Token::Plain);
         }
         self.final_round(now);
     }
@@ -56,7 +56,7 @@ impl Intake {
     pub(super) fn ship_late(&mut self, now: Now) {
         if let Some(b) = self.batcher.seal_all(now.mono) {
             self.closing.late_sealed += 1;
-            self.ship(b, now, Token::Late);
+            self.ship(b, now, Token::Plain);
         }
     }
 

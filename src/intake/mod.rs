@@ -102,10 +102,6 @@ pub enum Token {
     RuntimeDone,
     /// The snapshot's last batch: the shipper hears of the restore after it.
     Restore,
-    /// SHUTDOWN's seal: the final round starts after it.
-    FinalSeal,
-    /// A batch of records that came after SHUTDOWN's seal.
-    Late,
 }
 
 /// The waits LifecycleActor asks for.
@@ -455,10 +451,11 @@ impl Intake {
     fn queued(&mut self, token: Token, now: Now) {
         self.in_transit = self.in_transit.saturating_sub(1);
         match token {
-            Token::Plain | Token::Late => self.final_round(now),
+            Token::Plain => {}
             Token::RuntimeDone => self.out.push(Action::Answer(Waiter::RuntimeDone)),
             Token::Restore => self.out.push(Action::TellRestored),
-            Token::FinalSeal => self.final_round(now),
         }
+        // Whatever the batch was, the final round may have been waiting for it.
+        self.final_round(now);
     }
 }

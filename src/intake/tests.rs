@@ -236,23 +236,23 @@ fn shutdown_flushes_once_its_batch_is_queued_ships_late_records_and_then_refuses
     run.lines(&[&a]);
     let deadline = run.now.mono + 2 * SEC;
     let actions = run.does(Event::Shutdown { deadline });
-    assert_eq!(shipped(&actions), vec![(vec![a], Token::FinalSeal)]);
+    assert_eq!(shipped(&actions), vec![(vec![a], Token::Plain)]);
     assert!(!actions.iter().any(|a| matches!(a, Action::Flush { .. })));
     assert_eq!(run.intake.next_wake(), Some(deadline));
 
     assert_eq!(
-        run.does(Event::Queued(Token::FinalSeal)),
+        run.does(Event::Queued(Token::Plain)),
         vec![Action::Flush { deadline }]
     );
     // A record while the round runs: its own batch, and a second round for it.
     let actions = run.lines(&[&late]);
-    assert_eq!(shipped(&actions), vec![(vec![late], Token::Late)]);
+    assert_eq!(shipped(&actions), vec![(vec![late], Token::Plain)]);
     assert!(
         run.does(Event::Flushed).is_empty(),
         "the late batch is not queued yet"
     );
     assert_eq!(
-        run.does(Event::Queued(Token::Late)),
+        run.does(Event::Queued(Token::Plain)),
         vec![Action::Flush { deadline }]
     );
     assert_eq!(run.does(Event::Flushed), vec![Action::Close]);
@@ -376,4 +376,24 @@ fn a_wake_up_is_no_ship_point() {
         "the time threshold is checked by the tick"
     );
     assert_eq!(shipped(&run.does(Event::Tick)).len(), 1);
+}
+
+#[test]
+fn the_final_round_starts_when_the_last_batch_in_transit_is_a_runtime_done_one() {
+    let mut run = Run::new(ShipAt::EndOfInvoke);
+    run.does(Event::Invoke);
+    run.does(Event::AwaitRuntimeDone {
+        request_id: "r1".into(),
+        until: run.now.mono + 5 * SEC,
+    });
+    run.lines(&[&line("x"), &platform("runtimeDone", "r1")]);
+    let deadline = run.now.mono + 2 * SEC;
+    assert!(run.does(Event::Shutdown { deadline }).is_empty());
+    assert_eq!(
+        run.does(Event::Queued(Token::RuntimeDone)),
+        vec![
+            Action::Answer(Waiter::RuntimeDone),
+            Action::Flush { deadline }
+        ]
+    );
 }
