@@ -25,9 +25,6 @@ use aws_sdk_s3::types::{
 /// most one 8 MiB part at a time after a failure.
 pub const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
-/// Attempts of one part before the whole upload is given up (and aborted).
-const PART_ATTEMPTS: u32 = 3;
-const PART_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// How every object is written: encryption, storage class, and who wrote it (user metadata).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,9 +49,13 @@ pub enum ShipError {
     #[error("the bucket does not exist")]
     NoSuchBucket,
     /// Access denied, KMS denial, a wrong region or credentials: every write is refused until
-    /// someone fixes it.
+    /// someone fixes it. `refusal` is decided where S3's answer is read, once.
     #[error("{code}: {message}")]
-    Refused { code: String, message: String },
+    Refused {
+        refusal: crate::ship_policy::Refusal,
+        code: String,
+        message: String,
+    },
     /// S3 refuses this request itself (a 4xx about the object): retrying will not change it.
     #[error("{code}: {message}")]
     Rejected { code: String, message: String },
@@ -82,26 +83,14 @@ const REFUSALS: [&str; 11] = [
 ];
 
 impl ShipError {
-    pub fn is_retriable(&self) -> bool {
-        matches!(self, ShipError::Transient(_) | ShipError::Throttled(_))
-    }
-
-    /// What the failure means for the ship policy.
+    /// What the failure means for the ship policy: the kind S3's answer was classified into.
     pub fn failure(&self) -> crate::ship_policy::Failure {
         use crate::ship_policy::{Failure, Refusal};
         match self {
             ShipError::Transient(_) => Failure::Transient,
             ShipError::Throttled(_) => Failure::Throttled,
             ShipError::NoSuchBucket => Failure::Refused(Refusal::NoSuchBucket),
-            ShipError::Refused { code, message } => {
-                Failure::Refused(if code.starts_with("KMS") || message.contains("kms:") {
-                    Refusal::Kms
-                } else if code == "AccessDenied" {
-                    Refusal::AccessDenied
-                } else {
-                    Refusal::Other
-                })
-            }
+            ShipError::Refused { refusal, .. } => Failure::Refused(*refusal),
             ShipError::Rejected { .. } => Failure::Rejected,
             ShipError::Unsendable(_) => Failure::Unsendable,
             ShipError::Unreadable(_) => Failure::Unreadable,
@@ -149,7 +138,16 @@ impl ShipError {
                     || matches!(status, Some(401 | 403))
                     || code.is_empty()
                 {
+                    use crate::ship_policy::Refusal;
+                    let refusal = if code.starts_with("KMS") || message.contains("kms:") {
+                        Refusal::Kms
+                    } else if code == "AccessDenied" {
+                        Refusal::AccessDenied
+                    } else {
+                        Refusal::Other
+                    };
                     ShipError::Refused {
+                        refusal,
                         code: if code.is_empty() {
                             format!("HTTP {}", status.unwrap_or(0))
                         } else {
@@ -324,8 +322,9 @@ impl S3Sink {
     /// A multipart upload that S3 accepts: CreateMultipartUpload declares CRC32 (COMPOSITE), each
     /// part carries its CRC32, and CompleteMultipartUpload lists every part's ETag **and** CRC32
     /// (S3 API Reference, CompleteMultipartUpload: without them S3 answers 400 InvalidRequest). A
-    /// failed part is sent again alone, [`PART_ATTEMPTS`] times; an upload that cannot complete is
-    /// aborted, so its parts do not linger (billed) until a lifecycle rule removes them.
+    /// failed part fails the attempt: the upload is aborted, so its parts do not linger (billed)
+    /// until a lifecycle rule removes them, and the ship policy decides when the object goes again
+    /// (its backoff and pacing know S3's state; a wait here would hide it from them).
     async fn put_multipart(
         &self,
         obj: &SealedObject,
@@ -359,31 +358,21 @@ impl S3Sink {
                     )),
                 }
                 .ok_or_else(|| ShipError::Unreadable("no CRC32 for a part".into()))?;
-                let mut attempt = 1;
-                let r = loop {
-                    *requests += 1;
-                    let body = body_range(obj, file, start, part_len).await?;
-                    let sent = client
-                        .upload_part()
-                        .bucket(&self.bucket)
-                        .key(&obj.key)
-                        .upload_id(&id)
-                        .part_number(n)
-                        .checksum_crc32(headers::crc32_value_base64(crc))
-                        .body(body)
-                        .customize()
-                        .disable_payload_signing()
-                        .send()
-                        .await
-                        .map_err(ShipError::from_sdk);
-                    match sent {
-                        Err(e) if e.is_retriable() && attempt < PART_ATTEMPTS => {
-                            tokio::time::sleep(PART_RETRY_WAIT * attempt).await;
-                            attempt += 1;
-                        }
-                        other => break other?,
-                    }
-                };
+                *requests += 1;
+                let body = body_range(obj, file, start, part_len).await?;
+                let r = client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(&obj.key)
+                    .upload_id(&id)
+                    .part_number(n)
+                    .checksum_crc32(headers::crc32_value_base64(crc))
+                    .body(body)
+                    .customize()
+                    .disable_payload_signing()
+                    .send()
+                    .await
+                    .map_err(ShipError::from_sdk)?;
                 parts.push(
                     CompletedPart::builder()
                         .part_number(n)
@@ -509,6 +498,63 @@ mod tests {
         let shipped = ShipError::from_sdk(e);
         assert!(matches!(shipped, ShipError::Unsendable(_)), "{shipped:?}");
         assert_eq!(shipped.failure(), Failure::Unsendable);
-        assert!(!shipped.is_retriable());
+    }
+
+    /// A service error as S3 answers it: the status and the `<Code>` and `<Message>` of its body.
+    fn answered(status: u16, code: &str, message: &str) -> ShipError {
+        use aws_sdk_s3::config::http::HttpResponse;
+        use aws_sdk_s3::error::ErrorMetadata;
+        use aws_sdk_s3::primitives::SdkBody;
+        let err =
+            PutObjectError::generic(ErrorMetadata::builder().code(code).message(message).build());
+        let raw = HttpResponse::new(status.try_into().expect("a status"), SdkBody::empty());
+        ShipError::from_sdk(SdkError::service_error(err, raw))
+    }
+
+    #[test]
+    fn s3_answers_are_classified_once_into_the_policys_failure_kinds() {
+        use crate::ship_policy::Refusal;
+        for (status, code, message, failure) in [
+            (
+                503,
+                "SlowDown",
+                "Please reduce your request rate.",
+                Failure::Throttled,
+            ),
+            (500, "InternalError", "", Failure::Transient),
+            (400, "BadDigest", "", Failure::Transient),
+            (
+                404,
+                "NoSuchBucket",
+                "",
+                Failure::Refused(Refusal::NoSuchBucket),
+            ),
+            (
+                403,
+                "AccessDenied",
+                "denied",
+                Failure::Refused(Refusal::AccessDenied),
+            ),
+            (
+                400,
+                "KMS.DisabledException",
+                "",
+                Failure::Refused(Refusal::Kms),
+            ),
+            (
+                403,
+                "AccessDenied",
+                "not authorized to perform: kms:GenerateDataKey",
+                Failure::Refused(Refusal::Kms),
+            ),
+            (400, "ExpiredToken", "", Failure::Refused(Refusal::Other)),
+            (400, "InvalidArgument", "", Failure::Rejected),
+        ] {
+            assert_eq!(
+                answered(status, code, message).failure(),
+                failure,
+                "{code} {message}"
+            );
+        }
     }
 }
