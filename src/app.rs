@@ -1,18 +1,16 @@
 //! Starting the extension: configuration, listener, register, subscribe, the actors. `main.rs` calls
 //! [`start`] inside an actix System; tests call it in-process against the emulator.
 
-use crate::actors::batch::{BatchActor, BatchSettings, ShipperHandles};
+use crate::actors::batch::{BatchActor, ShipperHandles};
 use crate::actors::lifecycle::{LifecycleActor, Neighbours, Terminate};
 use crate::actors::receiver::{self, ReceiverState};
-use crate::actors::shipper::{ShipperActor, ShipperSettings};
-use crate::config::{Api, ShipAt};
+use crate::actors::shipper::ShipperActor;
 use crate::config::{
-    Config, ENV_CA_BUNDLE, ENV_INITIALIZATION_TYPE, Env, LogLevel, LogType, MANAGED_INSTANCES,
-    Parsed, SNAP_START,
+    Config, ENV_CA_BUNDLE, ENV_INITIALIZATION_TYPE, ENV_LISTENER_PORT, Env, LogLevel,
+    MANAGED_INSTANCES, Parsed, Subscription,
 };
 use crate::lambda::client::{ExtensionsClient, Subscribed};
-use crate::lambda::requests::{LogsApi, Subscription};
-use crate::sink::{ObjectSettings, S3Sink, tls};
+use crate::sink::{S3Sink, tls};
 use crate::spill::SpillDir;
 use crate::{logging, stats::Counters};
 use actix::{Actor, Addr};
@@ -120,7 +118,13 @@ pub async fn start(
     };
     let config = announce(parsed, &log);
 
-    let ca_bundle = match config.ca_bundle.as_deref().map(read_ca_bundle).transpose() {
+    let ca_bundle = match config
+        .s3
+        .ca_bundle
+        .as_deref()
+        .map(read_ca_bundle)
+        .transpose()
+    {
         Ok(b) => b,
         Err(message) => {
             return Err(init.fail(None, "Extension.ConfigInvalid", &message).await);
@@ -130,14 +134,12 @@ pub async fn start(
     let sink = open_sink(&config, s3, ca_bundle.as_deref());
 
     // Listen before registering: a port that cannot be bound is an init error, not silent loss.
-    let listener = match receiver::bind(config.listener_port) {
+    let port = config.subscription.port;
+    let listener = match receiver::bind(port) {
         Ok(l) => l,
         Err(e) => {
-            let addr = receiver::listen_address(config.listener_port);
-            let message = format!(
-                "cannot listen on {addr} (ADAPTIVE_BATCHING_EXTENSION_LISTENER_PORT={}): {e}",
-                config.listener_port
-            );
+            let addr = receiver::listen_address(port);
+            let message = format!("cannot listen on {addr} ({ENV_LISTENER_PORT}={port}): {e}");
             return Err(init.fail(None, "Extension.ListenerFailed", &message).await);
         }
     };
@@ -150,11 +152,11 @@ pub async fn start(
             return Err(1);
         }
     };
-    info!(log, "registered"; "name" => name, "listener" => local.to_string(), "bucket" => config.bucket.as_str(),
+    info!(log, "registered"; "name" => name, "listener" => local.to_string(), "bucket" => config.s3.bucket.as_str(),
         "managed_instances" => managed);
 
     let counters = Arc::new(Counters::default());
-    let (shipper, batch) = start_actors(&config, env, sink, managed, &counters, &log);
+    let (shipper, batch) = start_actors(&config, sink, &counters, &log);
     let server = match receiver::serve(
         listener,
         ReceiverState::new(batch.clone().recipient(), counters.clone(), log.clone()),
@@ -169,7 +171,7 @@ pub async fn start(
     let server_handle = server.handle();
     actix_rt::spawn(server);
 
-    if let Err(e) = subscribe(&client, &id, &config, managed, &log).await {
+    if let Err(e) = subscribe(&client, &id, &config.subscription, &log).await {
         return Err(init.fail(Some(&id), "Extension.SubscribeFailed", &e).await);
     }
 
@@ -178,7 +180,6 @@ pub async fn start(
         id,
         &config,
         (batch, shipper, server_handle),
-        managed,
         counters,
         log.clone(),
     );
@@ -197,87 +198,55 @@ fn announce(parsed: Parsed, log: &Logger) -> Config {
     }
     if let Some(p) = parsed.config.profile {
         info!(log, "configuration profile"; "profile" => p,
-            "ship_rate_bytes" => parsed.config.thresholds.bytes.get(),
-            "ship_rate_invokes" => parsed.config.thresholds.invokes.get(),
-            "ship_rate_ms" => parsed.config.thresholds.elapsed.as_millis() as u64);
+            "ship_rate_bytes" => parsed.config.intake.thresholds.bytes.get(),
+            "ship_rate_invokes" => parsed.config.intake.thresholds.invokes.get(),
+            "ship_rate_ms" => parsed.config.intake.thresholds.elapsed.as_millis() as u64);
     }
     parsed.config
 }
 
 /// The S3 sink: the SDK's standard chain, or a configuration the caller gives (tests).
 fn open_sink(config: &Config, s3: S3Config, ca_bundle: Option<&[u8]>) -> S3Sink {
+    let c = &config.s3;
     match s3 {
         S3Config::StandardChain => S3Sink::from_env(
-            config.bucket.as_str(),
-            config.force_path_style,
-            config.create_bucket,
+            c.bucket.as_str(),
+            c.force_path_style,
+            c.create_bucket,
             ca_bundle,
         ),
         S3Config::Given(shared) => S3Sink::new(
             &shared,
-            config.bucket.as_str(),
-            config.force_path_style,
-            config.create_bucket,
+            c.bucket.as_str(),
+            c.force_path_style,
+            c.create_bucket,
         ),
     }
-    .with_objects(ObjectSettings {
-        sse: config.sse.clone(),
-        sse_kms_key_id: config.sse_kms_key_id.clone(),
-        storage_class: config.storage_class.clone(),
-        function_name: config.function_name.clone(),
-        function_version: config.function_version.clone(),
-    })
+    .with_objects(config.objects.clone())
 }
 
-/// ShipperActor and BatchActor, with every value derived from the settings computed here once.
+/// ShipperActor and BatchActor, each with its section of the configuration.
 fn start_actors(
     config: &Config,
-    env: &dyn Env,
     sink: S3Sink,
-    managed: bool,
     counters: &Arc<Counters>,
     log: &Logger,
 ) -> (Addr<ShipperActor>, Addr<BatchActor>) {
-    // In a SnapStart environment any spilled batch may come from the snapshot, whose keys every
-    // restored copy shares: each may be in S3 already, from another copy.
-    let snap_start = env.get(ENV_INITIALIZATION_TYPE).as_deref() == Some(SNAP_START);
-    let spill = match SpillDir::open(&config.spill_dir, config.spill_max_bytes, snap_start) {
+    let s = &config.shipper;
+    let spill = match SpillDir::open(&s.spill_dir, s.spill_max_bytes, s.snap_start) {
         Ok(s) => Some(s),
         Err(e) => {
             warn!(log, "cannot use the spill directory; batches stay in memory only";
-                "dir" => config.spill_dir.display().to_string(), "error" => e.to_string());
+                "dir" => s.spill_dir.display().to_string(), "error" => e.to_string());
             None
         }
     };
-    // The largest object: the bytes threshold, or half the memory bound if larger, so the open
-    // buffer and the batches in flight stay near MAX_BUFFER_BYTES.
-    let max_object = config
-        .thresholds
-        .bytes
-        .get()
-        .max(config.max_buffer_bytes / 2);
-    let settings = ShipperSettings {
-        max_memory: config.max_buffer_bytes,
-        max_object,
-        spill,
-        emf_function: config.emf_metrics.then(|| config.function_name.clone()),
-        snap_start,
-    };
-    let shipper = ShipperActor::new(sink, settings, counters.clone(), log.clone()).start();
+    let shipper = ShipperActor::new(sink, s, spill, counters.clone(), log.clone())
+        .with_emf(config.metrics.clone())
+        .start();
     let batch = BatchActor::new(
-        BatchSettings {
-            thresholds: config.thresholds,
-            max_object_bytes: max_object,
-            max_delay: config.max_delay,
-            compression: config.compression,
-            key_template: config.key_template.clone(),
-            function_version: config.function_version.clone(),
-            environment_id: uuid::Uuid::new_v4(),
-            function_name: config.function_name.clone(),
-            platform_records: config.log_types.contains(&LogType::Platform),
-            managed_instances: managed,
-            ship_at: config.ship_at,
-        },
+        config.intake.clone(),
+        uuid::Uuid::new_v4(),
         ShipperHandles {
             ship: shipper.clone().recipient(),
             flush: shipper.clone().recipient(),
@@ -295,23 +264,11 @@ fn start_actors(
 async fn subscribe(
     client: &ExtensionsClient,
     id: &str,
-    config: &Config,
-    managed: bool,
+    sub: &Subscription,
     log: &Logger,
 ) -> Result<(), String> {
-    let api = match config.api {
-        Api::Logs => LogsApi::Logs,
-        Api::Telemetry => LogsApi::Telemetry {
-            managed_instances: managed,
-        },
-    };
-    let sub = Subscription {
-        api,
-        types: config.log_types.clone(),
-        buffering: config.buffering,
-        port: config.listener_port,
-    };
-    match client.subscribe(id, &sub).await {
+    let api = sub.api;
+    match client.subscribe(id, sub).await {
         Ok(Subscribed::Yes) => {
             info!(log, "subscribed"; "api" => api.name(), "schema" => api.schema(),
             "types" => sub.body()["types"].to_string())
@@ -352,27 +309,23 @@ fn start_lifecycle(
         Addr<ShipperActor>,
         actix_web::dev::ServerHandle,
     ),
-    managed: bool,
     counters: Arc<Counters>,
     log: Logger,
 ) -> (Addr<LifecycleActor>, tokio::sync::oneshot::Receiver<i32>) {
     let neighbours = Neighbours {
         invoke: batch.clone().recipient(),
-        runtime_done: (config.ship_at == ShipAt::EndOfInvoke).then(|| batch.clone().recipient()),
+        runtime_done: config
+            .lifecycle
+            .awaits_runtime_done
+            .then(|| batch.clone().recipient()),
         late_records: batch.clone().recipient(),
         shutdown: batch.recipient(),
         flush: shipper.recipient(),
         listener: Some(server_handle),
     };
-    let next_wait = match config.ship_at {
-        // The invoke's lines are in S3 before its `next`, within its deadline.
-        ShipAt::EndOfInvoke => Some(std::time::Duration::MAX),
-        ShipAt::NextInvoke => Some(config.next_wait),
-    };
     let (ended_tx, ended) = tokio::sync::oneshot::channel();
-    let lifecycle = LifecycleActor::new(client, id, neighbours, managed, counters, log)
-        .with_emf(config.emf_metrics.then(|| config.function_name.clone()))
-        .with_next_wait(next_wait)
+    let lifecycle = LifecycleActor::new(client, id, neighbours, config.lifecycle, counters, log)
+        .with_emf(config.metrics.clone())
         .with_ended(ended_tx)
         .start();
     (lifecycle, ended)

@@ -218,15 +218,6 @@ impl LogType {
 
 pub const DEFAULT_LOG_TYPES: [LogType; 2] = [LogType::Platform, LogType::Function];
 
-/// The API that delivers records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Api {
-    /// The Telemetry API (AWS's recommendation; the only one on Managed Instances).
-    Telemetry,
-    /// The legacy Logs API, the Go sample's.
-    Logs,
-}
-
 /// How Lambda batches deliveries to us. The defaults are the documented minima, so records arrive
 /// quickly and in small pieces (Datadog and OTel use the same).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,44 +255,20 @@ pub struct Thresholds {
     pub elapsed: Duration,
 }
 
-/// The validated configuration.
+/// The validated configuration: one section per consumer (see `sections.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    pub bucket: BucketName,
-    pub thresholds: Thresholds,
-    pub log_types: Vec<LogType>,
-    pub listener_port: u16,
-    pub force_path_style: bool,
-    pub create_bucket: bool,
     pub log_level: LogLevel,
-    /// `AWS_LAMBDA_FUNCTION_NAME`, lower-cased for object keys.
-    pub function_name: String,
-    pub api: Api,
-    pub buffering: Buffering,
-    /// Running on Lambda Managed Instances: SHUTDOWN only, no freeze, thresholds on the timer.
-    pub managed_instances: bool,
-    /// Bytes of sealed batches held in memory before they spill to disk.
-    pub max_buffer_bytes: u64,
-    pub compression: crate::encode::Compression,
-    pub key_template: crate::object_key::KeyTemplate,
-    /// `AES256` or `aws:kms`.
-    pub sse: Option<String>,
-    pub sse_kms_key_id: Option<String>,
-    pub storage_class: Option<String>,
-    /// Emit CloudWatch embedded-metric-format lines.
-    pub emf_metrics: bool,
-    pub function_version: String,
-    pub spill_dir: std::path::PathBuf,
-    pub spill_max_bytes: u64,
-    /// `AWS_CA_BUNDLE`: read and checked at start, where a bad file is an init error.
-    pub ca_bundle: Option<std::path::PathBuf>,
-    pub ship_at: ShipAt,
-    /// How long `next` may wait for uploads after an INVOKE (0: not at all, the default).
-    pub next_wait: Duration,
-    /// The freshness bound: how long the time threshold may grow while S3 throttles.
-    pub max_delay: Duration,
     /// `economy` when that profile was chosen.
     pub profile: Option<&'static str>,
+    pub s3: S3Settings,
+    pub objects: ObjectSettings,
+    pub subscription: Subscription,
+    pub intake: IntakeSettings,
+    pub shipper: ShipperSettings,
+    pub lifecycle: LifecycleSettings,
+    /// EMF lines, when `METRICS=emf`.
+    pub metrics: Option<crate::metrics::Emf>,
 }
 
 /// An environment with a profile's values for the variables it leaves unset.
@@ -380,105 +347,43 @@ impl Config {
 
     fn parse(env: &dyn Env) -> Result<Parsed, ConfigError> {
         let mut warnings = Vec::new();
-        let bucket = match env.get(ENV_S3_BUCKET) {
-            None => return Err(ConfigError::MissingBucket),
-            Some(v) if v.is_empty() => return Err(ConfigError::MissingBucket),
-            Some(v) => BucketName::parse(&v).map_err(|reason| ConfigError::InvalidBucket {
-                value: v.clone(),
-                reason,
-            })?,
-        };
-        let thresholds = sections::thresholds(env, &mut warnings);
-        let ms = thresholds.elapsed.as_millis() as u64;
-        let log_types = log_types(env.get(ENV_LOG_TYPES), &mut warnings);
-        let listener_port = listener_port(env.get(ENV_LISTENER_PORT), &mut warnings);
-        let custom_endpoint = env
-            .get(ENV_ENDPOINT_URL_S3)
-            .or_else(|| env.get(ENV_ENDPOINT_URL))
-            .is_some_and(|v| !v.is_empty());
-        let force_path_style = boolean(env, ENV_S3_FORCE_PATH_STYLE, custom_endpoint)?;
-        let create_bucket = boolean(env, ENV_CREATE_BUCKET, true)?;
-        let log_level = log_level(env.get(ENV_LOG_LEVEL), &mut warnings);
-        let function_name = env
-            .get(ENV_FUNCTION_NAME)
-            .unwrap_or_default()
-            .to_lowercase();
-        let managed_instances =
-            env.get(ENV_INITIALIZATION_TYPE).as_deref() == Some(MANAGED_INSTANCES);
-        let api = sections::api(env, managed_instances, &mut warnings)?;
-        let compression = compression(env, &mut warnings)?;
-        let key_template = sections::key_template(env, &compression)?;
-        let (sse, sse_kms_key_id) = sections::encryption(env)?;
-        let storage_class = one_of(env, ENV_STORAGE_CLASS, &STORAGE_CLASSES)?;
-        let emf_metrics = matches!(
-            one_of(env, ENV_METRICS, &["emf", "none"])?.as_deref(),
-            Some("emf")
-        );
-        let ship_at = sections::ship_at(env, managed_instances, &log_types, &mut warnings)?;
-        let next_wait = sections::next_wait(env, &mut warnings);
-        let max_delay = sections::max_delay(env, ms, &mut warnings);
-        let function_version = env
-            .get(ENV_FUNCTION_VERSION)
-            .unwrap_or_else(|| "$LATEST".into());
-        let memory_mb = env.get(ENV_MEMORY_SIZE).and_then(|v| v.parse().ok());
-        let max_buffer_bytes = whole_number(
-            env,
-            ENV_MAX_BUFFER_BYTES,
-            default_max_buffer_bytes(memory_mb),
-            &mut warnings,
-        )
-        .get();
-        let spill_max_bytes = whole_number(
-            env,
-            ENV_SPILL_MAX_BYTES,
-            DEFAULT_SPILL_MAX_BYTES,
-            &mut warnings,
-        )
-        .get();
-        let spill_dir = sections::spill_dir(env);
-        let buffering = sections::buffering(env, &mut warnings);
+        let w = &mut warnings;
+        let s3 = sections::s3(env)?;
+        let objects = sections::objects(env)?;
+        let subscription = sections::subscription(env, w)?;
+        let log_level = log_level(env.get(ENV_LOG_LEVEL), w);
+        let thresholds = rules::thresholds(env, w);
+        let shipper = sections::shipper(env, thresholds.bytes.get(), w);
+        let intake = sections::intake(env, thresholds, &subscription.types, shipper.max_object, w)?;
+        let lifecycle = sections::lifecycle(env, intake.ship_at, w);
+        let metrics = sections::metrics(env)?;
         Ok(Parsed {
             config: Config {
-                bucket,
-                thresholds,
-                log_types,
-                listener_port,
-                force_path_style,
-                create_bucket,
                 log_level,
-                function_name,
-                api,
-                buffering,
-                managed_instances,
-                max_buffer_bytes,
-                compression,
-                key_template,
-                sse,
-                sse_kms_key_id,
-                storage_class,
-                emf_metrics,
-                function_version,
-                spill_dir,
-                spill_max_bytes,
-                ca_bundle: env
-                    .get(ENV_CA_BUNDLE)
-                    .filter(|p| !p.is_empty())
-                    .map(std::path::PathBuf::from),
-                ship_at,
-                next_wait,
-                max_delay,
                 profile: None,
+                s3,
+                objects,
+                subscription,
+                intake,
+                shipper,
+                lifecycle,
+                metrics,
             },
             warnings,
         })
     }
 }
 
+mod rules;
 mod sections;
 mod unknown;
 mod values;
 
-use values::{boolean, compression, listener_port, log_level, log_types, one_of, whole_number};
+pub use sections::{
+    IntakeSettings, LifecycleSettings, LogsApi, ObjectSettings, S3Settings, ShipperSettings,
+    Subscription, tick,
+};
+use values::{log_level, one_of};
 
 #[cfg(test)]
 mod tests;

@@ -32,6 +32,32 @@ pub fn emf_line(function_name: &str, timestamp_ms: i64, metrics: &[(&str, f64, &
     Value::Object(root).to_string()
 }
 
+/// Where EMF lines go: stdout, which Lambda sends to CloudWatch Logs. The one place either actor's
+/// lines (an object shipped, the shutdown summary) are printed; everything else here is pure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emf {
+    function_name: String,
+}
+
+impl Emf {
+    /// Lines with `function_name` as the `FunctionName` dimension.
+    pub fn new(function_name: String) -> Self {
+        Self { function_name }
+    }
+
+    /// Prints one line of `metrics` (name, value, unit), stamped now.
+    pub fn print(&self, metrics: &[(&str, f64, &str)]) {
+        println!(
+            "{}",
+            emf_line(
+                &self.function_name,
+                chrono::Utc::now().timestamp_millis(),
+                metrics
+            )
+        );
+    }
+}
+
 /// Whether a delivered record is one of our own EMF lines coming back as an `extension` record.
 pub fn is_own_metrics_record(raw: &[u8]) -> bool {
     let has = |needle: &[u8]| raw.windows(needle.len()).any(|w| w == needle);

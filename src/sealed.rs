@@ -3,6 +3,12 @@
 
 use bytes::Bytes;
 
+/// Above this a body goes up in parts. 16 MiB: every batch at the default thresholds (4 KiB) and
+/// most tuned ones take a single request, while the largest (100 MiB bytes rate) go up in 8 MiB
+/// parts. The sink uploads by it; the shipper's merges stay below it.
+pub const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+
 /// A batch ready to go: its key and body are fixed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedObject {

@@ -32,14 +32,14 @@ async fn sink_for(ep: &S3Endpoint) -> S3Sink {
 }
 
 /// In memory up to 1 MiB, spilling to `spill` when given.
-fn settings(spill: Option<&std::path::Path>) -> ShipperSettings {
-    ShipperSettings {
-        max_memory: 1024 * 1024,
-        max_object: 512 * 1024,
-        spill: spill.map(|d| SpillDir::open(d, 1024 * 1024, false).unwrap()),
-        emf_function: None,
-        snap_start: false,
-    }
+/// 1 MiB in memory, objects up to 512 KiB.
+fn settings() -> ShipperSettings {
+    ShipperSettings::new(1024 * 1024, 512 * 1024, std::path::PathBuf::new())
+}
+
+/// A spill directory of 1 MiB in `dir`.
+fn spill(dir: Option<&std::path::Path>) -> Option<SpillDir> {
+    dir.map(|d| SpillDir::open(d, 1024 * 1024, false).unwrap())
 }
 
 /// A sealed batch of one record.
@@ -138,18 +138,25 @@ fn batch_actor_shipping_at(
         compression: Compression::None,
         key_template: KeyTemplate::default_with(""),
         function_version: "$LATEST".into(),
-        environment_id: uuid::Uuid::nil(),
         function_name: "fn".into(),
         platform_records: true,
         managed_instances: false,
         ship_at,
+        tick: adaptive_batching_extension::config::tick(thresholds.elapsed, false),
     };
     let handles = ShipperHandles {
         ship: probe.clone().recipient(),
         flush: probe.clone().recipient(),
         restored: probe.clone().recipient(),
     };
-    BatchActor::new(settings, handles, Arc::new(Counters::default()), log()).start()
+    BatchActor::new(
+        settings,
+        uuid::Uuid::nil(),
+        handles,
+        Arc::new(Counters::default()),
+        log(),
+    )
+    .start()
 }
 
 #[actix_rt::test]
@@ -157,8 +164,14 @@ async fn shipper_writes_to_s3_and_keeps_a_failed_batch_under_its_key() {
     let ep = S3Endpoint::start("us-east-1").await.unwrap();
     ep.create_bucket("logs");
     let counters = Arc::new(Counters::default());
-    let shipper =
-        ShipperActor::new(sink_for(&ep).await, settings(None), counters.clone(), log()).start();
+    let shipper = ShipperActor::new(
+        sink_for(&ep).await,
+        &settings(),
+        spill(None),
+        counters.clone(),
+        log(),
+    )
+    .start();
     let obj = object("k/one.log", Bytes::from_static(b"{\"a\":1}\n"));
     ep.set_faults(Faults {
         fail_next_puts: 3,
@@ -199,7 +212,8 @@ async fn shipper_creates_a_missing_bucket_then_writes() {
     let ep = S3Endpoint::start("eu-west-1").await.unwrap();
     let shipper = ShipperActor::new(
         sink_for(&ep).await,
-        settings(None),
+        &settings(),
+        spill(None),
         Arc::new(Counters::default()),
         log(),
     )
@@ -342,12 +356,15 @@ async fn shipper_spills_past_its_memory_bound_and_a_new_process_ships_the_spill_
     });
     let dir = tempfile::tempdir().unwrap();
     let counters = Arc::new(Counters::default());
-    let tight = ShipperSettings {
-        max_memory: 10,
-        max_object: 10,
-        ..settings(Some(dir.path()))
-    };
-    let first = ShipperActor::new(sink_for(&ep).await, tight, counters.clone(), log()).start();
+    let tight = ShipperSettings::new(10, 10, dir.path().into());
+    let first = ShipperActor::new(
+        sink_for(&ep).await,
+        &tight,
+        spill(Some(dir.path())),
+        counters.clone(),
+        log(),
+    )
+    .start();
     for i in 0..3 {
         let body = Bytes::from(format!("{{\"n\":{i}}}\n"));
         first
@@ -376,7 +393,8 @@ async fn shipper_spills_past_its_memory_bound_and_a_new_process_ships_the_spill_
     let again = Arc::new(Counters::default());
     let second = ShipperActor::new(
         sink_for(&ep).await,
-        settings(Some(dir.path())),
+        &settings(),
+        spill(Some(dir.path())),
         again.clone(),
         log(),
     )

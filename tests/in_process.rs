@@ -9,6 +9,7 @@ use adaptive_batching_extension::actors::messages::{
     AwaitLateRecords, Flush, InvokeStarted, Pending, Shutdown,
 };
 use adaptive_batching_extension::app::{self, S3Config};
+use adaptive_batching_extension::config::LifecycleSettings;
 use adaptive_batching_extension::lambda::client::ExtensionsClient;
 use adaptive_batching_extension::stats::Counters;
 use lambda_emulator::EmulatorBuilder;
@@ -109,7 +110,7 @@ async fn lifecycle_actor_drives_invokes_and_the_shutdown_sequence() {
             client,
             id,
             n,
-            false,
+            LifecycleSettings::default(),
             Arc::new(Counters::default()),
             discard(),
         )

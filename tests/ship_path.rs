@@ -27,15 +27,10 @@ fn shipper(
 ) -> (Addr<ShipperActor>, Arc<Counters>) {
     let counters = Arc::new(Counters::default());
     let sink = S3Sink::new(&crate::support::sdk_config(ep), "logs", true, true);
-    let settings = ShipperSettings {
-        max_memory,
-        max_object: max_memory,
-        spill: Some(SpillDir::open(dir, spill_max, false).unwrap()),
-        emf_function: None,
-        snap_start: false,
-    };
+    let settings = ShipperSettings::new(max_memory, max_memory, dir.into());
+    let spill = SpillDir::open(dir, spill_max, false).unwrap();
     (
-        ShipperActor::new(sink, settings, counters.clone(), log()).start(),
+        ShipperActor::new(sink, &settings, Some(spill), counters.clone(), log()).start(),
         counters,
     )
 }

@@ -92,8 +92,10 @@ async fn encoder(
 }
 
 impl BatchActor {
+    /// `environment_id`: this process's, a v4 UUID made once (the core renews it at a restore).
     pub fn new(
         settings: BatchSettings,
+        environment_id: uuid::Uuid,
         shipper: ShipperHandles,
         counters: Arc<Counters>,
         log: Logger,
@@ -103,7 +105,13 @@ impl BatchActor {
             encoder,
             encoder_rx: Some(encoder_rx),
             compression: settings.compression,
-            intake: Intake::new(settings, counters.clone(), rand::random(), Now::read()),
+            intake: Intake::new(
+                settings,
+                environment_id,
+                counters.clone(),
+                rand::random(),
+                Now::read(),
+            ),
             shipper,
             answers: Answers::default(),
             wake: None,
@@ -260,7 +268,7 @@ impl Actor for BatchActor {
             ));
         }
         // While the environment runs (a frozen one runs no timer: INVOKE covers it).
-        ctx.run_interval(self.intake.settings().tick(), |act, ctx| {
+        ctx.run_interval(self.intake.settings().tick, |act, ctx| {
             act.apply(Event::Tick, ctx);
         });
     }

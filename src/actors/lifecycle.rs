@@ -10,8 +10,10 @@
 use super::messages::{
     AwaitLateRecords, AwaitRuntimeDone, Flush, InvokeStarted, Pending, Shutdown,
 };
+use crate::config::LifecycleSettings;
 use crate::lambda::client::ExtensionsClient;
 use crate::lambda::events::NextEvent;
+use crate::metrics::Emf;
 use crate::stats::Counters;
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
@@ -63,8 +65,8 @@ pub struct LifecycleActor {
     last_request: Option<String>,
     next_failures: u32,
     shutting_down: bool,
-    /// Emit an EMF line with the summary, with this function name as the dimension.
-    emf_function: Option<String>,
+    /// Also the summary as an EMF line.
+    emf: Option<Emf>,
     /// How long `next` may wait for uploads after an INVOKE (`None`: not at all).
     next_wait: Option<Duration>,
     /// Told the exit code once the summary is written: `main` exits then, without waiting for
@@ -78,7 +80,7 @@ impl LifecycleActor {
         client: ExtensionsClient,
         id: String,
         neighbours: Neighbours,
-        managed_instances: bool,
+        settings: LifecycleSettings,
         counters: Arc<Counters>,
         log: Logger,
     ) -> Self {
@@ -86,14 +88,14 @@ impl LifecycleActor {
             client,
             id,
             n: neighbours,
-            managed_instances,
+            managed_instances: settings.managed_instances,
             counters,
             log,
             last_request: None,
             next_failures: 0,
             shutting_down: false,
-            emf_function: None,
-            next_wait: None,
+            emf: None,
+            next_wait: settings.next_wait,
             ended: None,
         }
     }
@@ -176,26 +178,19 @@ impl LifecycleActor {
                 "malformed" => get(&c.malformed), "oversized" => get(&c.oversized),
                 "lambda_dropped" => get(&c.lambda_dropped), "restores" => get(&c.restores),
                 "accounted" => accounted, "ms" => started.elapsed().as_millis() as u64);
-            if let Some(function) = &act.emf_function {
+            if let Some(emf) = &act.emf {
                 let n = |v: u64| v as f64;
-                println!(
-                    "{}",
-                    crate::metrics::emf_line(
-                        function,
-                        chrono::Utc::now().timestamp_millis(),
-                        &[
-                            ("RecordsReceived", n(received), "Count"),
-                            ("RecordsShipped", n(shipped), "Count"),
-                            ("Spilled", n(get(&c.spilled)), "Count"),
-                            ("KeptOnDisk", n(kept_on_disk), "Count"),
-                            ("Lost", n(lost), "Count"),
-                            ("Refused", n(refused), "Count"),
-                            ("Rejected", n(rejected + unreadable), "Count"),
-                            ("Malformed", n(get(&c.malformed)), "Count"),
-                            ("LambdaDropped", n(get(&c.lambda_dropped)), "Count"),
-                        ],
-                    )
-                );
+                emf.print(&[
+                    ("RecordsReceived", n(received), "Count"),
+                    ("RecordsShipped", n(shipped), "Count"),
+                    ("Spilled", n(get(&c.spilled)), "Count"),
+                    ("KeptOnDisk", n(kept_on_disk), "Count"),
+                    ("Lost", n(lost), "Count"),
+                    ("Refused", n(refused), "Count"),
+                    ("Rejected", n(rejected + unreadable), "Count"),
+                    ("Malformed", n(get(&c.malformed)), "Count"),
+                    ("LambdaDropped", n(get(&c.lambda_dropped)), "Count"),
+                ]);
             }
             if pending.records > 0 {
                 error!(act.log, "records could not be shipped before the shutdown deadline";
@@ -211,13 +206,6 @@ impl LifecycleActor {
 }
 
 impl LifecycleActor {
-    /// Lets `next` wait up to `wait` for uploads after each INVOKE (bounded by the invoke's
-    /// deadline); `Duration::MAX` waits until the deadline.
-    pub fn with_next_wait(mut self, wait: Option<Duration>) -> Self {
-        self.next_wait = wait.filter(|w| !w.is_zero());
-        self
-    }
-
     /// Tells `ended` the exit code when the shutdown sequence is over.
     pub fn with_ended(mut self, ended: tokio::sync::oneshot::Sender<i32>) -> Self {
         self.ended = Some(ended);
@@ -225,8 +213,8 @@ impl LifecycleActor {
     }
 
     /// Also emit the shutdown summary as an EMF line.
-    pub fn with_emf(mut self, function_name: Option<String>) -> Self {
-        self.emf_function = function_name;
+    pub fn with_emf(mut self, emf: Option<Emf>) -> Self {
+        self.emf = emf;
         self
     }
 }

@@ -7,6 +7,7 @@
 
 use super::messages::{Flush, Pace, PaceTo, Pending, Restored, ShipBatch};
 use crate::held::{Done, HeldStore, Job, Source};
+use crate::metrics::Emf;
 use crate::sealed::SealedObject;
 use crate::ship_policy::{Accounts, Action, BatchId, Config, Event, Failure, FlushId, Policy};
 use crate::sink::S3Sink;
@@ -25,26 +26,8 @@ const FAILURE_REPORT_PERIOD: Duration = Duration::from_secs(60);
 /// default thresholds, few enough to keep the bodies in flight small.
 const MAX_IN_FLIGHT: usize = 4;
 
-/// What ShipperActor starts with.
-pub struct ShipperSettings {
-    /// Bytes of sealed batches held in memory before the newest go to disk.
-    pub max_memory: u64,
-    /// The largest object the batcher seals.
-    pub max_object: u64,
-    /// The spill directory, if it could be opened, with what a previous process left there.
-    pub spill: Option<SpillDir>,
-    /// Emit an EMF line per shipped object, with this function name as the dimension.
-    pub emf_function: Option<String>,
-    /// A SnapStart init: nothing is merged until the restore (see the ship policy).
-    pub snap_start: bool,
-}
-
-impl ShipperSettings {
-    /// The largest merged body: a single PutObject, within half the memory bound.
-    pub fn merge_limit(&self) -> u64 {
-        (self.max_memory / 2).clamp(1024 * 1024, crate::sink::MULTIPART_THRESHOLD as u64)
-    }
-}
+/// What ShipperActor starts with: its section of the configuration.
+pub use crate::config::ShipperSettings;
 
 pub struct ShipperActor {
     sink: S3Sink,
@@ -65,20 +48,22 @@ pub struct ShipperActor {
     recovered: Vec<crate::spill::Recovered>,
     /// Where the pace goes (BatchActor).
     pace_to: Option<Recipient<Pace>>,
-    emf_function: Option<String>,
+    emf: Option<Emf>,
     counters: Arc<Counters>,
     log: Logger,
 }
 
 impl ShipperActor {
+    /// `spill` is the settings' spill directory, if it could be opened, with what a previous
+    /// process left there.
     pub fn new(
         sink: S3Sink,
-        settings: ShipperSettings,
+        settings: &ShipperSettings,
+        spill: Option<SpillDir>,
         counters: Arc<Counters>,
         log: Logger,
     ) -> Self {
-        let merge_limit = settings.merge_limit();
-        let (disk, max_disk, taken, recovered) = match settings.spill {
+        let (disk, max_disk, taken, recovered) = match spill {
             Some(s) => {
                 let r = s.recovery;
                 if r.removed_absorbed > 0 || !r.unreadable.is_empty() {
@@ -100,7 +85,7 @@ impl ShipperActor {
             max_disk,
             max_in_flight: MAX_IN_FLIGHT,
             seed: rand::random(),
-            merge_limit,
+            merge_limit: settings.merge_limit,
         });
         policy.set_disk_taken(taken);
         if settings.snap_start {
@@ -120,10 +105,16 @@ impl ShipperActor {
             last_error: None,
             recovered,
             pace_to: None,
-            emf_function: settings.emf_function,
+            emf: None,
             counters,
             log,
         }
+    }
+
+    /// Also an EMF line per shipped object.
+    pub fn with_emf(mut self, emf: Option<Emf>) -> Self {
+        self.emf = emf;
+        self
     }
 
     fn id(&mut self) -> BatchId {
@@ -325,23 +316,16 @@ impl ShipperActor {
 
     fn shipped(&mut self, obj: &SealedObject, len: u64, took: Duration) {
         Counters::add(&self.counters.shipped_bytes, obj.raw_bytes);
-        if let Some(function) = &self.emf_function {
-            println!(
-                "{}",
-                crate::metrics::emf_line(
-                    function,
-                    chrono::Utc::now().timestamp_millis(),
-                    &[
-                        ("RecordsShipped", obj.records as f64, "Count"),
-                        ("BytesShipped", len as f64, "Bytes"),
-                        (
-                            "UploadMilliseconds",
-                            took.as_secs_f64() * 1000.0,
-                            "Milliseconds"
-                        ),
-                    ],
-                )
-            );
+        if let Some(emf) = &self.emf {
+            emf.print(&[
+                ("RecordsShipped", obj.records as f64, "Count"),
+                ("BytesShipped", len as f64, "Bytes"),
+                (
+                    "UploadMilliseconds",
+                    took.as_secs_f64() * 1000.0,
+                    "Milliseconds",
+                ),
+            ]);
         }
         info!(self.log, "shipped";
             "key" => &obj.key, "records" => obj.records, "bytes" => len,

@@ -18,16 +18,19 @@ fn parse(pairs: &[(&str, &str)]) -> Parsed {
 fn defaults_match_the_go_sample() {
     let p = parse(&[(ENV_FUNCTION_NAME, "My-Function")]);
     let c = p.config;
-    assert_eq!(c.bucket.as_str(), "my-logs");
-    assert_eq!(c.thresholds.bytes.get(), 4096);
-    assert_eq!(c.thresholds.invokes.get(), 10);
-    assert_eq!(c.thresholds.elapsed, Duration::from_millis(10_000));
-    assert_eq!(c.log_types, vec![LogType::Platform, LogType::Function]);
-    assert_eq!(c.listener_port, 1234);
-    assert!(!c.force_path_style);
-    assert!(c.create_bucket);
+    assert_eq!(c.s3.bucket.as_str(), "my-logs");
+    assert_eq!(c.intake.thresholds.bytes.get(), 4096);
+    assert_eq!(c.intake.thresholds.invokes.get(), 10);
+    assert_eq!(c.intake.thresholds.elapsed, Duration::from_millis(10_000));
+    assert_eq!(
+        c.subscription.types,
+        vec![LogType::Platform, LogType::Function]
+    );
+    assert_eq!(c.subscription.port, 1234);
+    assert!(!c.s3.force_path_style);
+    assert!(c.s3.create_bucket);
     assert_eq!(c.log_level, LogLevel::Info);
-    assert_eq!(c.function_name, "my-function");
+    assert_eq!(c.objects.function_name, "my-function");
     assert!(p.warnings.is_empty());
 }
 
@@ -74,9 +77,9 @@ fn numbers_that_do_not_parse_or_are_zero_fall_back_with_one_warning_each() {
             (ENV_SHIP_RATE_INVOKES, bad),
             (ENV_SHIP_RATE_MILLISECONDS, bad),
         ]);
-        assert_eq!(p.config.thresholds.bytes.get(), 4096);
-        assert_eq!(p.config.thresholds.invokes.get(), 10);
-        assert_eq!(p.config.thresholds.elapsed, Duration::from_secs(10));
+        assert_eq!(p.config.intake.thresholds.bytes.get(), 4096);
+        assert_eq!(p.config.intake.thresholds.invokes.get(), 10);
+        assert_eq!(p.config.intake.thresholds.elapsed, Duration::from_secs(10));
         assert_eq!(
             p.warnings[0],
             format!(
@@ -91,19 +94,22 @@ fn numbers_that_do_not_parse_or_are_zero_fall_back_with_one_warning_each() {
         (ENV_SHIP_RATE_MILLISECONDS, "250"),
     ]);
     assert_eq!(
-        p.config.thresholds.bytes.get(),
+        p.config.intake.thresholds.bytes.get(),
         2048,
         "a leading + is accepted, as Go's ParseInt does"
     );
-    assert_eq!(p.config.thresholds.invokes.get(), 1);
-    assert_eq!(p.config.thresholds.elapsed, Duration::from_millis(250));
+    assert_eq!(p.config.intake.thresholds.invokes.get(), 1);
+    assert_eq!(
+        p.config.intake.thresholds.elapsed,
+        Duration::from_millis(250)
+    );
     assert!(p.warnings.is_empty());
 }
 
 #[test]
 fn bytes_rate_above_100_mib_is_clamped_with_a_warning() {
     let p = parse(&[(ENV_SHIP_RATE_BYTES, "200000000")]);
-    assert_eq!(p.config.thresholds.bytes.get(), 104_857_600);
+    assert_eq!(p.config.intake.thresholds.bytes.get(), 104_857_600);
     assert_eq!(p.warnings.len(), 1);
     assert!(p.warnings[0].contains("above the maximum"));
 }
@@ -142,7 +148,7 @@ fn log_types_fall_back_drop_unknowns_and_duplicates() {
         ),
     ] {
         let p = parse(&[(ENV_LOG_TYPES, raw)]);
-        assert_eq!(p.config.log_types, want, "{raw}");
+        assert_eq!(p.config.subscription.types, want, "{raw}");
         match warning {
             Some(w) => assert!(
                 p.warnings
@@ -159,12 +165,15 @@ fn log_types_fall_back_drop_unknowns_and_duplicates() {
 #[test]
 fn listener_port_range_and_the_reserved_port() {
     assert_eq!(
-        parse(&[(ENV_LISTENER_PORT, "8080")]).config.listener_port,
+        parse(&[(ENV_LISTENER_PORT, "8080")])
+            .config
+            .subscription
+            .port,
         8080
     );
     for bad in ["0", "9001", "65536", "http"] {
         let p = parse(&[(ENV_LISTENER_PORT, bad)]);
-        assert_eq!(p.config.listener_port, 1234);
+        assert_eq!(p.config.subscription.port, 1234);
         assert!(
             p.warnings[0].contains("other than 9001"),
             "{:?}",
@@ -178,11 +187,13 @@ fn path_style_defaults_to_true_with_a_custom_endpoint_and_booleans_are_strict() 
     assert!(
         parse(&[(ENV_ENDPOINT_URL_S3, "http://127.0.0.1:9000")])
             .config
+            .s3
             .force_path_style
     );
     assert!(
         parse(&[(ENV_ENDPOINT_URL, "http://127.0.0.1:9000")])
             .config
+            .s3
             .force_path_style
     );
     assert!(
@@ -191,9 +202,15 @@ fn path_style_defaults_to_true_with_a_custom_endpoint_and_booleans_are_strict() 
             (ENV_S3_FORCE_PATH_STYLE, "FALSE")
         ])
         .config
+        .s3
         .force_path_style
     );
-    assert!(!parse(&[(ENV_CREATE_BUCKET, "false")]).config.create_bucket);
+    assert!(
+        !parse(&[(ENV_CREATE_BUCKET, "false")])
+            .config
+            .s3
+            .create_bucket
+    );
     let e = Config::from_env(&env(&[(ENV_CREATE_BUCKET, "yes")])).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -222,18 +239,32 @@ fn log_level_values_and_fallback() {
 
 #[test]
 fn api_defaults_to_telemetry_and_logs_is_refused_on_managed_instances() {
-    assert_eq!(parse(&[]).config.api, Api::Telemetry);
-    assert_eq!(parse(&[(ENV_API, "LOGS")]).config.api, Api::Logs);
+    assert_eq!(
+        parse(&[]).config.subscription.api,
+        LogsApi::Telemetry {
+            managed_instances: false
+        }
+    );
+    assert_eq!(
+        parse(&[(ENV_API, "LOGS")]).config.subscription.api,
+        LogsApi::Logs
+    );
     let mi = parse(&[
         (ENV_API, "logs"),
         (ENV_INITIALIZATION_TYPE, "lambda-managed-instances"),
     ]);
-    assert_eq!(mi.config.api, Api::Telemetry);
-    assert!(mi.config.managed_instances);
+    assert_eq!(
+        mi.config.subscription.api,
+        LogsApi::Telemetry {
+            managed_instances: true
+        }
+    );
+    assert!(mi.config.intake.managed_instances);
     assert!(mi.warnings[0].contains("Managed Instances have no Logs API"));
     assert!(
         !parse(&[(ENV_INITIALIZATION_TYPE, "on-demand")])
             .config
+            .intake
             .managed_instances
     );
     let e = Config::from_env(&env(&[(ENV_API, "kinesis")])).unwrap_err();
@@ -245,7 +276,7 @@ fn api_defaults_to_telemetry_and_logs_is_refused_on_managed_instances() {
 
 #[test]
 fn buffering_is_clamped_to_aws_ranges_with_a_warning() {
-    let d = parse(&[]).config.buffering;
+    let d = parse(&[]).config.subscription.buffering;
     assert_eq!(
         d,
         Buffering {
@@ -260,7 +291,7 @@ fn buffering_is_clamped_to_aws_ranges_with_a_warning() {
         (ENV_BUFFER_TIMEOUT_MS, "100"),
     ]);
     assert_eq!(
-        p.config.buffering,
+        p.config.subscription.buffering,
         Buffering {
             max_items: 10_000,
             max_bytes: 262_144,
@@ -275,7 +306,7 @@ fn buffering_is_clamped_to_aws_ranges_with_a_warning() {
         ]
     );
     let p = parse(&[(ENV_BUFFER_TIMEOUT_MS, "soon")]);
-    assert_eq!(p.config.buffering.timeout_ms, 25);
+    assert_eq!(p.config.subscription.buffering.timeout_ms, 25);
     assert!(p.warnings[0].starts_with(&format!(
         "{ENV_BUFFER_TIMEOUT_MS} must be a whole number from 25 to 30000"
     )));
@@ -285,26 +316,35 @@ fn buffering_is_clamped_to_aws_ranges_with_a_warning() {
 fn memory_and_spill_bounds_default_from_the_function_memory() {
     let c = parse(&[]).config;
     assert_eq!(
-        c.max_buffer_bytes,
+        c.shipper.max_memory,
         8 * 1024 * 1024,
         "128 MB function by default"
     );
     assert_eq!(
-        c.spill_dir,
+        c.shipper.spill_dir,
         std::path::PathBuf::from("/tmp/adaptive-batching-extension")
     );
-    assert_eq!(c.spill_max_bytes, 128 * 1024 * 1024);
+    assert_eq!(c.shipper.spill_max_bytes, 128 * 1024 * 1024);
     assert_eq!(
-        parse(&[(ENV_TMPDIR, "/run/env-7")]).config.spill_dir,
+        parse(&[(ENV_TMPDIR, "/run/env-7")])
+            .config
+            .shipper
+            .spill_dir,
         std::path::PathBuf::from("/run/env-7/adaptive-batching-extension"),
         "an emulated environment's own /tmp"
     );
     assert_eq!(
-        parse(&[(ENV_MEMORY_SIZE, "1024")]).config.max_buffer_bytes,
+        parse(&[(ENV_MEMORY_SIZE, "1024")])
+            .config
+            .shipper
+            .max_memory,
         64 * 1024 * 1024
     );
     assert_eq!(
-        parse(&[(ENV_MEMORY_SIZE, "10240")]).config.max_buffer_bytes,
+        parse(&[(ENV_MEMORY_SIZE, "10240")])
+            .config
+            .shipper
+            .max_memory,
         64 * 1024 * 1024,
         "capped"
     );
@@ -313,17 +353,20 @@ fn memory_and_spill_bounds_default_from_the_function_memory() {
         (ENV_SPILL_MAX_BYTES, "0"),
         (ENV_SPILL_DIR, "/var/spill"),
     ]);
-    assert_eq!(p.config.max_buffer_bytes, 5000);
-    assert_eq!(p.config.spill_max_bytes, 128 * 1024 * 1024);
-    assert_eq!(p.config.spill_dir, std::path::PathBuf::from("/var/spill"));
+    assert_eq!(p.config.shipper.max_memory, 5000);
+    assert_eq!(p.config.shipper.spill_max_bytes, 128 * 1024 * 1024);
+    assert_eq!(
+        p.config.shipper.spill_dir,
+        std::path::PathBuf::from("/var/spill")
+    );
     assert_eq!(p.warnings.len(), 1);
 }
 
 #[test]
 fn ship_at_defaults_to_next_invoke_and_end_of_invoke_needs_runtime_done() {
-    assert_eq!(parse(&[]).config.ship_at, ShipAt::NextInvoke);
+    assert_eq!(parse(&[]).config.intake.ship_at, ShipAt::NextInvoke);
     let p = parse(&[(ENV_SHIP_AT, "End-Of-Invoke")]);
-    assert_eq!(p.config.ship_at, ShipAt::EndOfInvoke);
+    assert_eq!(p.config.intake.ship_at, ShipAt::EndOfInvoke);
     assert!(p.warnings.is_empty());
     assert_eq!(
         Config::from_env(&env(&[(ENV_SHIP_AT, "later")])).unwrap_err(),
@@ -337,7 +380,7 @@ fn ship_at_defaults_to_next_invoke_and_end_of_invoke_needs_runtime_done() {
         (ENV_SHIP_AT, "end-of-invoke"),
         (ENV_LOG_TYPES, r#"["function"]"#),
     ]);
-    assert_eq!(p.config.ship_at, ShipAt::NextInvoke);
+    assert_eq!(p.config.intake.ship_at, ShipAt::NextInvoke);
     assert_eq!(
         p.warnings,
         vec![
@@ -348,7 +391,7 @@ fn ship_at_defaults_to_next_invoke_and_end_of_invoke_needs_runtime_done() {
         (ENV_SHIP_AT, "end-of-invoke"),
         (ENV_INITIALIZATION_TYPE, MANAGED_INSTANCES),
     ]);
-    assert_eq!(p.config.ship_at, ShipAt::NextInvoke);
+    assert_eq!(p.config.intake.ship_at, ShipAt::NextInvoke);
     assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
 }
 
@@ -356,23 +399,24 @@ fn ship_at_defaults_to_next_invoke_and_end_of_invoke_needs_runtime_done() {
 fn the_economy_profile_fills_what_is_not_set_and_explicit_variables_win() {
     let c = parse(&[(ENV_PROFILE, "Economy")]).config;
     assert_eq!(c.profile, Some("economy"));
-    assert_eq!(c.thresholds.bytes.get(), 1_048_576);
-    assert_eq!(c.thresholds.invokes.get(), 100_000);
-    assert_eq!(c.thresholds.elapsed, Duration::from_millis(60_000));
-    assert_eq!(c.compression, crate::encode::Compression::Gzip(6));
-    assert_eq!(c.max_delay, Duration::from_millis(180_000));
+    assert_eq!(c.intake.thresholds.bytes.get(), 1_048_576);
+    assert_eq!(c.intake.thresholds.invokes.get(), 100_000);
+    assert_eq!(c.intake.thresholds.elapsed, Duration::from_millis(60_000));
+    assert_eq!(c.intake.compression, crate::encode::Compression::Gzip(6));
+    assert_eq!(c.intake.max_delay, Duration::from_millis(180_000));
     let c = parse(&[
         (ENV_PROFILE, "economy"),
         (ENV_SHIP_RATE_BYTES, "65536"),
         (ENV_COMPRESSION, "zstd"),
     ])
     .config;
-    assert_eq!(c.thresholds.bytes.get(), 65_536);
-    assert_eq!(c.thresholds.elapsed, Duration::from_millis(60_000));
-    assert_eq!(c.compression, crate::encode::Compression::Zstd(3));
+    assert_eq!(c.intake.thresholds.bytes.get(), 65_536);
+    assert_eq!(c.intake.thresholds.elapsed, Duration::from_millis(60_000));
+    assert_eq!(c.intake.compression, crate::encode::Compression::Zstd(3));
     assert_eq!(
         parse(&[(ENV_PROFILE, "default")])
             .config
+            .intake
             .thresholds
             .bytes
             .get(),
@@ -388,13 +432,17 @@ fn the_economy_profile_fills_what_is_not_set_and_explicit_variables_win() {
 #[test]
 fn the_freshness_bound_defaults_to_three_time_thresholds_and_is_never_below_one() {
     let p = parse(&[(ENV_SHIP_RATE_MILLISECONDS, "2000")]);
-    assert_eq!(p.config.max_delay, Duration::from_millis(6000));
+    assert_eq!(p.config.intake.max_delay, Duration::from_millis(6000));
     let p = parse(&[(ENV_MAX_DELAY_MS, "45000")]);
-    assert_eq!(p.config.max_delay, Duration::from_millis(45_000));
+    assert_eq!(p.config.intake.max_delay, Duration::from_millis(45_000));
     assert!(p.warnings.is_empty());
     for bad in ["5000", "soon"] {
         let p = parse(&[(ENV_MAX_DELAY_MS, bad)]);
-        assert_eq!(p.config.max_delay, Duration::from_millis(30_000), "{bad}");
+        assert_eq!(
+            p.config.intake.max_delay,
+            Duration::from_millis(30_000),
+            "{bad}"
+        );
         assert_eq!(p.warnings.len(), 1);
         assert!(
             p.warnings[0].starts_with(ENV_MAX_DELAY_MS),
@@ -411,7 +459,7 @@ fn a_prefixed_variable_nothing_reads_is_named_in_a_warning() {
         (ENV_SHIP_RATE_INVOKES, "3"),
     ]);
     assert_eq!(
-        p.config.thresholds.bytes.get(),
+        p.config.intake.thresholds.bytes.get(),
         4096,
         "the typo applies nothing"
     );
@@ -421,4 +469,76 @@ fn a_prefixed_variable_nothing_reads_is_named_in_a_warning() {
             "ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_BYTE is not a variable this extension reads: ignored (did you mean ADAPTIVE_BATCHING_EXTENSION_SHIP_RATE_BYTES?)"
         ]
     );
+}
+
+#[test]
+fn the_tick_comes_more_often_on_managed_instances() {
+    let intake = |pairs: &[(&str, &str)]| parse(pairs).config.intake;
+    assert_eq!(intake(&[]).tick, Duration::from_secs(1));
+    assert_eq!(
+        intake(&[(ENV_INITIALIZATION_TYPE, MANAGED_INSTANCES)]).tick,
+        Duration::from_millis(100)
+    );
+    assert_eq!(
+        intake(&[(ENV_SHIP_RATE_MILLISECONDS, "50")]).tick,
+        Duration::from_millis(10)
+    );
+}
+
+#[test]
+fn each_consumer_gets_its_derived_values_from_its_section() {
+    // The shipper: the largest object is the bytes threshold or half the memory bound, and a merge
+    // stays one PutObject within half the memory bound.
+    let c = parse(&[(ENV_MAX_BUFFER_BYTES, "8388608")]).config;
+    assert_eq!(c.shipper.max_object, 4 * 1024 * 1024);
+    assert_eq!(c.shipper.merge_limit, 4 * 1024 * 1024);
+    assert_eq!(c.intake.max_object_bytes, c.shipper.max_object);
+    let c = parse(&[
+        (ENV_SHIP_RATE_BYTES, "33554432"),
+        (ENV_MAX_BUFFER_BYTES, "1048576"),
+    ])
+    .config;
+    assert_eq!(c.shipper.max_object, 32 * 1024 * 1024);
+    assert_eq!(c.shipper.merge_limit, 1024 * 1024);
+    let c = parse(&[(ENV_MAX_BUFFER_BYTES, "134217728")]).config;
+    assert_eq!(
+        c.shipper.merge_limit,
+        16 * 1024 * 1024,
+        "within one PutObject"
+    );
+    assert!(!c.shipper.snap_start);
+    assert!(
+        parse(&[(ENV_INITIALIZATION_TYPE, SNAP_START)])
+            .config
+            .shipper
+            .snap_start
+    );
+    // LifecycleActor: how long `next` may wait, and whether it asks for runtimeDone.
+    let l = parse(&[]).config.lifecycle;
+    assert_eq!((l.next_wait, l.awaits_runtime_done), (None, false));
+    let l = parse(&[(ENV_NEXT_WAIT_MS, "300")]).config.lifecycle;
+    assert_eq!(l.next_wait, Some(Duration::from_millis(300)));
+    let l = parse(&[(ENV_SHIP_AT, "end-of-invoke")]).config.lifecycle;
+    assert_eq!(
+        (l.next_wait, l.awaits_runtime_done),
+        (Some(Duration::MAX), true)
+    );
+    // The subscription: the schema Managed Instances need.
+    assert_eq!(
+        parse(&[(ENV_INITIALIZATION_TYPE, MANAGED_INSTANCES)])
+            .config
+            .subscription
+            .api,
+        LogsApi::Telemetry {
+            managed_instances: true
+        }
+    );
+    // EMF lines name the function.
+    assert_eq!(
+        parse(&[(ENV_METRICS, "emf"), (ENV_FUNCTION_NAME, "Fn")])
+            .config
+            .metrics,
+        Some(crate::metrics::Emf::new("fn".into()))
+    );
+    assert_eq!(parse(&[(ENV_METRICS, "none")]).config.metrics, None);
 }

@@ -25,10 +25,8 @@ mod waiters;
 pub use seal::Sealing;
 
 use crate::batch::{Batch, Batcher, SealReason, ShipPoint};
-use crate::config::{ShipAt, Thresholds};
-use crate::encode::Compression;
+use crate::config::ShipAt;
 use crate::lambda::records::{Kind, Record};
-use crate::object_key::KeyTemplate;
 use crate::snapshot;
 use crate::stats::{Counters, Throttle};
 use chrono::{DateTime, Utc};
@@ -41,40 +39,8 @@ const RESTORE_DEBOUNCE: Duration = Duration::from_secs(10);
 /// At most one line per this about records Lambda dropped.
 const DROPPED_REPORT_PERIOD: Duration = Duration::from_secs(10);
 
-/// What intake is configured with.
-pub struct Settings {
-    pub thresholds: Thresholds,
-    /// A buffer this large is sealed at once, ship point or not (memory).
-    pub max_object_bytes: u64,
-    /// The freshness bound: how long the time threshold may grow while S3 throttles.
-    pub max_delay: Duration,
-    pub compression: Compression,
-    pub key_template: KeyTemplate,
-    /// `AWS_LAMBDA_FUNCTION_VERSION`, for `{version}`.
-    pub function_version: String,
-    /// A v4 UUID made once per process (renewed after a SnapStart restore).
-    pub environment_id: Uuid,
-    pub function_name: String,
-    /// Whether `platform` records are subscribed (else no report will ever come).
-    pub platform_records: bool,
-    /// Lambda Managed Instances: invocations counted from `platform.start`, thresholds on the timer.
-    pub managed_instances: bool,
-    /// When the invokes and time thresholds are checked: at INVOKE, or at runtimeDone.
-    pub ship_at: ShipAt,
-}
-
-impl Settings {
-    /// How often the thresholds are checked while the environment runs. On Managed Instances the
-    /// tick also carries the invocations threshold: it comes more often.
-    pub fn tick(&self) -> Duration {
-        let most = if self.managed_instances {
-            Duration::from_millis(100)
-        } else {
-            Duration::from_secs(1)
-        };
-        (self.thresholds.elapsed / 10).clamp(Duration::from_millis(10), most)
-    }
-}
+/// What the intake is configured with: its section of the configuration.
+pub use crate::config::IntakeSettings as Settings;
 
 /// Both clocks, read together by the shell: a wall clock that jumped away from the monotonic one
 /// says the environment was restored from a snapshot.
@@ -189,6 +155,8 @@ pub enum Note {
 pub struct Intake {
     batcher: Batcher,
     settings: Settings,
+    /// A v4 UUID made once per process (renewed after a SnapStart restore).
+    environment_id: Uuid,
     requests: waiters::Requests,
     waiters: waiters::Waiters,
     /// After SHUTDOWN: records are shipped as they come, until the final flush closes.
@@ -214,12 +182,19 @@ pub struct Intake {
 
 impl Intake {
     /// `jitter` seeds the batcher's spread of paced windows.
-    pub fn new(settings: Settings, counters: Arc<Counters>, jitter: u64, now: Now) -> Self {
+    pub fn new(
+        settings: Settings,
+        environment_id: Uuid,
+        counters: Arc<Counters>,
+        jitter: u64,
+        now: Now,
+    ) -> Self {
         Self {
             batcher: Batcher::new(settings.thresholds, settings.max_object_bytes, now.mono)
                 .with_max_delay(settings.max_delay)
                 .with_jitter(jitter),
             settings,
+            environment_id,
             requests: Default::default(),
             waiters: Default::default(),
             closing: Default::default(),
@@ -244,6 +219,11 @@ impl Intake {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// This environment's id: in every key it seals from now on.
+    pub fn environment_id(&self) -> Uuid {
+        self.environment_id
     }
 
     /// Takes one event; returns what to do, in order.
@@ -401,7 +381,8 @@ impl Intake {
     fn ship_under(&mut self, batch: Batch, fallback_at: DateTime<Utc>, id: Uuid, then: Token) {
         self.sealed += 1;
         self.in_transit += 1;
-        let (sealing, note) = seal::seal(&self.settings, batch, fallback_at, id);
+        let (sealing, note) =
+            seal::seal(&self.settings, self.environment_id, batch, fallback_at, id);
         self.say(note);
         self.out.push(Action::Ship { sealing, then });
     }
@@ -433,18 +414,17 @@ impl Intake {
         self.last_restore = Some(now.mono);
         match self.batcher.seal_all(now.mono) {
             Some(b) => {
-                let id =
-                    snapshot::batch_id_before_snapshot(self.settings.environment_id, self.sealed);
+                let id = snapshot::batch_id_before_snapshot(self.environment_id, self.sealed);
                 self.ship_under(b, self.last_ingest_wall, id, Token::Restore);
             }
             None => self.out.push(Action::TellRestored),
         }
-        let previous = std::mem::replace(&mut self.settings.environment_id, (self.new_id)());
+        let previous = std::mem::replace(&mut self.environment_id, (self.new_id)());
         Counters::add(&self.counters.restores, 1);
         self.say(Note::Restored {
             detected_by,
             previous,
-            environment_id: self.settings.environment_id,
+            environment_id: self.environment_id,
         });
     }
 

@@ -18,10 +18,11 @@ pub struct Sealing {
     pub meta: ObjectMeta,
 }
 
-/// Fixes the batch's key (under `batch_id`) and metadata. `fallback_at` dates the key when the
+/// Fixes the batch's key (under `environment_id` and `batch_id`) and metadata. `fallback_at` dates the key when the
 /// first record carries no readable `time`.
 pub(super) fn seal(
     s: &Settings,
+    environment_id: Uuid,
     batch: Batch,
     fallback_at: DateTime<Utc>,
     batch_id: Uuid,
@@ -35,7 +36,7 @@ pub(super) fn seal(
     let key = s.key_template.render(&KeyValues {
         function: &s.function_name,
         version: &s.function_version,
-        environment_id: s.environment_id,
+        environment_id,
         at,
         batch_id,
     });

@@ -1,7 +1,10 @@
 //! Intake driven event by event: no actors, no sleeps; time is a value.
 
 use super::*;
+use crate::config::Thresholds;
+use crate::encode::Compression;
 use crate::lambda::records::parse_delivery;
+use crate::object_key::KeyTemplate;
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,11 +22,11 @@ fn settings(ship_at: ShipAt) -> Settings {
         compression: Compression::None,
         key_template: KeyTemplate::parse("{env_id}/{uuid}").unwrap(),
         function_version: "$LATEST".into(),
-        environment_id: Uuid::from_u128(7),
         function_name: "f".into(),
         platform_records: true,
         managed_instances: false,
         ship_at,
+        tick: crate::config::tick(Duration::from_secs(60), false),
     }
 }
 
@@ -41,7 +44,14 @@ struct Run {
 impl Run {
     fn new(ship_at: ShipAt) -> Self {
         let now = Now::read();
-        let intake = Intake::new(settings(ship_at), Arc::default(), 1, now).with_ids(counted);
+        let intake = Intake::new(
+            settings(ship_at),
+            Uuid::from_u128(7),
+            Arc::default(),
+            1,
+            now,
+        )
+        .with_ids(counted);
         Self { intake, now }
     }
 
@@ -301,7 +311,7 @@ fn a_restore_seals_the_snapshot_under_a_shared_key_and_tells_the_shipper_once_qu
     );
     assert!(!actions.contains(&Action::TellRestored));
     assert_ne!(
-        run.intake.settings().environment_id,
+        run.intake.environment_id(),
         Uuid::from_u128(7),
         "later keys are this copy's own"
     );
@@ -315,16 +325,6 @@ fn a_restore_seals_the_snapshot_under_a_shared_key_and_tells_the_shipper_once_qu
     ]);
     assert!(!actions.contains(&Action::TellRestored), "{actions:?}");
     assert_eq!(Counters::get(&run.intake.counters.restores), 1);
-}
-
-#[test]
-fn the_tick_comes_more_often_on_managed_instances() {
-    let mut s = settings(ShipAt::NextInvoke);
-    assert_eq!(s.tick(), SEC);
-    s.managed_instances = true;
-    assert_eq!(s.tick(), Duration::from_millis(100));
-    s.thresholds.elapsed = Duration::from_millis(50);
-    assert_eq!(s.tick(), Duration::from_millis(10));
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! Request bodies of the Lambda APIs, as plain values. The subscription is the one seam between the
 //! Logs API (the Go sample's) and the Telemetry API (a later issue).
 
-use crate::config::{Buffering, LogType};
+#[cfg(test)]
+use crate::config::LogType;
+pub use crate::config::{LogsApi, Subscription};
 use serde_json::{Value, json};
 
 pub const EXTENSIONS_API: &str = "2020-01-01";
@@ -9,15 +11,6 @@ pub const REGISTER_PATH: &str = "/2020-01-01/extension/register";
 pub const NEXT_PATH: &str = "/2020-01-01/extension/event/next";
 pub const INIT_ERROR_PATH: &str = "/2020-01-01/extension/init/error";
 pub const EXIT_ERROR_PATH: &str = "/2020-01-01/extension/exit/error";
-
-/// The API that delivers the records, with its schema version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogsApi {
-    /// Logs API 2020-08-15 with schema 2021-03-18 (which adds `platform.runtimeDone`).
-    Logs,
-    /// Telemetry API 2022-07-01: schema 2022-12-13, or 2025-01-29 (required on Managed Instances).
-    Telemetry { managed_instances: bool },
-}
 
 impl LogsApi {
     pub fn path(self) -> &'static str {
@@ -45,16 +38,6 @@ impl LogsApi {
             LogsApi::Telemetry { .. } => "telemetry",
         }
     }
-}
-
-/// A subscription request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subscription {
-    pub api: LogsApi,
-    pub types: Vec<LogType>,
-    pub buffering: Buffering,
-    /// Our listener's port; the URI names `sandbox.localdomain`, as Lambda documents.
-    pub port: u16,
 }
 
 impl Subscription {

@@ -20,22 +20,9 @@ use aws_sdk_s3::types::{
     BucketLocationConstraint, CompletedMultipartUpload, CompletedPart, CreateBucketConfiguration,
 };
 
-/// Above this a body goes up in parts. 16 MiB: every batch at the default thresholds (4 KiB) and
-/// most tuned ones take a single request, while the largest (100 MiB bytes rate) are resent at
-/// most one 8 MiB part at a time after a failure.
-pub const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
-pub const PART_SIZE: usize = 8 * 1024 * 1024;
+pub use crate::sealed::{MULTIPART_THRESHOLD, PART_SIZE};
 
-/// How every object is written: encryption, storage class, and who wrote it (user metadata).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ObjectSettings {
-    /// `AES256` or `aws:kms`; `None` leaves the bucket's default encryption.
-    pub sse: Option<String>,
-    pub sse_kms_key_id: Option<String>,
-    pub storage_class: Option<String>,
-    pub function_name: String,
-    pub function_version: String,
-}
+pub use crate::config::ObjectSettings;
 
 /// Why a write failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

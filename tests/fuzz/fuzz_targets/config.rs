@@ -22,13 +22,13 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     if let Ok(p) = Config::from_env(&env) {
         let c = p.config;
-        assert!(c.thresholds.bytes.get() <= MAX_SHIP_RATE_BYTES);
-        assert!(c.listener_port != 0 && c.listener_port != RESERVED_PORT);
-        assert!(!c.log_types.is_empty());
+        assert!(c.intake.thresholds.bytes.get() <= MAX_SHIP_RATE_BYTES);
+        assert!(c.subscription.port != 0 && c.subscription.port != RESERVED_PORT);
+        assert!(!c.subscription.types.is_empty());
         let [items, bytes, timeout] = BUFFER_RANGES;
-        assert!((items.0..=items.1).contains(&c.buffering.max_items));
-        assert!((bytes.0..=bytes.1).contains(&c.buffering.max_bytes));
-        assert!((timeout.0..=timeout.1).contains(&c.buffering.timeout_ms));
-        assert!(BucketName::parse(c.bucket.as_str()).is_ok());
+        assert!((items.0..=items.1).contains(&c.subscription.buffering.max_items));
+        assert!((bytes.0..=bytes.1).contains(&c.subscription.buffering.max_bytes));
+        assert!((timeout.0..=timeout.1).contains(&c.subscription.buffering.timeout_ms));
+        assert!(BucketName::parse(c.s3.bucket.as_str()).is_ok());
     }
 });
