@@ -267,7 +267,7 @@ async fn run(bin: &std::path::Path, sc: &Scenario) -> [f64; 9] {
         .bucket("logs")
         .env("ADAPTIVE_BATCHING_EXTENSION_S3_BUCKET", "logs")
         .env("ADAPTIVE_BATCHING_EXTENSION_LISTENER_PORT", "48123")
-        .invoke_timeout(Duration::from_secs(10))
+        .with(|f| f.timeout_ms = 10_000)
         .s3_faults(sc.faults.clone())
         .s3_timeouts(Timeouts {
             socket: sc.socket_timeout,

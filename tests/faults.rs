@@ -284,8 +284,8 @@ async fn a_final_batch_too_slow_to_encode_still_exits_before_the_deadline() {
         )
         .env("ADAPTIVE_BATCHING_EXTENSION_COMPRESSION", "zstd")
         .env("ADAPTIVE_BATCHING_EXTENSION_COMPRESSION_LEVEL", "19")
-        .invoke_timeout(Duration::from_secs(20))
-        .shutdown_budget(Duration::from_millis(400))
+        .with(|f| f.timeout_ms = 20_000)
+        .with(|f| f.shutdown_budget_ms = 400)
         .start()
         .await
         .unwrap();

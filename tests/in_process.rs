@@ -147,7 +147,7 @@ async fn the_whole_actor_system_ships_every_record_in_process() {
             "ADAPTIVE_BATCHING_EXTENSION_SPILL_DIR",
             dir.path().join("spill").to_string_lossy(),
         )
-        .function_name("in-proc-fn")
+        .with(|f| f.name = "in-proc-fn".to_string())
         .bucket(BUCKET)
         .env("ADAPTIVE_BATCHING_EXTENSION_S3_BUCKET", BUCKET)
         .env(

@@ -360,7 +360,7 @@ async fn a_missing_bucket_is_created_lazily_at_the_first_write() {
     let l = layer();
     let mut emu = l
         .bare()
-        .function_name("demo-fn")
+        .with(|f| f.name = "demo-fn".to_string())
         .env("ADAPTIVE_BATCHING_EXTENSION_S3_BUCKET", BUCKET)
         .env(
             "ADAPTIVE_BATCHING_EXTENSION_LISTENER_PORT",

@@ -36,7 +36,7 @@ async fn the_same_records_land_through_either_api() {
         (Some("telemetry"), "/2022-07-01/telemetry"),
     ] {
         let l = layer();
-        let mut b = l.function().seed(9);
+        let mut b = l.function().with(|f| f.seed = 9);
         if let Some(api) = api {
             b = b.env("ADAPTIVE_BATCHING_EXTENSION_API", api);
         }
@@ -64,7 +64,12 @@ async fn the_same_records_land_through_either_api() {
 #[tokio::test]
 async fn json_log_format_records_are_shipped_as_the_objects_lambda_sent() {
     let l = layer();
-    let mut emu = l.function().json_log_format(true).start().await.unwrap();
+    let mut emu = l
+        .function()
+        .with(|f| f.json_logs = Some(true))
+        .start()
+        .await
+        .unwrap();
     emu.run(&whole_run(10, 2)).await;
     assert_shipped_exactly_once(&emu);
     let functions: Vec<Value> = shipped_lines(&emu)
@@ -83,10 +88,15 @@ async fn json_log_format_records_are_shipped_as_the_objects_lambda_sent() {
 #[tokio::test]
 async fn managed_instances_with_concurrent_invocations_ship_everything() {
     let l = layer();
-    let mut emu = ship_rates(l.function().managed_instances(), 100_000_000, 5, 3_600_000)
-        .start()
-        .await
-        .unwrap();
+    let mut emu = ship_rates(
+        l.function().with(|f| f.managed_instances = true),
+        100_000_000,
+        5,
+        3_600_000,
+    )
+    .start()
+    .await
+    .unwrap();
     let report = emu
         .run(&Script {
             invocations: 20,
@@ -129,7 +139,12 @@ async fn managed_instances_with_concurrent_invocations_ship_everything() {
 #[tokio::test]
 async fn a_snapstart_restore_takes_a_new_environment_id_and_ships_nothing_twice() {
     let l = layer();
-    let mut emu = l.function().snap_start().start().await.unwrap();
+    let mut emu = l
+        .function()
+        .with(|f| f.snap_start = true)
+        .start()
+        .await
+        .unwrap();
     emu.init().await.unwrap();
     emu.restore().await;
     for _ in 0..5 {
@@ -233,7 +248,7 @@ async fn on_managed_instances_the_extensions_own_lines_never_make_a_ship_by_them
     let l = layer();
     let mut emu = l
         .function()
-        .managed_instances()
+        .with(|f| f.managed_instances = true)
         .env(
             "ADAPTIVE_BATCHING_EXTENSION_LOG_TYPES",
             r#"["platform","function","extension"]"#,

@@ -27,8 +27,8 @@ async fn main() {
         let mut emu = EmulatorBuilder::new(dir.path())
             .env("TINY_QUIET_DELIVERIES", "1")
             .env("TINY_BUFFERING", "10000,1048576,25")
-            .invoke_timeout(Duration::from_secs(120))
-            .subscriber_buffer_cap(usize::MAX / 2)
+            .with(|f| f.timeout_ms = 120_000)
+            .with(|f| f.subscriber_buffer_cap = usize::MAX / 2)
             .start()
             .await
             .expect("start");

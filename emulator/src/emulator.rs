@@ -10,7 +10,7 @@ use crate::platform::lifecycle::{
 use crate::platform::state::{ApiCall, Shared, State, lock};
 use crate::report::Report;
 use crate::s3::{Faults, S3Endpoint};
-use crate::settings::{DeliveryFailure, Mode, Settings};
+use crate::settings::{Function, Settings};
 use crate::verdict::{self, Verdict};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,82 +83,15 @@ impl EmulatorBuilder {
         self
     }
 
-    pub fn function_name(mut self, name: impl Into<String>) -> Self {
-        self.settings.function_name = name.into();
+    /// The emulated function and platform, as a whole (a scenario's or the command line's).
+    pub fn function(mut self, function: Function) -> Self {
+        self.settings.function = function;
         self
     }
 
-    pub fn memory_mb(mut self, mb: u64) -> Self {
-        self.settings.memory_mb = mb;
-        self
-    }
-
-    pub fn region(mut self, region: impl Into<String>) -> Self {
-        self.settings.region = region.into();
-        self
-    }
-
-    /// SnapStart: `initializationType` is `snap-start`; call [`Emulator::restore`] after init.
-    pub fn snap_start(mut self) -> Self {
-        self.settings.snap_start = true;
-        self
-    }
-
-    /// Lambda Managed Instances; function lines default to the JSON log format there.
-    pub fn managed_instances(mut self) -> Self {
-        self.settings.mode = Mode::ManagedInstances;
-        self.settings.json_log_format = true;
-        self.settings.delivery_failure = DeliveryFailure::Drop;
-        self
-    }
-
-    pub fn init_timeout(mut self, d: Duration) -> Self {
-        self.settings.init_timeout = d;
-        self
-    }
-
-    pub fn invoke_timeout(mut self, d: Duration) -> Self {
-        self.settings.invoke_timeout = d;
-        self
-    }
-
-    pub fn shutdown_budget(mut self, d: Duration) -> Self {
-        self.settings.shutdown_budget = d;
-        self
-    }
-
-    pub fn upper_case_shutdown_reason(mut self, on: bool) -> Self {
-        self.settings.upper_case_shutdown_reason = on;
-        self
-    }
-
-    pub fn sigterm_on_shutdown(mut self, on: bool) -> Self {
-        self.settings.sigterm_on_shutdown = on;
-        self
-    }
-
-    pub fn json_log_format(mut self, on: bool) -> Self {
-        self.settings.json_log_format = on;
-        self
-    }
-
-    pub fn delivery_failure(mut self, mode: DeliveryFailure) -> Self {
-        self.settings.delivery_failure = mode;
-        self
-    }
-
-    pub fn subscriber_buffer_cap(mut self, bytes: usize) -> Self {
-        self.settings.subscriber_buffer_cap = bytes;
-        self
-    }
-
-    pub fn retry_backoff(mut self, first: Duration, max: Duration) -> Self {
-        self.settings.retry_backoff = (first, max);
-        self
-    }
-
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.settings.seed = seed;
+    /// Changes some of the function's settings: `.with(|f| f.timeout_ms = 500)`.
+    pub fn with(mut self, edit: impl FnOnce(&mut Function)) -> Self {
+        edit(&mut self.settings.function);
         self
     }
 
@@ -174,20 +107,9 @@ impl EmulatorBuilder {
         self
     }
 
-    /// INVOKE events carry `tracing` (the default) or not.
-    pub fn invoke_tracing(mut self, on: bool) -> Self {
-        self.settings.invoke_tracing = on;
-        self
-    }
-
     pub fn echo_extension_output(mut self, on: bool) -> Self {
         self.settings.echo_extension_output = on;
         self
-    }
-
-    /// Any other setting.
-    pub fn settings_mut(&mut self) -> &mut Settings {
-        &mut self.settings
     }
 
     /// Starts the Runtime API server and the S3 endpoint. Nothing is launched until [`Emulator::init`].
@@ -198,7 +120,7 @@ impl EmulatorBuilder {
         let s3 = match self.shared_s3 {
             Some(s3) => s3,
             None => {
-                let s3 = S3Endpoint::start_with(&s.region, s.s3_timeouts).await?;
+                let s3 = S3Endpoint::start_with(&s.function.region, s.s3_timeouts).await?;
                 s3.set_faults(self.faults);
                 s3
             }
@@ -209,9 +131,9 @@ impl EmulatorBuilder {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let runtime_api = listener.local_addr()?;
         let bus = Arc::new(Bus::new(
-            s.subscriber_buffer_cap,
-            s.delivery_failure,
-            s.retry_backoff,
+            s.function.subscriber_buffer_cap,
+            s.function.failed_delivery(),
+            s.function.retry_backoff(),
             started,
         ));
         let c = s3.credentials();
@@ -220,19 +142,27 @@ impl EmulatorBuilder {
         let tmp = tempfile::Builder::new().prefix("lambda-env-").tempdir()?;
         let base_env: Vec<(String, String)> = [
             ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string()),
-            ("AWS_LAMBDA_FUNCTION_NAME", s.function_name.clone()),
-            ("AWS_LAMBDA_FUNCTION_VERSION", s.function_version.clone()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", s.memory_mb.to_string()),
+            ("AWS_LAMBDA_FUNCTION_NAME", s.function.name.clone()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", s.function.version.clone()),
+            (
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                s.function.memory_mb.to_string(),
+            ),
             (
                 "AWS_LAMBDA_INITIALIZATION_TYPE",
                 s.initialization_type().to_string(),
             ),
             (
                 "AWS_LAMBDA_LOG_FORMAT",
-                if s.json_log_format { "JSON" } else { "Text" }.to_string(),
+                if s.function.json_log_format() {
+                    "JSON"
+                } else {
+                    "Text"
+                }
+                .to_string(),
             ),
-            ("AWS_REGION", s.region.clone()),
-            ("AWS_DEFAULT_REGION", s.region.clone()),
+            ("AWS_REGION", s.function.region.clone()),
+            ("AWS_DEFAULT_REGION", s.function.region.clone()),
             ("AWS_ACCESS_KEY_ID", c.access_key_id.clone()),
             ("AWS_SECRET_ACCESS_KEY", c.secret_access_key.clone()),
             ("AWS_SESSION_TOKEN", c.session_token.clone()),
@@ -530,8 +460,8 @@ impl Emulator {
             &shared.settings.expect,
         );
         Report {
-            mode: shared.settings.mode,
-            seed: shared.settings.seed,
+            mode: shared.settings.function.mode(),
+            seed: shared.settings.function.seed,
             duration_ms: crate::clock::ms(self.started.elapsed()),
             init_failures: self.lifecycle.init_failures.clone(),
             fatal_errors: st.history.clone(),

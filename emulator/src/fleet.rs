@@ -165,10 +165,12 @@ async fn environment(
     let mut b = EmulatorBuilder::new(&cfg.extensions_dir)
         .shared_s3(s3)
         .run_id(format!("{fleet_id}e{n}"))
-        .function_name(&cfg.function_name)
         .bucket(&cfg.bucket)
-        .invoke_timeout(Duration::from_secs(10))
-        .seed(cfg.seed.wrapping_add(n as u64));
+        .with(|f| {
+            f.name = cfg.function_name.clone();
+            f.timeout_ms = 10_000;
+            f.seed = cfg.seed.wrapping_add(n as u64);
+        });
     for (k, v) in &cfg.env {
         b = b.env(k, substitute(v, n, port));
     }

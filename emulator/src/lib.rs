@@ -70,5 +70,5 @@ pub use platform::lifecycle::{
 pub use platform::state::{ApiCall, ExitInfo, Fatal};
 pub use report::Report;
 pub use scenario::Scenario;
-pub use settings::{DeliveryFailure, Mode, Settings};
+pub use settings::{DeliveryFailure, Function, Mode, Settings};
 pub use verdict::Verdict;

@@ -5,7 +5,8 @@
 
 use clap::{Parser, Subcommand};
 use lambda_emulator::s3::Refusal;
-use lambda_emulator::scenario::{FaultEdit, Function, S3Settings, Workload};
+use lambda_emulator::scenario::{FaultEdit, S3Settings, Workload};
+use lambda_emulator::settings::Function;
 use lambda_emulator::{Expect, Scenario, Tolerate};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,10 +25,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Launch the extensions of a directory, run invocations, shut down, print the report.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run many environments at once on one S3 endpoint with a per-prefix request limit: PUT/s per
     /// prefix over time, SlowDown, freshness, the verdict over every environment, a plot.
-    Fleet(FleetArgs),
+    Fleet(Box<FleetArgs>),
 }
 
 #[derive(Parser)]
@@ -153,44 +154,12 @@ struct RunArgs {
     /// KEY=VALUE added to the extensions' environment (repeatable).
     #[arg(long, value_parser = parse_kv)]
     env: Vec<(String, String)>,
-    #[arg(long, default_value = "emulated-function")]
-    function_name: String,
-    #[arg(long, default_value_t = 128)]
-    memory_mb: u64,
-    #[arg(long, default_value = "us-east-1")]
-    region: String,
-    /// Function timeout (bounds the runtime and the extensions together).
-    #[arg(long, default_value_t = 3000)]
-    timeout_ms: u64,
-    #[arg(long, default_value_t = 10_000)]
-    init_timeout_ms: u64,
-    /// SHUTDOWN deadlineMs = release + this.
-    #[arg(long, default_value_t = 1700)]
-    shutdown_budget_ms: u64,
-    /// Seed for the order of held records against the next event.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Emulate Lambda Managed Instances.
-    #[arg(long)]
-    managed_instances: bool,
+    /// The function and platform (--function-name, --memory-mb, --timeout-ms, ...).
+    #[command(flatten)]
+    function: Function,
     /// Managed Instances: concurrent invocations.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// The function uses the JSON log format.
-    #[arg(long)]
-    json_logs: bool,
-    /// INVOKE events without `tracing` (a function without X-Ray).
-    #[arg(long)]
-    no_tracing: bool,
-    /// Send shutdownReason in upper case, as the docs spell it.
-    #[arg(long)]
-    upper_case_reason: bool,
-    /// Also SIGTERM the extensions at SHUTDOWN.
-    #[arg(long)]
-    sigterm: bool,
-    /// Bytes Lambda queues per subscriber before it drops records (platform.logsDropped).
-    #[arg(long, default_value_t = 4 * 1024 * 1024)]
-    subscriber_buffer_cap: usize,
     /// S3: fail the first N object writes with 500.
     #[arg(long, default_value_t = 0)]
     s3_fail_puts: u32,
@@ -254,22 +223,7 @@ impl RunArgs {
         let window = |w: Option<(u64, u64)>| w.map(|(x, y)| [x, y]);
         Scenario {
             name: "command line".into(),
-            function: Function {
-                name: a.function_name.clone(),
-                memory_mb: a.memory_mb,
-                region: a.region.clone(),
-                timeout_ms: a.timeout_ms,
-                init_timeout_ms: a.init_timeout_ms,
-                shutdown_budget_ms: a.shutdown_budget_ms,
-                seed: a.seed,
-                managed_instances: a.managed_instances,
-                json_logs: a.json_logs.then_some(true),
-                tracing: !a.no_tracing,
-                upper_case_reason: a.upper_case_reason,
-                sigterm: a.sigterm,
-                subscriber_buffer_cap: a.subscriber_buffer_cap,
-                delivery_failure: None,
-            },
+            function: a.function.clone(),
             workload: Workload {
                 invocations: a.invocations,
                 lines: a.lines,
@@ -370,8 +324,8 @@ fn parse_window(s: &str) -> Result<(u64, u64), String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let a = match Cli::parse().command {
-        Command::Run(a) => a,
-        Command::Fleet(f) => return fleet(f).await,
+        Command::Run(a) => *a,
+        Command::Fleet(f) => return fleet(*f).await,
     };
     let mut scenario = match &a.scenario {
         Some(path) => match Scenario::load(path) {

@@ -21,7 +21,7 @@ use crate::expect::Expect;
 use crate::platform::lifecycle::{InvokeScript, ShutdownScript};
 use crate::report::Report;
 use crate::s3::{Faults, Refusal, S3Endpoint, Timeouts};
-use crate::settings::DeliveryFailure;
+use crate::settings::Function;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,59 +37,13 @@ pub struct Scenario {
     pub buckets: Vec<String>,
     /// Variables of the function's configuration, given to every extension.
     pub env: BTreeMap<String, String>,
+    /// The emulated function and platform: the model the `run` command's flags parse into too.
     pub function: Function,
     pub workload: Workload,
     pub s3: S3Settings,
     /// S3 faults, each applied before an invoke or at a time.
     pub faults: Vec<FaultEdit>,
     pub expect: Expect,
-}
-
-/// The emulated function and platform.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Function {
-    pub name: String,
-    pub memory_mb: u64,
-    pub region: String,
-    pub timeout_ms: u64,
-    pub init_timeout_ms: u64,
-    pub shutdown_budget_ms: u64,
-    pub seed: u64,
-    pub managed_instances: bool,
-    /// The function's log format is JSON (default: Text, JSON on Managed Instances).
-    pub json_logs: Option<bool>,
-    /// INVOKE events carry `tracing`.
-    pub tracing: bool,
-    pub upper_case_reason: bool,
-    pub sigterm: bool,
-    /// Bytes Lambda queues per subscriber before it drops (and reports `platform.logsDropped`).
-    pub subscriber_buffer_cap: usize,
-    /// `retry` (classic Lambda, the default) or `drop` (the Managed Instances RIE's, its default)
-    /// for a failed delivery.
-    pub delivery_failure: Option<DeliveryFailure>,
-}
-
-impl Default for Function {
-    fn default() -> Self {
-        let s = crate::settings::Settings::default();
-        Self {
-            name: s.function_name,
-            memory_mb: s.memory_mb,
-            region: s.region,
-            timeout_ms: s.invoke_timeout.as_millis() as u64,
-            init_timeout_ms: s.init_timeout.as_millis() as u64,
-            shutdown_budget_ms: s.shutdown_budget.as_millis() as u64,
-            seed: s.seed,
-            managed_instances: false,
-            json_logs: None,
-            tracing: true,
-            upper_case_reason: false,
-            sigterm: false,
-            subscriber_buffer_cap: s.subscriber_buffer_cap,
-            delivery_failure: None,
-        }
-    }
 }
 
 /// What the function does.
@@ -264,7 +218,6 @@ impl Scenario {
     /// A builder for this scenario, launching the extensions of `extensions_dir`; the faults at
     /// invoke 0 are in place from the start.
     pub fn builder(&self, extensions_dir: &Path) -> EmulatorBuilder {
-        let f = &self.function;
         let mut faults = Faults::default();
         for e in self
             .faults
@@ -274,32 +227,13 @@ impl Scenario {
             e.apply(&mut faults);
         }
         let mut b = EmulatorBuilder::new(extensions_dir)
-            .function_name(&f.name)
-            .memory_mb(f.memory_mb)
-            .region(&f.region)
-            .invoke_timeout(ms(f.timeout_ms))
-            .init_timeout(ms(f.init_timeout_ms))
-            .shutdown_budget(ms(f.shutdown_budget_ms))
-            .seed(f.seed)
-            .upper_case_shutdown_reason(f.upper_case_reason)
-            .sigterm_on_shutdown(f.sigterm)
-            .invoke_tracing(f.tracing)
-            .subscriber_buffer_cap(f.subscriber_buffer_cap)
+            .function(self.function.clone())
             .s3_timeouts(Timeouts {
                 socket: ms(self.s3.socket_timeout_ms),
                 idle: ms(self.s3.idle_timeout_ms),
             })
             .s3_faults(faults)
             .expect(self.expect.clone());
-        if f.managed_instances {
-            b = b.managed_instances();
-        }
-        if let Some(json) = f.json_logs {
-            b = b.json_log_format(json);
-        }
-        if let Some(d) = f.delivery_failure {
-            b = b.delivery_failure(d);
-        }
         for bucket in &self.buckets {
             b = b.bucket(bucket);
         }

@@ -157,7 +157,12 @@ async fn logs_api_gets_runtime_done_only_with_schema_2021_03_18_and_text_lines()
 #[tokio::test]
 async fn json_log_format_makes_telemetry_function_records_objects() {
     let fx = extensions(&["ext"]);
-    let mut emu = fx.builder().json_log_format(true).start().await.unwrap();
+    let mut emu = fx
+        .builder()
+        .with(|f| f.json_logs = Some(true))
+        .start()
+        .await
+        .unwrap();
     emu.init().await.unwrap();
     let a = emu.invoke(script(2, 30)).await;
     emu.shutdown(0).await;
@@ -299,7 +304,7 @@ async fn past_the_memory_cap_records_are_dropped_and_reported() {
         .env("TINY_LISTENER_DELAY_MS", "200")
         // Time after SHUTDOWN for the slow listener to receive the rest, the drop notice included.
         .env("TINY_SHUTDOWN_WAIT_MS", "1300")
-        .subscriber_buffer_cap(16 * 1024)
+        .with(|f| f.subscriber_buffer_cap = 16 * 1024)
         .start()
         .await
         .unwrap();
@@ -335,7 +340,7 @@ async fn drop_mode_drops_a_failed_batch_with_a_reason() {
     let mut emu = fx
         .builder()
         .env("TINY_LISTENER_FAIL", "1")
-        .delivery_failure(DeliveryFailure::Drop)
+        .with(|f| f.delivery_failure = Some(DeliveryFailure::Drop))
         .start()
         .await
         .unwrap();

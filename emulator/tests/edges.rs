@@ -22,7 +22,12 @@ async fn invoke_events_carry_tracing_only_when_the_function_is_traced() {
     traced.invoke(script(1, 50)).await;
     traced.shutdown(0).await;
     let fx2 = extensions(&["plain"]);
-    let mut plain = fx2.builder().invoke_tracing(false).start().await.unwrap();
+    let mut plain = fx2
+        .builder()
+        .with(|f| f.tracing = false)
+        .start()
+        .await
+        .unwrap();
     plain.invoke(script(1, 50)).await;
     plain.shutdown(0).await;
     let invoke = |fx: &crate::support::Fixture, name: &str| -> Value {
@@ -70,7 +75,7 @@ async fn under_the_json_log_format_extension_lines_come_back_as_objects() {
     let fx = extensions(&["ext"]);
     let mut emu = fx
         .builder()
-        .json_log_format(true)
+        .with(|f| f.json_logs = Some(true))
         .env("TINY_SAY", r#"{"level":"info","msg":"hello"}|plain words"#)
         .start()
         .await

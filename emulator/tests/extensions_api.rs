@@ -11,9 +11,9 @@ async fn launches_each_executable_with_a_clean_lambda_environment() {
     let fx = extensions(&["alpha", "beta"]);
     let mut emu = fx
         .builder()
-        .function_name("my-fn")
-        .memory_mb(256)
-        .region("eu-west-1")
+        .with(|f| f.name = "my-fn".to_string())
+        .with(|f| f.memory_mb = 256)
+        .with(|f| f.region = "eu-west-1".to_string())
         .env("CUSTOM", "1")
         .start()
         .await
@@ -103,7 +103,7 @@ async fn init_is_bounded_and_names_the_extension_that_never_registered() {
     let mut emu = fx
         .builder()
         .env("TINY_SLEEP_BEFORE_REGISTER_MS", "30000")
-        .init_timeout(Duration::from_millis(300))
+        .with(|f| f.init_timeout_ms = 300)
         .start()
         .await
         .unwrap();
@@ -233,7 +233,7 @@ async fn invoke_and_shutdown_events_carry_epoch_millisecond_deadlines() {
     let fx = extensions(&["ext"]);
     let mut emu = fx
         .builder()
-        .invoke_timeout(Duration::from_secs(3))
+        .with(|f| f.timeout_ms = 3_000)
         .start()
         .await
         .unwrap();
@@ -289,7 +289,7 @@ async fn shutdown_reason_can_be_upper_case() {
     let fx = extensions(&["ext"]);
     let mut emu = fx
         .builder()
-        .upper_case_shutdown_reason(true)
+        .with(|f| f.upper_case_reason = true)
         .start()
         .await
         .unwrap();

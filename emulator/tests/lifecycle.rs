@@ -97,7 +97,7 @@ async fn frozen_extensions_are_really_stopped_and_thawed_for_the_next_event() {
 async fn held_records_go_before_or_after_the_next_invoke_as_the_seed_says() {
     let run = |seed| async move {
         let fx = extensions(&["ext"]);
-        let mut emu = fx.builder().seed(seed).start().await.unwrap();
+        let mut emu = fx.builder().with(|f| f.seed = seed).start().await.unwrap();
         emu.init().await.unwrap();
         let mut ids = Vec::new();
         for _ in 0..12 {
@@ -167,7 +167,7 @@ async fn an_extension_that_ignores_shutdown_is_killed_at_the_deadline() {
     let mut emu = fx
         .builder()
         .env("TINY_HANG_ON_SHUTDOWN", "1")
-        .shutdown_budget(Duration::from_millis(300))
+        .with(|f| f.shutdown_budget_ms = 300)
         .start()
         .await
         .unwrap();
@@ -187,7 +187,7 @@ async fn sigterm_option_signals_the_extensions_at_shutdown() {
     let fx = extensions(&["ext"]);
     let mut emu = fx
         .builder()
-        .sigterm_on_shutdown(true)
+        .with(|f| f.sigterm = true)
         .env("TINY_SHUTDOWN_WAIT_MS", "1000")
         .start()
         .await
@@ -254,7 +254,7 @@ async fn a_late_extension_times_the_invoke_out_and_gets_shutdown_timeout() {
     let mut emu = fx
         .builder()
         .env("TINY_SLOW_NEXT_MS", "700")
-        .invoke_timeout(Duration::from_millis(300))
+        .with(|f| f.timeout_ms = 300)
         .start()
         .await
         .unwrap();

@@ -10,7 +10,7 @@ async fn invoke_registration_is_refused() {
     let fx = extensions(&["invoke"]);
     let mut emu = fx
         .builder()
-        .managed_instances()
+        .with(|f| f.managed_instances = true)
         .env("TINY_SCHEMA", "2025-01-29")
         .start()
         .await
@@ -29,7 +29,7 @@ async fn the_logs_api_and_older_telemetry_schemas_are_refused() {
     let fx = extensions(&["logs", "old-schema", "ok"]);
     let mut emu = fx
         .builder()
-        .managed_instances()
+        .with(|f| f.managed_instances = true)
         .env("TINY_EVENTS", "SHUTDOWN")
         .env("TINY_API@logs", "logs")
         .env("TINY_SCHEMA", "2025-01-29")
@@ -57,7 +57,7 @@ async fn concurrent_invocations_without_runtime_done_or_freeze() {
     let fx = extensions(&["ext"]);
     let mut emu = fx
         .builder()
-        .managed_instances()
+        .with(|f| f.managed_instances = true)
         .env("TINY_EVENTS", "SHUTDOWN")
         .env("TINY_SCHEMA", "2025-01-29")
         .start()

@@ -10,7 +10,7 @@ async fn a_restore_emits_restore_events_to_telemetry_only_and_marks_the_next_rep
     let fx = extensions(&["tele", "logs"]);
     let mut emu = fx
         .builder()
-        .snap_start()
+        .with(|f| f.snap_start = true)
         .env("TINY_API@logs", "logs")
         .start()
         .await

@@ -39,15 +39,15 @@ impl Lambda {
     /// A function `demo-fn` with the bucket configured and existing, on a free listener port.
     pub fn function(&self) -> EmulatorBuilder {
         self.bare()
-            .function_name("Demo-Fn")
+            .with(|f| f.name = "Demo-Fn".to_string())
             .bucket(BUCKET)
             .env("ADAPTIVE_BATCHING_EXTENSION_S3_BUCKET", BUCKET)
             .env(
                 "ADAPTIVE_BATCHING_EXTENSION_LISTENER_PORT",
                 free_port().to_string(),
             )
-            .init_timeout(Duration::from_secs(5))
-            .invoke_timeout(Duration::from_secs(5))
+            .with(|f| f.init_timeout_ms = 5_000)
+            .with(|f| f.timeout_ms = 5_000)
     }
 
     /// The emulator for this layer with nothing configured but the spill directory.

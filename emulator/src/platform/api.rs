@@ -250,12 +250,12 @@ async fn register(shared: &Arc<Shared>, req: Request<Incoming>) -> Outcome {
     }
     shared.notify();
     let mut body = json!({
-        "functionName": s.function_name,
-        "functionVersion": s.function_version,
-        "handler": s.handler,
+        "functionName": s.function.name,
+        "functionVersion": s.function.version,
+        "handler": s.function.handler,
     });
     if wants_account {
-        body["accountId"] = json!(s.account_id);
+        body["accountId"] = json!(s.function.account_id);
     }
     let mut r = json_response(StatusCode::OK, &body);
     r.headers_mut().insert(

@@ -30,7 +30,7 @@ impl Lifecycle {
         let shared = self.shared.clone();
         let s = &shared.settings;
         let started = Instant::now();
-        let deadline = started + s.init_timeout;
+        let deadline = started + s.function.init_timeout();
         let found = list_extensions(&s.extensions_dir).map_err(|e| InitFailure {
             error_type: "Extension.LaunchError".into(),
             extension: None,
@@ -58,8 +58,8 @@ impl Lifecycle {
         shared.bus.emit(Event::InitStart {
             initialization_type: s.initialization_type().into(),
             phase,
-            function_name: s.function_name.clone(),
-            function_version: s.function_version.clone(),
+            function_name: s.function.name.clone(),
+            function_version: s.function.version.clone(),
         });
         let mut env = self.base_env.clone();
         env.extend(s.env.iter().cloned());
@@ -237,7 +237,7 @@ impl Lifecycle {
                 }
                 shared.bus.emit(Event::ExtensionLog {
                     line,
-                    json: shared.settings.json_log_format,
+                    json: shared.settings.function.json_log_format(),
                 });
             }));
         }

@@ -42,15 +42,15 @@ impl Lifecycle {
         }
         let generation = self.generation();
         let start = Instant::now();
-        let deadline = start + s.invoke_timeout;
+        let deadline = start + s.function.invoke_timeout();
         let mut event = json!({
             "eventType": "INVOKE",
-            "deadlineMs": epoch_ms(SystemTime::now() + s.invoke_timeout),
+            "deadlineMs": epoch_ms(SystemTime::now() + s.function.invoke_timeout()),
             "requestId": request_id,
             "invokedFunctionArn": s.function_arn(),
         });
         // Present only when the function is traced (spec §1.3: the RIE omits it otherwise).
-        if s.invoke_tracing {
+        if s.function.tracing {
             let hex = request_id.replace('-', "");
             event["tracing"] = json!({"type": "X-Amzn-Trace-Id", "value": format!("Root=1-{:08x}-{};Parent={};Sampled=1",
                 epoch_ms(SystemTime::now()) / 1000, &hex[..24], &hex[..16])});
@@ -75,7 +75,7 @@ impl Lifecycle {
 
         shared.bus.emit(Event::Start {
             request_id: request_id.clone(),
-            version: s.function_version.clone(),
+            version: s.function.version.clone(),
         });
         let lines: Vec<Event> = (1..=script.lines)
             .map(|k| {
@@ -83,7 +83,7 @@ impl Lifecycle {
                     &format!("invoke {seq:06} line {k:04}"),
                     script.line_bytes,
                     Some(&request_id),
-                    s.json_log_format,
+                    s.function.json_log_format(),
                 )
             })
             .collect();
@@ -139,7 +139,7 @@ impl Lifecycle {
         let metrics = ReportMetrics {
             duration_ms: ms(duration),
             billed_duration_ms: duration.as_millis() as u64 + 1,
-            memory_size_mb: s.memory_mb,
+            memory_size_mb: s.function.memory_mb,
             max_memory_used_mb: self.memory_used_mb(),
             init_duration_ms: self.init_duration.take().map(ms),
             restore_duration_ms: self.restore_duration.take().map(ms),
@@ -179,8 +179,8 @@ impl Lifecycle {
         let s = &shared.settings;
         let started = Instant::now();
         shared.bus.emit(Event::RestoreStart {
-            function_name: s.function_name.clone(),
-            function_version: s.function_version.clone(),
+            function_name: s.function.name.clone(),
+            function_version: s.function.version.clone(),
         });
         shared.bus.emit(Event::RestoreRuntimeDone);
         let took = started.elapsed();
@@ -237,7 +237,7 @@ impl Lifecycle {
         if self.needs_init && self.init("init").await.is_err() {
             return Vec::new();
         }
-        let json = self.shared.settings.json_log_format;
+        let json = self.shared.settings.function.json_log_format();
         let mut plans = Vec::new();
         for _ in 0..count {
             let (seq, request_id) = self.next_request();
@@ -262,7 +262,7 @@ impl Lifecycle {
                     let bus = &shared.bus;
                     bus.emit(Event::Start {
                         request_id: request_id.clone(),
-                        version: shared.settings.function_version.clone(),
+                        version: shared.settings.function.version.clone(),
                     });
                     run_function(&shared, start, script.duration, lines).await;
                     let metrics = ReportMetrics {

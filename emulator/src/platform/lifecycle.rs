@@ -155,7 +155,7 @@ pub(crate) struct Lifecycle {
 
 impl Lifecycle {
     pub fn new(shared: Arc<Shared>, base_env: Vec<(String, String)>) -> Self {
-        let seed = shared.settings.seed;
+        let seed = shared.settings.function.seed;
         Self {
             shared,
             base_env,

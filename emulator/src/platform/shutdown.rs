@@ -28,7 +28,7 @@ impl Lifecycle {
         let s = &shared.settings;
         let generation = self.generation();
         self.thaw_processes();
-        let json_lines = s.json_log_format;
+        let json_lines = s.function.json_log_format();
         for k in 1..=script.late_lines {
             let line = self.line(&format!("late line {k:04}"), 200, None, json_lines);
             shared.bus.emit(line);
@@ -48,9 +48,9 @@ impl Lifecycle {
             })
             .collect();
         let now = Instant::now();
-        let deadline = now + s.shutdown_budget;
-        let deadline_ms = epoch_ms(SystemTime::now() + s.shutdown_budget);
-        let reason_text = if s.upper_case_shutdown_reason {
+        let deadline = now + s.function.shutdown_budget();
+        let deadline_ms = epoch_ms(SystemTime::now() + s.function.shutdown_budget());
+        let reason_text = if s.function.upper_case_reason {
             reason.to_uppercase()
         } else {
             reason.to_string()
@@ -88,7 +88,7 @@ impl Lifecycle {
             signal_group(pid, libc::SIGKILL);
         }
         self.release(&event, |e| e.external && e.shutdown);
-        if s.sigterm_on_shutdown {
+        if s.function.sigterm {
             for pid in self.live_pids() {
                 signal_group(pid, libc::SIGTERM);
             }

@@ -10,7 +10,6 @@ use lambda_emulator::EmulatorBuilder;
 use lambda_emulator::s3::S3Endpoint;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 pub struct Fixture {
     _dir: tempfile::TempDir,
@@ -41,8 +40,8 @@ impl Fixture {
     pub fn builder(&self) -> EmulatorBuilder {
         EmulatorBuilder::new(&self.extensions)
             .env("TINY_JOURNAL_DIR", self.journals.to_string_lossy())
-            .init_timeout(Duration::from_secs(5))
-            .retry_backoff(Duration::from_millis(10), Duration::from_millis(50))
+            .with(|f| f.init_timeout_ms = 5_000)
+            .with(|f| f.retry_backoff_ms = (10, 50))
     }
 
     /// Everything extension `name` journaled, in order.
