@@ -27,7 +27,7 @@
 //! * [`sink`] — S3 through the official SDK (one attempt per call), the `/tmp` spill.
 //! * [`actors`] — LifecycleActor, LogReceiver, BatchActor, ShipperActor and their messages.
 //! * [`snapshot`] — SnapStart: restore detection, keys unique across restored copies.
-//! * [`stats`] — counters for the shutdown summary.
+//! * [`stats`] — counters; [`summary`] — where every record went, from them, at shutdown.
 //!
 //! Pure modules (`intake`, `batch`, `ship_policy`, `encode`, `object_key`, `snapshot`, `metrics`, `lambda::records`, `config`) know nothing of
 //! actix, awc or the AWS SDK; `lambda` and `sink` know nothing of `actors`.
@@ -54,3 +54,4 @@ pub mod sink;
 pub mod snapshot;
 pub mod spill;
 pub mod stats;
+pub mod summary;

@@ -15,6 +15,7 @@ use crate::lambda::client::ExtensionsClient;
 use crate::lambda::events::NextEvent;
 use crate::metrics::Emf;
 use crate::stats::Counters;
+use crate::summary::Summary;
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
 use slog::{Logger, error, info, warn};
@@ -141,67 +142,46 @@ impl LifecycleActor {
             }
             pending
         };
-        ctx.wait(sequence.into_actor(self).map(move |pending: Pending, act, _| {
-            let c = &act.counters;
-            let get = |counter: &std::sync::atomic::AtomicU64| Counters::get(counter);
-            let (received, recovered, shipped, refused, rejected, unreadable) = (
-                get(&c.received), get(&c.recovered), get(&c.shipped), get(&c.refused),
-                get(&c.rejected), get(&c.unreadable),
-            );
-            // Received but never handed to the shipper (a final batch still being encoded at the
-            // deadline) is in memory too.
-            let unsealed = received.saturating_sub(get(&c.sealed));
-            let (in_memory, on_disk) = (get(&c.unshipped_in_memory) + unsealed, get(&c.still_spilled));
-            // A spindown discards the environment and its /tmp: what is on disk goes with it. A
-            // reset (timeout, failure) or a signal keeps /tmp for the next process to ship.
-            let discarded = reason.eq_ignore_ascii_case("spindown");
-            let (kept_on_disk, lost_with_environment) = if discarded { (0, on_disk) } else { (on_disk, 0) };
-            // A refused record is a lost record: lost for want of room, and the summary says so.
-            let lost = in_memory + lost_with_environment + refused;
-            // Every record is shipped, kept on disk for the next process, set aside (rejected, or
-            // unreadable), or lost with its reason — and the summary says which.
-            let accounted = received + recovered
-                == shipped + kept_on_disk + rejected + unreadable + lost;
-            // What these settings cost: S3 requests per GB of logs (S3 bills $0.005 per 1,000).
-            let (puts, bytes) = (get(&c.put_requests), get(&c.shipped_bytes));
-            let puts_per_gb = if bytes == 0 { 0 } else { (puts as f64 / (bytes as f64 / 1e9)).round() as u64 };
-            info!(act.log, "shutdown summary";
-                "reason" => &reason,
-                "received" => received, "recovered" => recovered, "shipped" => shipped, "objects" => get(&c.objects),
-                "spilled" => get(&c.spilled), "kept_on_disk" => kept_on_disk, "rejected" => rejected,
-                "unreadable" => unreadable, "refused" => refused, "lost" => lost,
-                "lost_in_memory" => in_memory, "lost_refused" => refused,
-                "lost_with_environment" => lost_with_environment,
-                "refused_after_shutdown" => get(&c.late_refused), "failed_attempts" => get(&c.failed_attempts),
-                "put_requests" => puts, "shipped_bytes" => bytes, "puts_per_gb" => puts_per_gb,
-                "peak_held_bytes" => get(&c.peak_held_bytes),
-                "malformed" => get(&c.malformed), "oversized" => get(&c.oversized),
-                "lambda_dropped" => get(&c.lambda_dropped), "restores" => get(&c.restores),
-                "accounted" => accounted, "ms" => started.elapsed().as_millis() as u64);
-            if let Some(emf) = &act.emf {
-                let n = |v: u64| v as f64;
-                emf.print(&[
-                    ("RecordsReceived", n(received), "Count"),
-                    ("RecordsShipped", n(shipped), "Count"),
-                    ("Spilled", n(get(&c.spilled)), "Count"),
-                    ("KeptOnDisk", n(kept_on_disk), "Count"),
-                    ("Lost", n(lost), "Count"),
-                    ("Refused", n(refused), "Count"),
-                    ("Rejected", n(rejected + unreadable), "Count"),
-                    ("Malformed", n(get(&c.malformed)), "Count"),
-                    ("LambdaDropped", n(get(&c.lambda_dropped)), "Count"),
-                ]);
-            }
-            if pending.records > 0 {
-                error!(act.log, "records could not be shipped before the shutdown deadline";
-                    "records" => pending.records, "kept_on_disk" => kept_on_disk, "lost" => lost,
-                    "why" => if discarded { "the environment is discarded with its /tmp" } else { "on disk for the next process" });
-            }
-            if let Some(ended) = act.ended.take() {
-                let _ = ended.send(exit_code);
-            }
-            System::current().stop_with_code(exit_code);
-        }));
+        ctx.wait(
+            sequence
+                .into_actor(self)
+                .map(move |pending: Pending, act, _| {
+                    act.summarise(pending, &reason, started);
+                    if let Some(ended) = act.ended.take() {
+                        let _ = ended.send(exit_code);
+                    }
+                    System::current().stop_with_code(exit_code);
+                }),
+        );
+    }
+
+    /// Logs where every record went (and its EMF line), once the shipper has answered.
+    fn summarise(&self, pending: Pending, reason: &str, started: Instant) {
+        let c = &self.counters;
+        let get = |counter: &std::sync::atomic::AtomicU64| Counters::get(counter);
+        // A spindown discards the environment and its /tmp.
+        let s = Summary::of(c, reason.eq_ignore_ascii_case("spindown"));
+        info!(self.log, "shutdown summary";
+            "reason" => reason,
+            "received" => s.received, "recovered" => s.recovered, "shipped" => s.shipped, "objects" => s.objects,
+            "spilled" => s.spilled, "kept_on_disk" => s.kept_on_disk, "rejected" => s.rejected,
+            "unreadable" => s.unreadable, "refused" => s.refused, "lost" => s.lost(),
+            "lost_in_memory" => s.lost_in_memory, "lost_refused" => s.refused,
+            "lost_with_environment" => s.lost_with_environment,
+            "refused_after_shutdown" => get(&c.late_refused), "failed_attempts" => get(&c.failed_attempts),
+            "put_requests" => s.put_requests, "shipped_bytes" => s.shipped_bytes, "puts_per_gb" => s.puts_per_gb(),
+            "peak_held_bytes" => get(&c.peak_held_bytes),
+            "malformed" => get(&c.malformed), "oversized" => get(&c.oversized),
+            "lambda_dropped" => get(&c.lambda_dropped), "restores" => get(&c.restores),
+            "accounted" => s.accounted(), "ms" => started.elapsed().as_millis() as u64);
+        if let Some(emf) = &self.emf {
+            emf.print(&s.emf_metrics(c));
+        }
+        if pending.records > 0 {
+            error!(self.log, "records could not be shipped before the shutdown deadline";
+                "records" => pending.records, "kept_on_disk" => s.kept_on_disk, "lost" => s.lost(),
+                "why" => if s.discarded { "the environment is discarded with its /tmp" } else { "on disk for the next process" });
+        }
     }
 }
 
