@@ -134,14 +134,9 @@ pub async fn start(
     let sink = open_sink(&config, s3, ca_bundle.as_deref());
 
     // Listen before registering: a port that cannot be bound is an init error, not silent loss.
-    let port = config.subscription.port;
-    let listener = match receiver::bind(port) {
+    let listener = match bind(config.subscription.port) {
         Ok(l) => l,
-        Err(e) => {
-            let addr = receiver::listen_address(port);
-            let message = format!("cannot listen on {addr} ({ENV_LISTENER_PORT}={port}): {e}");
-            return Err(init.fail(None, "Extension.ListenerFailed", &message).await);
-        }
+        Err(message) => return Err(init.fail(None, "Extension.ListenerFailed", &message).await),
     };
     let local = listener.local_addr().map_err(|_| 1u8)?;
 
@@ -157,19 +152,19 @@ pub async fn start(
 
     let counters = Arc::new(Counters::default());
     let (shipper, batch) = start_actors(&config, sink, &counters, &log);
-    let server = match receiver::serve(
-        listener,
-        ReceiverState::new(batch.clone().recipient(), counters.clone(), log.clone()),
-    ) {
-        Ok(s) => s,
+    let state = ReceiverState::new(batch.clone().recipient(), counters.clone(), log.clone());
+    let server_handle = match receiver::serve(listener, state) {
+        Ok(server) => {
+            let handle = server.handle();
+            actix_rt::spawn(server);
+            handle
+        }
         Err(e) => {
             return Err(init
                 .fail(Some(&id), "Extension.ListenerFailed", &e.to_string())
                 .await);
         }
     };
-    let server_handle = server.handle();
-    actix_rt::spawn(server);
 
     if let Err(e) = subscribe(&client, &id, &config.subscription, &log).await {
         return Err(init.fail(Some(&id), "Extension.SubscribeFailed", &e).await);
@@ -188,6 +183,14 @@ pub async fn start(
         lifecycle,
         listener: local,
         ended,
+    })
+}
+
+/// The listener on `port`, or the init error that names the variable and the address.
+fn bind(port: u16) -> Result<std::net::TcpListener, String> {
+    receiver::bind(port).map_err(|e| {
+        let addr = receiver::listen_address(port);
+        format!("cannot listen on {addr} ({ENV_LISTENER_PORT}={port}): {e}")
     })
 }
 

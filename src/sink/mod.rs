@@ -318,7 +318,6 @@ impl S3Sink {
         file: Option<&BodyFile>,
         requests: &mut u32,
     ) -> Result<(), ShipError> {
-        let len = body_len(obj, file);
         let client = self.client().await;
         *requests += 1;
         let req = client
@@ -331,43 +330,7 @@ impl S3Sink {
             .map_err(ShipError::from_sdk)?;
         let id = up.upload_id().unwrap_or_default().to_string();
         let result = async {
-            let mut parts = Vec::new();
-            for (i, start) in (0..len).step_by(PART_SIZE).enumerate() {
-                let n = i as i32 + 1;
-                let part_len = (len - start).min(PART_SIZE as u64);
-                // The CRC32 computed here, not the one S3 echoes: some S3-compatible stores echo
-                // none, and S3 refuses a COMPOSITE upload's Complete without each part's.
-                let crc = match file {
-                    Some(f) if f.part_size == PART_SIZE as u64 => f.part_crc32.get(i).copied(),
-                    Some(_) => None,
-                    None => Some(crc32fast::hash(
-                        &obj.body[start as usize..(start + part_len) as usize],
-                    )),
-                }
-                .ok_or_else(|| ShipError::Unreadable("no CRC32 for a part".into()))?;
-                *requests += 1;
-                let body = body_range(obj, file, start, part_len).await?;
-                let r = client
-                    .upload_part()
-                    .bucket(&self.bucket)
-                    .key(&obj.key)
-                    .upload_id(&id)
-                    .part_number(n)
-                    .checksum_crc32(headers::crc32_value_base64(crc))
-                    .body(body)
-                    .customize()
-                    .disable_payload_signing()
-                    .send()
-                    .await
-                    .map_err(ShipError::from_sdk)?;
-                parts.push(
-                    CompletedPart::builder()
-                        .part_number(n)
-                        .set_e_tag(r.e_tag().map(str::to_string))
-                        .checksum_crc32(headers::crc32_value_base64(crc))
-                        .build(),
-                );
-            }
+            let parts = self.upload_parts(&client, obj, file, &id, requests).await?;
             *requests += 1;
             client
                 .complete_multipart_upload()
@@ -396,6 +359,47 @@ impl S3Sink {
                 .await;
         }
         result.map(|_| ())
+    }
+
+    /// Every part of upload `id`, each with its CRC32; the parts as Complete lists them.
+    async fn upload_parts(
+        &self,
+        client: &aws_sdk_s3::Client,
+        obj: &SealedObject,
+        file: Option<&BodyFile>,
+        id: &str,
+        requests: &mut u32,
+    ) -> Result<Vec<CompletedPart>, ShipError> {
+        let len = body_len(obj, file);
+        let mut parts = Vec::new();
+        for (i, start) in (0..len).step_by(PART_SIZE).enumerate() {
+            let n = i as i32 + 1;
+            let part_len = (len - start).min(PART_SIZE as u64);
+            let crc = part_crc32(obj, file, i, start, part_len)?;
+            *requests += 1;
+            let body = body_range(obj, file, start, part_len).await?;
+            let r = client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(&obj.key)
+                .upload_id(id)
+                .part_number(n)
+                .checksum_crc32(headers::crc32_value_base64(crc))
+                .body(body)
+                .customize()
+                .disable_payload_signing()
+                .send()
+                .await
+                .map_err(ShipError::from_sdk)?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(n)
+                    .set_e_tag(r.e_tag().map(str::to_string))
+                    .checksum_crc32(headers::crc32_value_base64(crc))
+                    .build(),
+            );
+        }
+        Ok(parts)
     }
 
     async fn create_bucket(&self) -> Result<(), ShipError> {
@@ -443,6 +447,26 @@ impl S3Sink {
         };
         (requests, result)
     }
+}
+
+/// The CRC32 of part `i` (`part_len` bytes from `start`): computed here, not the one S3 echoes, as
+/// some S3-compatible stores echo none and S3 refuses a COMPOSITE upload's Complete without each
+/// part's. A spill file holds its parts' CRC32s when it was cut at the same part size.
+fn part_crc32(
+    obj: &SealedObject,
+    file: Option<&BodyFile>,
+    i: usize,
+    start: u64,
+    part_len: u64,
+) -> Result<u32, ShipError> {
+    match file {
+        Some(f) if f.part_size == PART_SIZE as u64 => f.part_crc32.get(i).copied(),
+        Some(_) => None,
+        None => Some(crc32fast::hash(
+            &obj.body[start as usize..(start + part_len) as usize],
+        )),
+    }
+    .ok_or_else(|| ShipError::Unreadable("no CRC32 for a part".into()))
 }
 
 /// The bytes of `obj`'s body: in memory, or in `file`.
