@@ -2,7 +2,7 @@
 //! event/next, init/error, exit/error), Logs API 2020-08-15 and Telemetry API 2022-07-01
 //! subscriptions, with the RIE's 403 error types (spec §1.2–1.4, §2.2, §3.1).
 
-use super::state::{ApiCall, Ext, Fatal, Shared, lock};
+use super::state::{ApiCall, Fatal, Shared, lock};
 use crate::http::{ApiError, Body, json_response, read_body};
 use crate::records::{ApiKind, Event};
 use crate::subscribe;
@@ -13,15 +13,11 @@ use std::sync::Arc;
 use std::time::Instant;
 use uuid::Uuid;
 
-const ID_HEADER: &str = "lambda-extension-identifier";
-const NAME_HEADER: &str = "lambda-extension-name";
-const FEATURE_HEADER: &str = "lambda-extension-accept-feature";
+pub(super) const ID_HEADER: &str = "lambda-extension-identifier";
 const ERROR_TYPE_HEADER: &str = "lambda-extension-function-error-type";
-/// Lambda's limit of extensions per function, internal and external together.
-const MAX_EXTENSIONS: usize = 10;
 
 /// The answer plus what the call log needs to know.
-struct Outcome {
+pub(super) struct Outcome {
     response: Response<Body>,
     extension: Option<String>,
     event_type: Option<String>,
@@ -58,7 +54,7 @@ fn error_type_of(r: &Response<Body>) -> Option<String> {
 #[derive(Clone)]
 struct ErrorTypeTag(String);
 
-fn err(e: ApiError, extension: Option<String>) -> Outcome {
+pub(super) fn err(e: ApiError, extension: Option<String>) -> Outcome {
     let mut response = e.response();
     response
         .extensions_mut()
@@ -70,7 +66,7 @@ fn err(e: ApiError, extension: Option<String>) -> Outcome {
     }
 }
 
-fn ok(response: Response<Body>, extension: Option<String>) -> Outcome {
+pub(super) fn ok(response: Response<Body>, extension: Option<String>) -> Outcome {
     Outcome {
         response,
         extension,
@@ -81,7 +77,9 @@ fn ok(response: Response<Body>, extension: Option<String>) -> Outcome {
 async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Outcome {
     let managed = shared.settings.managed_instances();
     match (req.method().clone(), req.uri().path()) {
-        (Method::POST, "/2020-01-01/extension/register") => register(shared, req).await,
+        (Method::POST, "/2020-01-01/extension/register") => {
+            super::register::register(shared, req).await
+        }
         (Method::GET, "/2020-01-01/extension/event/next") => next(shared, req).await,
         (Method::POST, "/2020-01-01/extension/init/error") => report_error(shared, req, true).await,
         (Method::POST, "/2020-01-01/extension/exit/error") => {
@@ -143,159 +141,6 @@ fn identify(shared: &Shared, req: &Request<Incoming>) -> Result<(Uuid, String), 
         ));
     }
     Ok((id, ext.name.clone()))
-}
-
-async fn register(shared: &Arc<Shared>, req: Request<Incoming>) -> Outcome {
-    let name = req
-        .headers()
-        .get(NAME_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let wants_account = req
-        .headers()
-        .get(FEATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|f| f.trim() == "accountId"));
-    let who = (!name.is_empty()).then(|| name.clone());
-    if name.is_empty() {
-        return err(
-            ApiError::forbidden("Extension.InvalidExtensionName", "Empty extension name"),
-            None,
-        );
-    }
-    let body = match read_body(req.into_body()).await {
-        Ok(b) => b,
-        Err(e) => return err(e, who),
-    };
-    let (invoke, shutdown) = match parse_events(&body) {
-        Ok(x) => x,
-        Err(e) => return err(e, who),
-    };
-    let s = &shared.settings;
-    let id = Uuid::new_v4();
-    {
-        let mut st = lock(&shared.state);
-        let generation = st.generation;
-        if !st.registration_open {
-            return err(
-                ApiError::forbidden(
-                    "Extension.RegistrationClosed",
-                    "Extension registration closed already",
-                ),
-                who,
-            );
-        }
-        if st
-            .exts
-            .iter()
-            .any(|e| e.generation == generation && e.name == name)
-        {
-            return err(
-                ApiError::forbidden(
-                    "Extension.InvalidExtensionState",
-                    "Extension is already registered",
-                ),
-                who,
-            );
-        }
-        if st
-            .exts
-            .iter()
-            .filter(|e| e.generation == generation)
-            .count()
-            >= MAX_EXTENSIONS
-        {
-            return err(
-                ApiError::forbidden("Extension.TooManyExtensions", "Too many extensions"),
-                who,
-            );
-        }
-        let external = st.launched.contains(&name);
-        // Internal extensions may not take SHUTDOWN: a name that matches no launched file is internal.
-        if shutdown && !external {
-            return err(
-                ApiError::forbidden(
-                    "Extension.InvalidEventType",
-                    format!(
-                        "{name} is not a launched external extension and cannot register for SHUTDOWN"
-                    ),
-                ),
-                who,
-            );
-        }
-        if invoke && s.managed_instances() {
-            return err(
-                ApiError::forbidden(
-                    "Extension.InvalidEventType",
-                    "INVOKE is not a valid event type on Lambda Managed Instances",
-                ),
-                who,
-            );
-        }
-        st.exts.push(Ext {
-            id,
-            name: name.clone(),
-            generation,
-            external,
-            invoke,
-            shutdown,
-            parked: None,
-            queued: Default::default(),
-            next_calls: 0,
-            last_next_at: None,
-            errored: false,
-            subscribed: None,
-        });
-    }
-    shared.notify();
-    let mut body = json!({
-        "functionName": s.function.name,
-        "functionVersion": s.function.version,
-        "handler": s.function.handler,
-    });
-    if wants_account {
-        body["accountId"] = json!(s.function.account_id);
-    }
-    let mut r = json_response(StatusCode::OK, &body);
-    r.headers_mut().insert(
-        ID_HEADER,
-        http::HeaderValue::from_str(&id.to_string()).expect("a UUID is a valid header value"),
-    );
-    ok(r, who)
-}
-
-fn parse_events(body: &[u8]) -> Result<(bool, bool), ApiError> {
-    let format = |m: String| ApiError::forbidden("InvalidRequestFormat", m);
-    if body.is_empty() {
-        return Ok((false, false));
-    }
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| format(format!("register body is not JSON: {e}")))?;
-    if v.get("configurationKeys").is_some() {
-        return Err(format("configurationKeys are deprecated".into()));
-    }
-    let mut invoke = false;
-    let mut shutdown = false;
-    match v.get("events") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(items)) => {
-            for item in items {
-                match item.as_str() {
-                    Some("INVOKE") => invoke = true,
-                    Some("SHUTDOWN") => shutdown = true,
-                    _ => {
-                        return Err(ApiError::forbidden(
-                            "Extension.InvalidEventType",
-                            format!("invalid event type {item}"),
-                        ));
-                    }
-                }
-            }
-        }
-        Some(other) => return Err(format(format!("events must be an array, got {other}"))),
-    }
-    Ok((invoke, shutdown))
 }
 
 async fn next(shared: &Arc<Shared>, req: Request<Incoming>) -> Outcome {

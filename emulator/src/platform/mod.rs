@@ -6,5 +6,6 @@ pub(crate) mod api;
 mod init;
 mod invoke;
 pub(crate) mod lifecycle;
+mod register;
 mod shutdown;
 pub(crate) mod state;
