@@ -8,6 +8,18 @@ use crate::process::{self, list_extensions};
 use crate::records::Event;
 use std::time::{Duration, Instant};
 
+impl InitFailure {
+    /// Init ran out of time (`Sandbox.Timeout`), waiting for `extension` if one is to blame.
+    fn timeout(extension: Option<String>, message: String) -> Self {
+        Self {
+            error_type: "Sandbox.Timeout".into(),
+            extension,
+            extension_error_type: None,
+            message: Some(message),
+        }
+    }
+}
+
 impl Lifecycle {
     pub async fn init(&mut self, phase: &'static str) -> Result<(), InitFailure> {
         let result = self.try_init(phase).await;
@@ -67,45 +79,7 @@ impl Lifecycle {
             self.launch(generation, name, path, &env)?;
         }
 
-        let names = lock(&shared.state).launched.clone();
-        let registered = shared
-            .wait_until(Some(deadline), |st| {
-                if let Some(f) = st.fatal.first() {
-                    return Some(Err(f.clone()));
-                }
-                let all = names.iter().all(|n| {
-                    st.exts
-                        .iter()
-                        .any(|e| e.generation == generation && &e.name == n)
-                });
-                all.then_some(Ok(()))
-            })
-            .await;
-        match registered {
-            Some(Ok(())) => {}
-            Some(Err(f)) => return Err(f.into()),
-            None => {
-                let st = lock(&shared.state);
-                let missing: Vec<_> = names
-                    .iter()
-                    .filter(|n| {
-                        !st.exts
-                            .iter()
-                            .any(|e| e.generation == generation && &e.name == *n)
-                    })
-                    .cloned()
-                    .collect();
-                return Err(InitFailure {
-                    error_type: "Sandbox.Timeout".into(),
-                    extension: missing.first().cloned(),
-                    extension_error_type: None,
-                    message: Some(format!(
-                        "init timed out: not registered: {}",
-                        missing.join(", ")
-                    )),
-                });
-            }
-        }
+        self.await_registration(generation, deadline).await?;
         // Every launched extension registered: the runtime starts, registration closes.
         lock(&shared.state).registration_open = false;
         shared.bus.emit(Event::InitRuntimeDone {
@@ -121,16 +95,65 @@ impl Lifecycle {
             Some(Ok(())) => {}
             Some(Err(f)) => return Err(f.into()),
             None => {
-                return Err(InitFailure {
-                    error_type: "Sandbox.Timeout".into(),
-                    extension: None,
-                    extension_error_type: None,
-                    message: Some(
-                        "init timed out waiting for the extensions' first event/next".into(),
-                    ),
-                });
+                return Err(InitFailure::timeout(
+                    None,
+                    "init timed out waiting for the extensions' first event/next".into(),
+                ));
             }
         }
+        self.announce_ready(generation);
+        let took = started.elapsed();
+        shared.bus.emit(Event::InitReport {
+            initialization_type: s.initialization_type().into(),
+            phase,
+            duration_ms: ms(took),
+        });
+        self.init_duration = Some(took);
+        Ok(())
+    }
+
+    /// Waits until every launched extension has registered: a crash or the deadline fails init.
+    async fn await_registration(
+        &self,
+        generation: u32,
+        deadline: Instant,
+    ) -> Result<(), InitFailure> {
+        let shared = &self.shared;
+        let names = lock(&shared.state).launched.clone();
+        let is_registered = |st: &super::state::State, n: &String| {
+            st.exts
+                .iter()
+                .any(|e| e.generation == generation && &e.name == n)
+        };
+        let registered = shared
+            .wait_until(Some(deadline), |st| {
+                if let Some(f) = st.fatal.first() {
+                    return Some(Err(f.clone()));
+                }
+                names.iter().all(|n| is_registered(st, n)).then_some(Ok(()))
+            })
+            .await;
+        match registered {
+            Some(Ok(())) => Ok(()),
+            Some(Err(f)) => Err(f.into()),
+            None => {
+                let st = lock(&shared.state);
+                let missing: Vec<_> = names
+                    .iter()
+                    .filter(|n| !is_registered(&st, n))
+                    .cloned()
+                    .collect();
+                Err(InitFailure::timeout(
+                    missing.first().cloned(),
+                    format!("init timed out: not registered: {}", missing.join(", ")),
+                ))
+            }
+        }
+    }
+
+    /// Subscriptions close, and each extension of this generation is `Ready` for its events.
+    fn announce_ready(&self, generation: u32) {
+        let shared = &self.shared;
         let exts: Vec<(String, Vec<String>)> = {
             let mut st = lock(&shared.state);
             st.subscriptions_open = false;
@@ -157,14 +180,6 @@ impl Lifecycle {
                 events,
             });
         }
-        let took = started.elapsed();
-        shared.bus.emit(Event::InitReport {
-            initialization_type: s.initialization_type().into(),
-            phase,
-            duration_ms: ms(took),
-        });
-        self.init_duration = Some(took);
-        Ok(())
     }
 
     fn launch(
@@ -196,30 +211,7 @@ impl Lifecycle {
             output: Vec::new(),
             peak_rss_kb: None,
         });
-        // Peak RSS by sampling VmHWM: wait4's ru_maxrss would count this (large) process's memory,
-        // which the child shared between posix_spawn and exec.
-        let sampler = shared.clone();
-        tokio::spawn(async move {
-            loop {
-                let hwm = process::hwm_kb(pid);
-                let alive = {
-                    let mut st = lock(&sampler.state);
-                    match st.procs.iter_mut().find(|p| p.pid == pid) {
-                        Some(p) if p.exit.is_none() => {
-                            if let Some(kb) = hwm {
-                                p.peak_rss_kb = Some(p.peak_rss_kb.map_or(kb, |k| k.max(kb)));
-                            }
-                            true
-                        }
-                        _ => false,
-                    }
-                };
-                if !alive {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        });
+        sample_peak_rss(shared.clone(), pid);
         let echo = shared.settings.echo_extension_output;
         let mut streams_ended = Vec::new();
         for stream in [
@@ -268,4 +260,31 @@ impl Lifecycle {
         });
         Ok(())
     }
+}
+
+/// Samples the process's peak RSS (VmHWM) every 20 ms until it exits. Not wait4's ru_maxrss,
+/// which would count this (large) process's memory, shared with the child between posix_spawn and
+/// exec.
+fn sample_peak_rss(shared: std::sync::Arc<super::state::Shared>, pid: i32) {
+    tokio::spawn(async move {
+        loop {
+            let hwm = process::hwm_kb(pid);
+            let alive = {
+                let mut st = lock(&shared.state);
+                match st.procs.iter_mut().find(|p| p.pid == pid) {
+                    Some(p) if p.exit.is_none() => {
+                        if let Some(kb) = hwm {
+                            p.peak_rss_kb = Some(p.peak_rss_kb.map_or(kb, |k| k.max(kb)));
+                        }
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if !alive {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
 }
