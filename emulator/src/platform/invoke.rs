@@ -43,62 +43,11 @@ impl Lifecycle {
         let generation = self.generation();
         let start = Instant::now();
         let deadline = start + s.function.invoke_timeout();
-        let mut event = json!({
-            "eventType": "INVOKE",
-            "deadlineMs": epoch_ms(SystemTime::now() + s.function.invoke_timeout()),
-            "requestId": request_id,
-            "invokedFunctionArn": s.function_arn(),
-        });
-        // Present only when the function is traced (spec §1.3: the RIE omits it otherwise).
-        if s.function.tracing {
-            let hex = request_id.replace('-', "");
-            event["tracing"] = json!({"type": "X-Amzn-Trace-Id", "value": format!("Root=1-{:08x}-{};Parent={};Sampled=1",
-                epoch_ms(SystemTime::now()) / 1000, &hex[..24], &hex[..16])});
-        }
-        let event = Bytes::from(event.to_string());
-        let was_frozen = self.frozen;
-        self.thaw_processes();
-        let held_first = if was_frozen {
-            Some(self.rng.coin())
-        } else {
-            None
-        };
-        if held_first == Some(true) {
-            shared.bus.hold(false);
-            shared.bus.wait_drained(Duration::from_secs(1)).await;
-            self.release(&event, |e| e.invoke);
-        } else {
-            self.release(&event, |e| e.invoke);
-            shared.bus.hold(false);
-        }
+        let event = invoke_event(&shared.settings, &request_id);
+        let held_first = self.release_invoke(&event).await;
         let released_ms = shared.since_start_ms(start);
 
-        shared.bus.emit(Event::Start {
-            request_id: request_id.clone(),
-            version: s.function.version.clone(),
-        });
-        let lines: Vec<Event> = (1..=script.lines)
-            .map(|k| {
-                self.line(
-                    &format!("invoke {seq:06} line {k:04}"),
-                    script.line_bytes,
-                    Some(&request_id),
-                    s.function.json_log_format(),
-                )
-            })
-            .collect();
-        run_function(&shared, start, script.duration, lines).await;
-        let runtime_done = Instant::now();
-        let runtime_ms = ms(runtime_done - start);
-        shared.bus.emit(Event::RuntimeDone {
-            request_id: request_id.clone(),
-            status: "success",
-            duration_ms: runtime_ms,
-            produced_bytes: 0,
-        });
-        shared.bus.emit(Event::End {
-            request_id: request_id.clone(),
-        });
+        let runtime_done = self.run_invocation(seq, &request_id, &script, start).await;
 
         let done = shared
             .until_waiting(deadline, |e| {
@@ -135,24 +84,103 @@ impl Lifecycle {
             }
         };
         rec.error_type = error_type.clone();
-        let duration = end - start;
+        self.report(request_id, status, error_type, end - start);
+        self.after_invoke(&rec.status).await;
+        self.invokes.push(rec.clone());
+        rec
+    }
+
+    /// Releases INVOKE to the extensions. A thawed environment delivers the records it held
+    /// before or after the event, by the seed's coin; the answer says which (`None`: not frozen).
+    async fn release_invoke(&mut self, event: &Bytes) -> Option<bool> {
+        let shared = self.shared.clone();
+        let was_frozen = self.frozen;
+        self.thaw_processes();
+        let held_first = if was_frozen {
+            Some(self.rng.coin())
+        } else {
+            None
+        };
+        if held_first == Some(true) {
+            shared.bus.hold(false);
+            shared.bus.wait_drained(Duration::from_secs(1)).await;
+            self.release(event, |e| e.invoke);
+        } else {
+            self.release(event, |e| e.invoke);
+            shared.bus.hold(false);
+        }
+        held_first
+    }
+
+    /// The function's run: `platform.start`, its lines over `script.duration`, `runtimeDone` and
+    /// `platform.end`; the moment the runtime was done.
+    async fn run_invocation(
+        &mut self,
+        seq: u64,
+        request_id: &str,
+        script: &InvokeScript,
+        start: Instant,
+    ) -> Instant {
+        let shared = self.shared.clone();
+        let s = &shared.settings;
+        shared.bus.emit(Event::Start {
+            request_id: request_id.to_string(),
+            version: s.function.version.clone(),
+        });
+        let lines: Vec<Event> = (1..=script.lines)
+            .map(|k| {
+                self.line(
+                    &format!("invoke {seq:06} line {k:04}"),
+                    script.line_bytes,
+                    Some(request_id),
+                    s.function.json_log_format(),
+                )
+            })
+            .collect();
+        run_function(&shared, start, script.duration, lines).await;
+        let runtime_done = Instant::now();
+        let runtime_ms = ms(runtime_done - start);
+        shared.bus.emit(Event::RuntimeDone {
+            request_id: request_id.to_string(),
+            status: "success",
+            duration_ms: runtime_ms,
+            produced_bytes: 0,
+        });
+        shared.bus.emit(Event::End {
+            request_id: request_id.to_string(),
+        });
+
+        runtime_done
+    }
+
+    /// `platform.report`, produced only now, after every extension's `next` (spec §4.2).
+    fn report(
+        &mut self,
+        request_id: String,
+        status: &'static str,
+        error_type: Option<String>,
+        duration: Duration,
+    ) {
         let metrics = ReportMetrics {
             duration_ms: ms(duration),
             billed_duration_ms: duration.as_millis() as u64 + 1,
-            memory_size_mb: s.function.memory_mb,
+            memory_size_mb: self.shared.settings.function.memory_mb,
             max_memory_used_mb: self.memory_used_mb(),
             init_duration_ms: self.init_duration.take().map(ms),
             restore_duration_ms: self.restore_duration.take().map(ms),
             managed_instances: false,
         };
-        // Only now, after every extension's `next`, is the report produced (spec §4.2).
-        shared.bus.emit(Event::Report {
+        self.shared.bus.emit(Event::Report {
             request_id,
             status,
             error_type,
             metrics,
         });
-        match rec.status {
+    }
+
+    /// A successful invoke freezes the environment; a timeout or an error resets it.
+    async fn after_invoke(&mut self, status: &InvokeStatus) {
+        match status {
             InvokeStatus::Success => self.freeze().await,
             InvokeStatus::Timeout => {
                 self.end_generation("timeout", &ShutdownScript::default())
@@ -165,8 +193,6 @@ impl Lifecycle {
                 self.needs_init = true;
             }
         }
-        self.invokes.push(rec.clone());
-        rec
     }
 
     /// SnapStart: restores the (frozen) environment from its snapshot, taken at the end of init.
@@ -310,4 +336,21 @@ async fn run_function(shared: &Shared, start: Instant, duration: Duration, lines
         shared.bus.emit(line);
     }
     tokio::time::sleep_until((start + duration).into()).await;
+}
+
+/// The INVOKE event for `request_id`, with `tracing` only when the function is traced (spec §1.3:
+/// the RIE omits it otherwise).
+fn invoke_event(s: &crate::settings::Settings, request_id: &str) -> Bytes {
+    let mut event = json!({
+        "eventType": "INVOKE",
+        "deadlineMs": epoch_ms(SystemTime::now() + s.function.invoke_timeout()),
+        "requestId": request_id,
+        "invokedFunctionArn": s.function_arn(),
+    });
+    if s.function.tracing {
+        let hex = request_id.replace('-', "");
+        event["tracing"] = json!({"type": "X-Amzn-Trace-Id", "value": format!("Root=1-{:08x}-{};Parent={};Sampled=1",
+            epoch_ms(SystemTime::now()) / 1000, &hex[..24], &hex[..16])});
+    }
+    Bytes::from(event.to_string())
 }
