@@ -21,23 +21,19 @@ impl Lifecycle {
         }
     }
 
-    /// Ends the current generation: SHUTDOWN with `reason` to SHUTDOWN-subscribed extensions (SIGKILL
-    /// for the others), the held records after it, then the stragglers, SIGKILL at `deadlineMs`.
-    pub async fn end_generation(&mut self, reason: &str, script: &ShutdownScript) {
-        let shared = self.shared.clone();
-        let s = &shared.settings;
-        let generation = self.generation();
-        self.thaw_processes();
-        let json_lines = s.function.json_log_format();
+    /// The lines Lambda still holds at SHUTDOWN, emitted now; the stragglers, returned to be
+    /// written over the straggler window.
+    fn late_lines(&mut self, script: &ShutdownScript) -> Vec<Event> {
+        let json_lines = self.shared.settings.function.json_log_format();
         for k in 1..=script.late_lines {
             let line = self.line(&format!("late line {k:04}"), 200, None, json_lines);
-            shared.bus.emit(line);
+            self.shared.bus.emit(line);
         }
         // A runtime still logging while it exits: lines of the last request, written after its
         // report and after SHUTDOWN (the runtime gets SIGTERM before the extensions get SHUTDOWN,
         // spec §1.5; what it writes meanwhile is delivered like any line).
         let last_request = self.invokes.last().map(|i| i.request_id.clone());
-        let stragglers: Vec<Event> = (1..=script.stragglers)
+        (1..=script.stragglers)
             .map(|k| {
                 self.line(
                     &format!("straggler {k:04}"),
@@ -46,42 +42,23 @@ impl Lifecycle {
                     json_lines,
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    /// Ends the current generation: SHUTDOWN with `reason` to SHUTDOWN-subscribed extensions (SIGKILL
+    /// for the others), the held records after it, then the stragglers, SIGKILL at `deadlineMs`.
+    pub async fn end_generation(&mut self, reason: &str, script: &ShutdownScript) {
+        let shared = self.shared.clone();
+        let s = &shared.settings;
+        let generation = self.generation();
+        self.thaw_processes();
+        let stragglers = self.late_lines(script);
         let now = Instant::now();
         let deadline = now + s.function.shutdown_budget();
         let deadline_ms = epoch_ms(SystemTime::now() + s.function.shutdown_budget());
-        let reason_text = if s.function.upper_case_reason {
-            reason.to_uppercase()
-        } else {
-            reason.to_string()
-        };
-        let event = Bytes::from(json!({"eventType": "SHUTDOWN", "shutdownReason": reason_text, "deadlineMs": deadline_ms}).to_string());
-        let kill_now: Vec<i32> = {
-            let mut st = lock(&shared.state);
-            st.shutting_down = true;
-            st.registration_open = false;
-            st.subscriptions_open = false;
-            // Spared until the deadline: SHUTDOWN takers, and extensions that reported an error
-            // (they cannot call the API any more, and are expected to exit by themselves).
-            let takers: Vec<String> = st
-                .exts
-                .iter()
-                .filter(|e| e.generation == generation && (e.external && e.shutdown || e.errored))
-                .map(|e| e.name.clone())
-                .collect();
-            let mut kill = Vec::new();
-            for p in st
-                .procs
-                .iter_mut()
-                .filter(|p| p.generation == generation && p.exit.is_none())
-            {
-                p.shutdown_at = Some(now);
-                if !takers.contains(&p.name) {
-                    kill.push(p.pid);
-                }
-            }
-            kill
-        };
+        let reason_text = reason_as_sent(s, reason);
+        let event = shutdown_event(&reason_text, deadline_ms);
+        let kill_now = close(&mut lock(&shared.state), generation, now);
         shared.notify();
         // Extensions not subscribed to SHUTDOWN are killed at once (spec §1.5).
         for pid in kill_now {
@@ -117,17 +94,7 @@ impl Lifecycle {
             .await
             .is_none()
         {
-            {
-                let mut st = lock(&shared.state);
-                for p in st
-                    .procs
-                    .iter_mut()
-                    .filter(|p| p.generation == generation && p.exit.is_none())
-                {
-                    p.killed_at_deadline = true;
-                    signal_group(p.pid, libc::SIGKILL);
-                }
-            }
+            kill_at_deadline(&mut lock(&shared.state), generation);
             let _ = shared
                 .wait_until(Some(Instant::now() + Duration::from_secs(2)), all_exited)
                 .await;
@@ -149,4 +116,59 @@ impl Lifecycle {
             released_ms: shared.since_start_ms(now),
         });
     }
+}
+
+/// SHUTDOWN closes registration and subscriptions; the answer is the processes to kill at once:
+/// all but the SHUTDOWN takers and the extensions that reported an error (spared until the
+/// deadline: they cannot call the API any more, and are expected to exit by themselves).
+fn close(st: &mut super::state::State, generation: u32, now: Instant) -> Vec<i32> {
+    st.shutting_down = true;
+    st.registration_open = false;
+    st.subscriptions_open = false;
+    let takers: Vec<String> = st
+        .exts
+        .iter()
+        .filter(|e| e.generation == generation && (e.external && e.shutdown || e.errored))
+        .map(|e| e.name.clone())
+        .collect();
+    let mut kill = Vec::new();
+    for p in st
+        .procs
+        .iter_mut()
+        .filter(|p| p.generation == generation && p.exit.is_none())
+    {
+        p.shutdown_at = Some(now);
+        if !takers.contains(&p.name) {
+            kill.push(p.pid);
+        }
+    }
+    kill
+}
+
+/// The deadline passed: every process of `generation` still running is killed (spec §1.5).
+fn kill_at_deadline(st: &mut super::state::State, generation: u32) {
+    for p in st
+        .procs
+        .iter_mut()
+        .filter(|p| p.generation == generation && p.exit.is_none())
+    {
+        p.killed_at_deadline = true;
+        signal_group(p.pid, libc::SIGKILL);
+    }
+}
+
+/// `shutdownReason` in lower case as AWS's code sends it, or upper case as the docs spell it.
+fn reason_as_sent(s: &crate::settings::Settings, reason: &str) -> String {
+    if s.function.upper_case_reason {
+        reason.to_uppercase()
+    } else {
+        reason.to_string()
+    }
+}
+
+fn shutdown_event(reason: &str, deadline_ms: i64) -> Bytes {
+    Bytes::from(
+        json!({"eventType": "SHUTDOWN", "shutdownReason": reason, "deadlineMs": deadline_ms})
+            .to_string(),
+    )
 }
