@@ -191,26 +191,7 @@ impl S3Endpoint {
             write: class.writes_object,
         };
         let since_start = self.started.elapsed();
-        let (mut injected, latency, timeouts, cut) = {
-            let mut st = lock(&self.state);
-            if kind.put {
-                st.puts += 1;
-            }
-            let seq = st.puts;
-            let latency = st.faults.latency;
-            let mut injected = faults::decide(&mut st.faults, kind, seq, since_start);
-            if injected.is_none()
-                && kind.write
-                && let (Some(rate), Some(k)) = (st.faults.prefix_write_rate, key.as_deref())
-                && !st.prefixes.admit(k, rate, since_start)
-            {
-                injected = Some(Injected::PrefixSlowDown);
-            }
-            let cut = (injected == Some(Injected::FreezeCut))
-                .then(|| st.frozen.clone().map(|f| (f, st.faults.freeze_cut_wait)))
-                .flatten();
-            (injected, latency, st.timeouts, cut)
-        };
+        let (mut injected, latency, timeouts, cut) = self.inject(kind, key.as_deref(), since_start);
         let mut record = S3RequestRecord {
             at_ms: crate::clock::ms(since_start),
             method,
@@ -257,33 +238,8 @@ impl S3Endpoint {
                 error_response(status, code, message, i == Injected::FreezeCut)
             }
             _ => {
-                let req = http::Request::from_parts(parts, s3s::Body::from(body));
-                let mut response = service
-                    .call(req)
-                    .await
-                    .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
-                if !response.status().is_success() {
-                    // The store's errors are small XML documents: read the code for the log.
-                    let (parts, body) = response.into_parts();
-                    let bytes = http_body_util::BodyExt::collect(body)
-                        .await
-                        .map(|c| c.to_bytes())
-                        .unwrap_or_default();
-                    record.error_code = error_code(&bytes);
-                    response = http::Response::from_parts(parts, s3s::Body::from(bytes));
-                }
-                if operation == "UploadPart" && lock(&self.state).faults.omit_part_checksums {
-                    let headers = response.headers_mut();
-                    let echoed: Vec<http::HeaderName> = headers
-                        .keys()
-                        .filter(|h| h.as_str().starts_with("x-amz-checksum-"))
-                        .cloned()
-                        .collect();
-                    for h in echoed {
-                        headers.remove(h);
-                    }
-                }
-                response
+                self.serve(service, parts, body, operation, &mut record)
+                    .await?
             }
         };
         if injected == Some(Injected::ReplyLost) {
@@ -292,6 +248,73 @@ impl S3Endpoint {
             return Err(std::io::Error::other("injected lost reply"));
         }
         self.log_answer(record, &response);
+        Ok(response)
+    }
+
+    /// What this request meets: the fault injected (a scheduled one, or SlowDown from a prefix
+    /// past its write rate), the latency, the time limits, and the freeze that cuts it.
+    fn inject(
+        &self,
+        kind: faults::Kind,
+        key: Option<&str>,
+        since_start: Duration,
+    ) -> (Option<Injected>, Duration, Timeouts, Option<FreezeCut>) {
+        let mut st = lock(&self.state);
+        if kind.put {
+            st.puts += 1;
+        }
+        let seq = st.puts;
+        let latency = st.faults.latency;
+        let mut injected = faults::decide(&mut st.faults, kind, seq, since_start);
+        if injected.is_none()
+            && kind.write
+            && let (Some(rate), Some(k)) = (st.faults.prefix_write_rate, key)
+            && !st.prefixes.admit(k, rate, since_start)
+        {
+            injected = Some(Injected::PrefixSlowDown);
+        }
+        let cut = (injected == Some(Injected::FreezeCut))
+            .then(|| st.frozen.clone().map(|f| (f, st.faults.freeze_cut_wait)))
+            .flatten();
+        (injected, latency, st.timeouts, cut)
+    }
+
+    /// The store's answer (s3s over the in-memory store), with its error code read for the log;
+    /// an UploadPart's checksum headers are left out when the faults say so.
+    async fn serve(
+        &self,
+        service: s3s::service::S3Service,
+        parts: http::request::Parts,
+        body: bytes::Bytes,
+        operation: &str,
+        record: &mut S3RequestRecord,
+    ) -> Result<http::Response<s3s::Body>, std::io::Error> {
+        let req = http::Request::from_parts(parts, s3s::Body::from(body));
+        let mut response = service
+            .call(req)
+            .await
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        if !response.status().is_success() {
+            // The store's errors are small XML documents: read the code for the log.
+            let (parts, body) = response.into_parts();
+            let bytes = http_body_util::BodyExt::collect(body)
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            record.error_code = error_code(&bytes);
+            response = http::Response::from_parts(parts, s3s::Body::from(bytes));
+        }
+        if operation == "UploadPart" && lock(&self.state).faults.omit_part_checksums {
+            let headers = response.headers_mut();
+            let echoed: Vec<http::HeaderName> = headers
+                .keys()
+                .filter(|h| h.as_str().starts_with("x-amz-checksum-"))
+                .cloned()
+                .collect();
+            for h in echoed {
+                headers.remove(h);
+            }
+        }
         Ok(response)
     }
 
@@ -397,10 +420,10 @@ impl S3Endpoint {
 
 /// Whether a write marked [`Injected::FreezeCut`] is cut: the environment freezes within the wait
 /// and stays frozen past the socket timeout (a body still being sent then stops arriving).
-async fn cut_by_freeze(
-    cut: Option<(tokio::sync::watch::Receiver<bool>, Duration)>,
-    socket_timeout: Duration,
-) -> bool {
+/// The freeze that may cut an upload, and how long S3 waits before it answers RequestTimeout.
+type FreezeCut = (tokio::sync::watch::Receiver<bool>, Duration);
+
+async fn cut_by_freeze(cut: Option<FreezeCut>, socket_timeout: Duration) -> bool {
     let Some((mut frozen, wait)) = cut else {
         return false;
     };
