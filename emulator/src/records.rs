@@ -208,6 +208,42 @@ impl Event {
         ))
     }
 
+    /// `platform.report`'s record: Managed Instances report only the duration; `status` is the
+    /// Telemetry API's (the Logs API has none).
+    fn report_record(
+        request_id: &str,
+        status: &str,
+        error_type: Option<&str>,
+        metrics: &ReportMetrics,
+        telemetry: bool,
+    ) -> Value {
+        let m = if metrics.managed_instances {
+            json!({"durationMs": round3(metrics.duration_ms)})
+        } else {
+            let mut m = json!({
+                "durationMs": round3(metrics.duration_ms),
+                "billedDurationMs": metrics.billed_duration_ms,
+                "memorySizeMB": metrics.memory_size_mb,
+                "maxMemoryUsedMB": metrics.max_memory_used_mb,
+            });
+            if let Some(init) = metrics.init_duration_ms {
+                m["initDurationMs"] = json!(round3(init));
+            }
+            if let Some(restore) = metrics.restore_duration_ms {
+                m["restoreDurationMs"] = json!(round3(restore));
+            }
+            m
+        };
+        let mut r = json!({"requestId": request_id, "metrics": m});
+        if telemetry {
+            r["status"] = json!(status);
+        }
+        if let Some(e) = error_type {
+            r["errorType"] = json!(e);
+        }
+        r
+    }
+
     fn record(&self, view: &View, time: SystemTime) -> Value {
         let telemetry = view.api == ApiKind::Telemetry;
         match self {
@@ -271,33 +307,13 @@ impl Event {
                 status,
                 error_type,
                 metrics,
-            } => {
-                let m = if metrics.managed_instances {
-                    json!({"durationMs": round3(metrics.duration_ms)})
-                } else {
-                    let mut m = json!({
-                        "durationMs": round3(metrics.duration_ms),
-                        "billedDurationMs": metrics.billed_duration_ms,
-                        "memorySizeMB": metrics.memory_size_mb,
-                        "maxMemoryUsedMB": metrics.max_memory_used_mb,
-                    });
-                    if let Some(init) = metrics.init_duration_ms {
-                        m["initDurationMs"] = json!(round3(init));
-                    }
-                    if let Some(restore) = metrics.restore_duration_ms {
-                        m["restoreDurationMs"] = json!(round3(restore));
-                    }
-                    m
-                };
-                let mut r = json!({"requestId": request_id, "metrics": m});
-                if telemetry {
-                    r["status"] = json!(status);
-                }
-                if let Some(e) = error_type {
-                    r["errorType"] = json!(e);
-                }
-                r
-            }
+            } => Self::report_record(
+                request_id,
+                status,
+                error_type.as_deref(),
+                metrics,
+                telemetry,
+            ),
             Event::ExtensionState {
                 name,
                 state,
