@@ -40,6 +40,15 @@ impl Report {
     /// A human-readable table of the same figures.
     pub fn to_table(&self) -> String {
         let mut t = String::new();
+        self.write_run(&mut t);
+        self.write_extensions(&mut t);
+        self.write_traffic(&mut t);
+        self.write_verdict(&mut t);
+        t
+    }
+
+    /// The run, its failures and the invocations.
+    fn write_run(&self, t: &mut String) {
         let i = &self.invocations;
         let _ = writeln!(
             t,
@@ -70,6 +79,10 @@ impl Report {
             i.post_runtime_ms.p99,
             i.post_runtime_ms.max
         );
+    }
+
+    /// One row per extension process.
+    fn write_extensions(&self, t: &mut String) {
         let _ = writeln!(
             t,
             "{:<32} {:>4} {:>10} {:>10} {:>10} {:>10} {:>12} {:>6} {:>10} {:>9}",
@@ -107,6 +120,10 @@ impl Report {
                 opt(e.cpu_ms)
             );
         }
+    }
+
+    /// Records delivered per subscriber, and S3's requests.
+    fn write_traffic(&self, t: &mut String) {
         let _ = writeln!(
             t,
             "records: emitted {}, delivered {}, dropped {}",
@@ -142,6 +159,10 @@ impl Report {
             self.s3.objects,
             self.s3.object_bytes
         );
+    }
+
+    /// The verdict and why.
+    fn write_verdict(&self, t: &mut String) {
         let v = &self.verdict;
         let _ = writeln!(t, "{}", v.headline());
         let _ = writeln!(
@@ -165,6 +186,5 @@ impl Report {
         for f in &v.failures {
             let _ = writeln!(t, "  FAILED: {f}");
         }
-        t
     }
 }
