@@ -108,27 +108,9 @@ pub async fn start(
         name,
         invoke: !managed,
     };
-    let parsed = match parsed {
-        Ok(p) => p,
-        Err(e) => {
-            return Err(init
-                .fail(None, "Extension.ConfigInvalid", &e.to_string())
-                .await);
-        }
-    };
-    let config = announce(parsed, &log);
-
-    let ca_bundle = match config
-        .s3
-        .ca_bundle
-        .as_deref()
-        .map(read_ca_bundle)
-        .transpose()
-    {
-        Ok(b) => b,
-        Err(message) => {
-            return Err(init.fail(None, "Extension.ConfigInvalid", &message).await);
-        }
+    let (config, ca_bundle) = match configured(parsed, &log) {
+        Ok(c) => c,
+        Err(message) => return Err(init.fail(None, "Extension.ConfigInvalid", &message).await),
     };
     // Started first: the client builds on its own thread while we bind, register and subscribe.
     let sink = open_sink(&config, s3, ca_bundle.as_deref());
@@ -192,6 +174,22 @@ fn bind(port: u16) -> Result<std::net::TcpListener, String> {
         let addr = receiver::listen_address(port);
         format!("cannot listen on {addr} ({ENV_LISTENER_PORT}={port}): {e}")
     })
+}
+
+/// The configuration, announced, with the `AWS_CA_BUNDLE` file's content; or what makes it
+/// invalid, for `init/error`.
+fn configured(
+    parsed: Result<Parsed, crate::config::ConfigError>,
+    log: &Logger,
+) -> Result<(Config, Option<Vec<u8>>), String> {
+    let config = announce(parsed.map_err(|e| e.to_string())?, log);
+    let ca_bundle = config
+        .s3
+        .ca_bundle
+        .as_deref()
+        .map(read_ca_bundle)
+        .transpose()?;
+    Ok((config, ca_bundle))
 }
 
 /// Logs the configuration's warnings and profile once; the configuration from then on.
