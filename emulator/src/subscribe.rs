@@ -61,47 +61,8 @@ pub fn validate(
     };
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| invalid(format!("request body is not valid JSON: {e}")))?;
-    let schema = match (api, v.get("schemaVersion")) {
-        (ApiKind::Telemetry, None) => return Err(invalid("schemaVersion is required".into())),
-        (ApiKind::Logs, None) => LOGS_SCHEMAS[0].to_string(),
-        (_, Some(Value::String(s))) => s.clone(),
-        (_, Some(other)) => {
-            return Err(invalid(format!(
-                "schemaVersion must be a string, got {other}"
-            )));
-        }
-    };
-    let accepted: &[&str] = match api {
-        ApiKind::Telemetry if managed_instances => &[MANAGED_INSTANCES_SCHEMA],
-        ApiKind::Telemetry => &TELEMETRY_SCHEMAS,
-        ApiKind::Logs => &LOGS_SCHEMAS,
-    };
-    if !accepted.contains(&schema.as_str()) {
-        return Err(invalid(format!(
-            "schemaVersion {schema:?} is not supported; accepted: {}",
-            accepted.join(", ")
-        )));
-    }
-
-    let types = match v.get("types") {
-        Some(Value::Array(items)) if !items.is_empty() => {
-            let mut out = Vec::new();
-            for item in items {
-                let c = item.as_str().and_then(Category::parse).ok_or_else(|| {
-                    invalid(format!(
-                        "types: {item} is not one of \"platform\", \"function\", \"extension\""
-                    ))
-                })?;
-                if !out.contains(&c) {
-                    out.push(c);
-                }
-            }
-            out
-        }
-        Some(Value::Array(_)) => return Err(invalid("types should not be empty".into())),
-        _ => return Err(invalid("types is required and must be an array".into())),
-    };
-
+    let schema = schema(api, managed_instances, &v).map_err(invalid)?;
+    let types = types(v.get("types")).map_err(invalid)?;
     let buffering = buffering(v.get("buffering")).map_err(invalid)?;
 
     let dest = v
@@ -138,6 +99,50 @@ pub fn validate(
         path,
         method,
     })
+}
+
+/// `schemaVersion`: required by the Telemetry API, and one the API (and Managed Instances) accept.
+fn schema(api: ApiKind, managed_instances: bool, v: &Value) -> Result<String, String> {
+    let schema = match (api, v.get("schemaVersion")) {
+        (ApiKind::Telemetry, None) => return Err("schemaVersion is required".into()),
+        (ApiKind::Logs, None) => LOGS_SCHEMAS[0].to_string(),
+        (_, Some(Value::String(s))) => s.clone(),
+        (_, Some(other)) => {
+            return Err(format!("schemaVersion must be a string, got {other}"));
+        }
+    };
+    let accepted: &[&str] = match api {
+        ApiKind::Telemetry if managed_instances => &[MANAGED_INSTANCES_SCHEMA],
+        ApiKind::Telemetry => &TELEMETRY_SCHEMAS,
+        ApiKind::Logs => &LOGS_SCHEMAS,
+    };
+    if !accepted.contains(&schema.as_str()) {
+        return Err(format!(
+            "schemaVersion {schema:?} is not supported; accepted: {}",
+            accepted.join(", ")
+        ));
+    }
+    Ok(schema)
+}
+
+/// `types`: a non-empty array of log categories (duplicates count once).
+fn types(types: Option<&Value>) -> Result<Vec<Category>, String> {
+    match types {
+        Some(Value::Array(items)) if !items.is_empty() => {
+            let mut out = Vec::new();
+            for item in items {
+                let c = item.as_str().and_then(Category::parse).ok_or_else(|| {
+                    format!("types: {item} is not one of \"platform\", \"function\", \"extension\"")
+                })?;
+                if !out.contains(&c) {
+                    out.push(c);
+                }
+            }
+            Ok(out)
+        }
+        Some(Value::Array(_)) => Err("types should not be empty".into()),
+        _ => Err("types is required and must be an array".into()),
+    }
 }
 
 fn buffering(v: Option<&Value>) -> Result<Buffering, String> {
