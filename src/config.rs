@@ -1,6 +1,7 @@
 //! Configuration from environment variables: every variable is a constant here, parsed once through
 //! the [`Env`] seam (tests pass a map and never touch the process environment) into types that cannot
-//! be misused.
+//! be misused. [`Config`] is a set of sections, one per consumer (`sections.rs`): each is exactly the
+//! settings struct its consumer takes, with every value derived from the variables computed there.
 //!
 //! Rules (the README's configuration table says the same):
 //! * the bucket is required and must follow S3's bucket naming rules, else [`ConfigError`]

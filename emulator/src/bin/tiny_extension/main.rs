@@ -11,6 +11,9 @@
 //! `TINY_SLEEP_BEFORE_NEXT_MS` (at init), `TINY_QUIET_DELIVERIES` (accept without journaling),
 //! `TINY_SAY` (`|`-separated lines printed to stdout after subscribing).
 
+mod probes;
+
+use probes::{probe_after_register, probe_before_register};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -56,9 +59,6 @@ fn num(name: &str, default: u64) -> u64 {
 
 /// An HTTP answer: status, lower-cased headers, body.
 type Answer = (u16, Vec<(String, String)>, Vec<u8>);
-
-/// One wrong call to make: label, method, path, headers, body.
-type Probe<'a> = (&'a str, &'a str, &'a str, Vec<(&'a str, String)>, String);
 
 /// One HTTP/1.1 request with `Connection: close`.
 fn http(
@@ -188,17 +188,7 @@ fn serve_one(
 }
 
 fn main() {
-    let journal = Arc::new(Journal(Mutex::new(
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(
-                var("TINY_JOURNAL_DIR")
-                    .map(|d| format!("{d}/{}.jsonl", own_name()))
-                    .unwrap_or_else(|| "/dev/null".into()),
-            )
-            .expect("open TINY_JOURNAL"),
-    )));
+    let journal = Arc::new(open_journal());
     let api = var("AWS_LAMBDA_RUNTIME_API").unwrap_or_default();
     let env: serde_json::Map<String, Value> =
         std::env::vars().map(|(k, v)| (k, json!(v))).collect();
@@ -215,6 +205,59 @@ fn main() {
     if var("TINY_PROBE").is_some() {
         probe_before_register(&api, &journal);
     }
+    let (name, id) = register(&api, &journal);
+    let tiny = Tiny {
+        api,
+        journal,
+        id,
+        port,
+    };
+    if var("TINY_PROBE").is_some() {
+        probe_after_register(&tiny.api, &tiny.journal, &name, &tiny.id);
+    }
+    if let Some(t) = var("TINY_INIT_ERROR") {
+        tiny.init_error(&t);
+    }
+    let api_kind = var("TINY_API").unwrap_or_else(|| "telemetry".into());
+    if api_kind != "none" {
+        tiny.subscribe(&api_kind);
+        if var("TINY_SUBSCRIBE_TWICE").is_some() {
+            tiny.subscribe(&api_kind);
+        }
+        if var("TINY_SUBSCRIBE_BOTH").is_some() {
+            tiny.subscribe(if api_kind == "logs" {
+                "telemetry"
+            } else {
+                "logs"
+            });
+        }
+    }
+    // Lines for stdout, `|`-separated: they come back as `extension` records.
+    if let Some(say) = var("TINY_SAY") {
+        for line in say.split('|') {
+            println!("{line}");
+        }
+    }
+    std::thread::sleep(Duration::from_millis(num("TINY_SLEEP_BEFORE_NEXT_MS", 0)));
+    tiny.run()
+}
+
+fn open_journal() -> Journal {
+    Journal(Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(
+                var("TINY_JOURNAL_DIR")
+                    .map(|d| format!("{d}/{}.jsonl", own_name()))
+                    .unwrap_or_else(|| "/dev/null".into()),
+            )
+            .expect("open TINY_JOURNAL"),
+    ))
+}
+
+/// Registers for `TINY_EVENTS` under `TINY_NAME` (or the file name): the name and the identifier.
+fn register(api: &str, journal: &Journal) -> (String, String) {
     let name = var("TINY_NAME").unwrap_or_else(own_name);
     let events: Vec<String> = var("TINY_EVENTS")
         .unwrap_or_else(|| "INVOKE,SHUTDOWN".into())
@@ -230,7 +273,7 @@ fn main() {
         reg_headers.push(("Lambda-Extension-Accept-Feature", f));
     }
     let (status, hs, body) = http(
-        &api,
+        api,
         "POST",
         "/2020-01-01/extension/register",
         &reg_headers,
@@ -241,16 +284,28 @@ fn main() {
     let Some(id) = header(&hs, "lambda-extension-identifier") else {
         std::process::exit(4);
     };
-    let idh = || vec![("Lambda-Extension-Identifier", id.clone())];
-    if var("TINY_PROBE").is_some() {
-        probe_after_register(&api, &journal, &name, &id);
+    (name, id)
+}
+
+/// A registered extension: where the API is, its journal, identifier and listener port.
+struct Tiny {
+    api: String,
+    journal: Arc<Journal>,
+    id: String,
+    port: u16,
+}
+
+impl Tiny {
+    fn idh(&self) -> Vec<(&'static str, String)> {
+        vec![("Lambda-Extension-Identifier", self.id.clone())]
     }
 
-    if let Some(t) = var("TINY_INIT_ERROR") {
-        let mut h = idh();
-        h.push(("Lambda-Extension-Function-Error-Type", t.clone()));
+    /// Reports `t` through `init/error`, and exits.
+    fn init_error(&self, t: &str) -> ! {
+        let mut h = self.idh();
+        h.push(("Lambda-Extension-Function-Error-Type", t.to_string()));
         let (status, _, body) = http(
-            &api,
+            &self.api,
             "POST",
             "/2020-01-01/extension/init/error",
             &h,
@@ -259,11 +314,13 @@ fn main() {
                 .as_bytes(),
         )
         .expect("init/error");
-        journal.write(json!({"kind": "init-error", "status": status, "body": body_json(&body)}));
+        self.journal
+            .write(json!({"kind": "init-error", "status": status, "body": body_json(&body)}));
         std::process::exit(1);
     }
 
-    let subscribe = |which: &str| {
+    /// Subscribes to the Logs (`logs`) or Telemetry API, as the `TINY_*` variables say.
+    fn subscribe(&self, which: &str) {
         let (path, default_schema) = match which {
             "logs" => ("/2020-08-15/logs", "2021-03-18"),
             _ => ("/2022-07-01/telemetry", "2022-12-13"),
@@ -276,7 +333,7 @@ fn main() {
         let mut req = json!({
             "types": ["platform", "function", "extension"],
             "buffering": {"maxItems": buffering.first(), "maxBytes": buffering.get(1), "timeoutMs": buffering.get(2)},
-            "destination": {"protocol": "HTTP", "URI": format!("http://sandbox.localdomain:{port}/telemetry")},
+            "destination": {"protocol": "HTTP", "URI": format!("http://sandbox.localdomain:{}/telemetry", self.port)},
         });
         match var("TINY_SCHEMA").as_deref() {
             Some("omit") => {}
@@ -286,173 +343,83 @@ fn main() {
         if let Some(types) = var("TINY_TYPES") {
             req["types"] = serde_json::from_str(&types).unwrap_or(json!([]));
         }
-        let mut h = idh();
+        let mut h = self.idh();
         h.push(("Content-Type", "application/json".into()));
         let (status, _, body) =
-            http(&api, "PUT", path, &h, req.to_string().as_bytes()).expect("subscribe");
-        journal.write(
+            http(&self.api, "PUT", path, &h, req.to_string().as_bytes()).expect("subscribe");
+        self.journal.write(
             json!({"kind": "subscribe", "api": which, "status": status, "body": body_json(&body)}),
         );
-    };
-    let api_kind = var("TINY_API").unwrap_or_else(|| "telemetry".into());
-    if api_kind != "none" {
-        subscribe(&api_kind);
-        if var("TINY_SUBSCRIBE_TWICE").is_some() {
-            subscribe(&api_kind);
-        }
-        if var("TINY_SUBSCRIBE_BOTH").is_some() {
-            subscribe(if api_kind == "logs" {
-                "telemetry"
-            } else {
-                "logs"
-            });
-        }
     }
-    // Lines for stdout, `|`-separated: they come back as `extension` records.
-    if let Some(say) = var("TINY_SAY") {
-        for line in say.split('|') {
-            println!("{line}");
-        }
-    }
-    std::thread::sleep(Duration::from_millis(num("TINY_SLEEP_BEFORE_NEXT_MS", 0)));
 
-    let mut invokes = 0u64;
-    loop {
-        journal.write(json!({"kind": "next-call"}));
-        let (status, _, body) =
-            match http(&api, "GET", "/2020-01-01/extension/event/next", &idh(), b"") {
+    /// `next` until SHUTDOWN, doing at each INVOKE what the variables say.
+    fn run(&self) -> ! {
+        let mut invokes = 0u64;
+        loop {
+            self.journal.write(json!({"kind": "next-call"}));
+            let (status, _, body) = match http(
+                &self.api,
+                "GET",
+                "/2020-01-01/extension/event/next",
+                &self.idh(),
+                b"",
+            ) {
                 Ok(r) => r,
                 Err(e) => {
-                    journal.write(json!({"kind": "next-error", "error": e.to_string()}));
+                    self.journal
+                        .write(json!({"kind": "next-error", "error": e.to_string()}));
                     std::process::exit(5);
                 }
             };
-        let event = body_json(&body);
-        journal.write(json!({"kind": "event", "status": status, "body": event}));
-        if status != 200 {
-            std::process::exit(6);
-        }
-        match event["eventType"].as_str() {
-            Some("INVOKE") => {
-                invokes += 1;
-                if var("TINY_EXIT_ERROR_AFTER_INVOKES").is_some_and(|n| n.parse() == Ok(invokes)) {
-                    let mut h = idh();
-                    h.push((
-                        "Lambda-Extension-Function-Error-Type",
-                        "Extension.TinyFailure".into(),
-                    ));
-                    let (status, _, body) =
-                        http(&api, "POST", "/2020-01-01/extension/exit/error", &h, b"{}")
-                            .expect("exit/error");
-                    journal.write(
+            let event = body_json(&body);
+            self.journal
+                .write(json!({"kind": "event", "status": status, "body": event}));
+            if status != 200 {
+                std::process::exit(6);
+            }
+            match event["eventType"].as_str() {
+                Some("INVOKE") => {
+                    invokes += 1;
+                    if var("TINY_EXIT_ERROR_AFTER_INVOKES")
+                        .is_some_and(|n| n.parse() == Ok(invokes))
+                    {
+                        let mut h = self.idh();
+                        h.push((
+                            "Lambda-Extension-Function-Error-Type",
+                            "Extension.TinyFailure".into(),
+                        ));
+                        let (status, _, body) = http(
+                            &self.api,
+                            "POST",
+                            "/2020-01-01/extension/exit/error",
+                            &h,
+                            b"{}",
+                        )
+                        .expect("exit/error");
+                        self.journal.write(
                         json!({"kind": "exit-error", "status": status, "body": body_json(&body)}),
                     );
-                    std::process::exit(1);
+                        std::process::exit(1);
+                    }
+                    if var("TINY_CRASH_AFTER_INVOKES").is_some_and(|n| n.parse() == Ok(invokes)) {
+                        self.journal.write(json!({"kind": "crash"}));
+                        std::process::exit(0);
+                    }
+                    std::thread::sleep(Duration::from_millis(num("TINY_SLOW_NEXT_MS", 0)));
                 }
-                if var("TINY_CRASH_AFTER_INVOKES").is_some_and(|n| n.parse() == Ok(invokes)) {
-                    journal.write(json!({"kind": "crash"}));
+                Some("SHUTDOWN") => {
+                    if var("TINY_HANG_ON_SHUTDOWN").is_some() {
+                        loop {
+                            std::thread::sleep(Duration::from_secs(60));
+                        }
+                    }
+                    // Give Lambda the time to deliver what it still held.
+                    std::thread::sleep(Duration::from_millis(num("TINY_SHUTDOWN_WAIT_MS", 150)));
+                    self.journal.write(json!({"kind": "exit"}));
                     std::process::exit(0);
                 }
-                std::thread::sleep(Duration::from_millis(num("TINY_SLOW_NEXT_MS", 0)));
+                _ => {}
             }
-            Some("SHUTDOWN") => {
-                if var("TINY_HANG_ON_SHUTDOWN").is_some() {
-                    loop {
-                        std::thread::sleep(Duration::from_secs(60));
-                    }
-                }
-                // Give Lambda the time to deliver what it still held.
-                std::thread::sleep(Duration::from_millis(num("TINY_SHUTDOWN_WAIT_MS", 150)));
-                journal.write(json!({"kind": "exit"}));
-                std::process::exit(0);
-            }
-            _ => {}
         }
     }
-}
-
-/// Calls the Extensions API wrongly in documented ways and journals each answer (`kind: probe`).
-fn probe_before_register(api: &str, journal: &Journal) {
-    let reg = "/2020-01-01/extension/register";
-    let cases: Vec<Probe> = vec![
-        (
-            "empty-name",
-            "POST",
-            reg,
-            vec![("Lambda-Extension-Name", String::new())],
-            json!({"events": ["INVOKE"]}).to_string(),
-        ),
-        (
-            "bad-event",
-            "POST",
-            reg,
-            vec![("Lambda-Extension-Name", own_name())],
-            json!({"events": ["BOGUS"]}).to_string(),
-        ),
-        (
-            "configuration-keys",
-            "POST",
-            reg,
-            vec![("Lambda-Extension-Name", own_name())],
-            json!({"events": ["INVOKE"], "configurationKeys": ["x"]}).to_string(),
-        ),
-        (
-            "next-without-id",
-            "GET",
-            "/2020-01-01/extension/event/next",
-            vec![],
-            String::new(),
-        ),
-        (
-            "next-bad-id",
-            "GET",
-            "/2020-01-01/extension/event/next",
-            vec![("Lambda-Extension-Identifier", "not-a-uuid".into())],
-            String::new(),
-        ),
-        (
-            "next-unknown-id",
-            "GET",
-            "/2020-01-01/extension/event/next",
-            vec![(
-                "Lambda-Extension-Identifier",
-                "0a1b2c3d-0000-4000-8000-000000000000".into(),
-            )],
-            String::new(),
-        ),
-        (
-            "internal-shutdown",
-            "POST",
-            reg,
-            vec![("Lambda-Extension-Name", "not-a-launched-file".into())],
-            json!({"events": ["SHUTDOWN"]}).to_string(),
-        ),
-    ];
-    for (label, method, path, headers, body) in cases {
-        let (status, _, b) = http(api, method, path, &headers, body.as_bytes()).expect("probe");
-        journal.write(
-            json!({"kind": "probe", "label": label, "status": status, "body": body_json(&b)}),
-        );
-    }
-}
-
-fn probe_after_register(api: &str, journal: &Journal, name: &str, id: &str) {
-    let (status, _, b) = http(
-        api,
-        "POST",
-        "/2020-01-01/extension/register",
-        &[("Lambda-Extension-Name", name.to_string())],
-        br#"{"events":["INVOKE"]}"#,
-    )
-    .expect("probe");
-    journal.write(json!({"kind": "probe", "label": "register-twice", "status": status, "body": body_json(&b)}));
-    let (status, _, b) = http(
-        api,
-        "POST",
-        "/2020-01-01/extension/exit/error",
-        &[("Lambda-Extension-Identifier", id.to_string())],
-        b"",
-    )
-    .expect("probe");
-    journal.write(json!({"kind": "probe", "label": "error-without-type", "status": status, "body": body_json(&b)}));
 }
