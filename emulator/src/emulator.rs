@@ -136,45 +136,10 @@ impl EmulatorBuilder {
             s.function.retry_backoff(),
             started,
         ));
-        let c = s3.credentials();
         // The environment's own /tmp: it survives resets and re-inits, like Lambda's, and is not
         // shared with other environments or runs on this machine.
         let tmp = tempfile::Builder::new().prefix("lambda-env-").tempdir()?;
-        let base_env: Vec<(String, String)> = [
-            ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string()),
-            ("AWS_LAMBDA_FUNCTION_NAME", s.function.name.clone()),
-            ("AWS_LAMBDA_FUNCTION_VERSION", s.function.version.clone()),
-            (
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                s.function.memory_mb.to_string(),
-            ),
-            (
-                "AWS_LAMBDA_INITIALIZATION_TYPE",
-                s.initialization_type().to_string(),
-            ),
-            (
-                "AWS_LAMBDA_LOG_FORMAT",
-                if s.function.json_log_format() {
-                    "JSON"
-                } else {
-                    "Text"
-                }
-                .to_string(),
-            ),
-            ("AWS_REGION", s.function.region.clone()),
-            ("AWS_DEFAULT_REGION", s.function.region.clone()),
-            ("AWS_ACCESS_KEY_ID", c.access_key_id.clone()),
-            ("AWS_SECRET_ACCESS_KEY", c.secret_access_key.clone()),
-            ("AWS_SESSION_TOKEN", c.session_token.clone()),
-            ("AWS_ENDPOINT_URL_S3", s3.url()),
-            ("TZ", ":UTC".to_string()),
-            ("TMPDIR", tmp.path().to_string_lossy().into_owned()),
-            ("LANG", "en_US.UTF-8".to_string()),
-            ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let base_env = lambda_env(&s, runtime_api, &s3, tmp.path());
         // Uploads cut by a freeze need one environment's freezes: not for a shared endpoint.
         if own_s3 {
             s3.set_frozen_signal(bus.frozen());
@@ -474,4 +439,50 @@ impl Emulator {
             verdict,
         }
     }
+}
+
+/// The variables Lambda defines for the extensions of this function (Lambda Developer Guide,
+/// "Defined runtime environment variables"), with the S3 endpoint's credentials and URL.
+fn lambda_env(
+    s: &Settings,
+    runtime_api: SocketAddr,
+    s3: &S3Endpoint,
+    tmp: &std::path::Path,
+) -> Vec<(String, String)> {
+    let c = s3.credentials();
+    [
+        ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string()),
+        ("AWS_LAMBDA_FUNCTION_NAME", s.function.name.clone()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", s.function.version.clone()),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            s.function.memory_mb.to_string(),
+        ),
+        (
+            "AWS_LAMBDA_INITIALIZATION_TYPE",
+            s.initialization_type().to_string(),
+        ),
+        (
+            "AWS_LAMBDA_LOG_FORMAT",
+            if s.function.json_log_format() {
+                "JSON"
+            } else {
+                "Text"
+            }
+            .to_string(),
+        ),
+        ("AWS_REGION", s.function.region.clone()),
+        ("AWS_DEFAULT_REGION", s.function.region.clone()),
+        ("AWS_ACCESS_KEY_ID", c.access_key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY", c.secret_access_key.clone()),
+        ("AWS_SESSION_TOKEN", c.session_token.clone()),
+        ("AWS_ENDPOINT_URL_S3", s3.url()),
+        ("TZ", ":UTC".to_string()),
+        ("TMPDIR", tmp.to_string_lossy().into_owned()),
+        ("LANG", "en_US.UTF-8".to_string()),
+        ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
