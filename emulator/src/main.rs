@@ -297,6 +297,35 @@ fn stage(binaries: &[PathBuf]) -> std::io::Result<Option<tempfile::TempDir>> {
     Ok(Some(dir))
 }
 
+/// Resolves at SIGTERM or SIGINT (never, if neither can be watched).
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut t), Ok(mut i)) => tokio::select! { _ = t.recv() => {}, _ = i.recv() => {} },
+        _ => std::future::pending().await,
+    }
+}
+
+/// Every object of `buckets` under `dir/<bucket>/<key>`; a file that cannot be written is said.
+fn dump_s3(s3: &lambda_emulator::s3::S3Endpoint, buckets: &[String], dir: &std::path::Path) {
+    for bucket in buckets {
+        for o in s3.objects(bucket) {
+            let path = dir.join(bucket).join(&o.key);
+            let written = path
+                .parent()
+                .map(std::fs::create_dir_all)
+                .transpose()
+                .and_then(|_| std::fs::write(&path, &o.body));
+            if let Err(e) = written {
+                eprintln!("lambda-emulator: cannot write {}: {e}", path.display());
+            }
+        }
+    }
+}
+
 fn parse_kv(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -357,16 +386,7 @@ async fn main() -> ExitCode {
         }
     };
     // Interrupted (Ctrl-C, or a timeout's SIGTERM): leave no extension process behind.
-    let interrupted = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut t), Ok(mut i)) => tokio::select! { _ = t.recv() => {}, _ = i.recv() => {} },
-            _ => std::future::pending().await,
-        }
-    };
+    let interrupted = interrupted();
     let progress = (!a.quiet).then(|| {
         lambda_emulator::progress::spawn_for_run(emu.s3().clone(), scenario.buckets.clone())
     });
@@ -388,19 +408,7 @@ async fn main() -> ExitCode {
         print!("{}", report.to_table());
     }
     if let Some(dir) = &a.dump_s3 {
-        for bucket in &scenario.buckets {
-            for o in emu.s3().objects(bucket) {
-                let path = dir.join(bucket).join(&o.key);
-                let written = path
-                    .parent()
-                    .map(std::fs::create_dir_all)
-                    .transpose()
-                    .and_then(|_| std::fs::write(&path, &o.body));
-                if let Err(e) = written {
-                    eprintln!("lambda-emulator: cannot write {}: {e}", path.display());
-                }
-            }
-        }
+        dump_s3(emu.s3(), &scenario.buckets, dir);
     }
     // Init failures, and any failure the verdict does not tolerate, fail the run.
     if report.init_failures.is_empty() && report.verdict.passed {
