@@ -2,6 +2,7 @@
 //! event/next, init/error, exit/error), Logs API 2020-08-15 and Telemetry API 2022-07-01
 //! subscriptions, with the RIE's 403 error types (spec §1.2–1.4, §2.2, §3.1).
 
+use super::outcome::{ID_HEADER, Outcome, err, error_type_of, ok};
 use super::state::{ApiCall, Fatal, Shared, lock};
 use crate::http::{ApiError, Body, json_response, read_body};
 use crate::records::{ApiKind, Event};
@@ -13,15 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use uuid::Uuid;
 
-pub(super) const ID_HEADER: &str = "lambda-extension-identifier";
 const ERROR_TYPE_HEADER: &str = "lambda-extension-function-error-type";
-
-/// The answer plus what the call log needs to know.
-pub(super) struct Outcome {
-    response: Response<Body>,
-    extension: Option<String>,
-    event_type: Option<String>,
-}
 
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let received = Instant::now();
@@ -45,33 +38,6 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     }
     lock(&shared.calls).push(call);
     out.response
-}
-
-fn error_type_of(r: &Response<Body>) -> Option<String> {
-    r.extensions().get::<ErrorTypeTag>().map(|t| t.0.clone())
-}
-
-#[derive(Clone)]
-struct ErrorTypeTag(String);
-
-pub(super) fn err(e: ApiError, extension: Option<String>) -> Outcome {
-    let mut response = e.response();
-    response
-        .extensions_mut()
-        .insert(ErrorTypeTag(e.error_type.clone()));
-    Outcome {
-        response,
-        extension,
-        event_type: None,
-    }
-}
-
-pub(super) fn ok(response: Response<Body>, extension: Option<String>) -> Outcome {
-    Outcome {
-        response,
-        extension,
-        event_type: None,
-    }
 }
 
 async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Outcome {

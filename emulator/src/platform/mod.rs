@@ -6,6 +6,7 @@ pub(crate) mod api;
 mod init;
 mod invoke;
 pub(crate) mod lifecycle;
+mod outcome;
 mod register;
 mod shutdown;
 pub(crate) mod state;

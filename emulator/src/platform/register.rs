@@ -1,7 +1,7 @@
 //! `POST /extension/register` (spec §1.2): the name and feature headers, the events asked for,
 //! the RIE's admission rules and their 403 error types, and the answer with the function's facts.
 
-use super::api::{ID_HEADER, Outcome, err, ok};
+use super::outcome::{ID_HEADER, Outcome, err, ok};
 use super::state::{Ext, Shared, State, lock};
 use crate::http::{ApiError, json_response, read_body};
 use http::{Request, StatusCode};
