@@ -1,5 +1,6 @@
-//! Request bodies of the Lambda APIs, as plain values. The subscription is the one seam between the
-//! Logs API (the Go sample's) and the Telemetry API (a later issue).
+//! Request bodies of the Lambda APIs, as plain values. The subscription (its settings are the
+//! configuration's `Subscription` section) is the one seam between the Logs API (the Go sample's)
+//! and the Telemetry API.
 
 #[cfg(test)]
 use crate::config::LogType;
