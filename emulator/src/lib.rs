@@ -26,14 +26,16 @@
 //!
 //! In layers, each importing only those below it (no import cycle):
 //!
-//! 1. Leaves: [`settings`] (with [`expect`]: what a run tolerates and expects), [`markers`] (the
+//! 1. Leaves: [`settings`] (the one `Function` model the CLI flags, scenario files and the builder
+//!    share; with [`expect`]: what a run tolerates and expects), [`markers`] (the
 //!    unique mark of every function line), [`clock`], [`rng`], [`http`].
 //! 2. [`s3`] — the S3 endpoint, its rules and faults, and the one classifier of S3 operations
 //!    (`s3::operation_class`); [`process`] — extension processes and how they ended; [`records`] —
 //!    platform events and how each API and schema renders them.
 //! 3. [`subscribe`] — subscription validation; [`delivery`] — per-subscriber batching, retries,
 //!    drops and holds.
-//! 4. `platform/` — the environment's state, the Runtime API server (`api.rs`) and the lifecycle
+//! 4. `platform/` — the environment's state, the Runtime API server (`api.rs`, `register.rs`, and
+//!    `outcome.rs`, the answer both give) and the lifecycle
 //!    driver (`lifecycle.rs`: init, invoke, freeze, shutdown, resets).
 //! 5. [`measurements`] — what a run measured; [`verdict`] — decoded objects and the line-exact
 //!    verdict, read from the measurements and S3; [`report`] — both, as JSON and a table.
