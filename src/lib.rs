@@ -48,6 +48,7 @@ pub mod logging;
 pub mod metrics;
 pub mod object_key;
 pub mod random;
+pub mod rules;
 pub mod sealed;
 pub mod ship_policy;
 pub mod sink;

@@ -25,6 +25,8 @@ pub enum Kind {
     },
     /// A line an extension wrote (the `extension` log type): never makes a batch due by itself.
     Extension,
+    /// A line the function wrote (the `function` log type).
+    Function,
     Other,
 }
 
@@ -105,6 +107,28 @@ fn lambda_type(text: &str) -> Option<&str> {
         .then(|| &rest[..end])
 }
 
+/// A record's `type` and where its `record` value lies in it: read from Lambda's layout when the
+/// value is a string that ends the element (a plain-text line, nearly every record), else by serde.
+pub fn layout(text: &str) -> Option<(Cow<'_, str>, std::ops::Range<usize>)> {
+    if let Some(t) = lambda_type(text) {
+        let start = text.find(r#","record":"#)? + r#","record":"#.len();
+        let b = text.as_bytes();
+        if b.get(start) == Some(&b'"') {
+            let mut i = start + 1;
+            while i < b.len() && b[i] != b'"' {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+            if text.get(i + 1..) == Some("}") {
+                return Some((Cow::Borrowed(t), start..i + 1));
+            }
+        }
+    }
+    let p: Peek = serde_json::from_str(text).ok()?;
+    // `RawValue` borrows from `text`: its offset there is where the value lies.
+    let start = p.record.get().as_ptr() as usize - text.as_ptr() as usize;
+    Some((p.kind, start..start + p.record.get().len()))
+}
+
 /// Splits `body` into records without copying them; an element that is not a record is wrapped,
 /// timed `received_at`.
 pub fn parse_delivery(
@@ -127,10 +151,10 @@ pub fn parse_delivery(
         if let Some(t) = lambda_type(text).filter(|t| !t.starts_with("platform.")) {
             out.records.push(Record {
                 raw,
-                kind: if t == "extension" {
-                    Kind::Extension
-                } else {
-                    Kind::Other
+                kind: match t {
+                    "extension" => Kind::Extension,
+                    "function" => Kind::Function,
+                    _ => Kind::Other,
                 },
                 request_id: None,
             });
@@ -144,6 +168,7 @@ pub fn parse_delivery(
                     "platform.report" => Kind::Report,
                     "platform.restoreStart" => Kind::RestoreStart,
                     "extension" => Kind::Extension,
+                    "function" => Kind::Function,
                     "platform.logsDropped" => Kind::LogsDropped {
                         records: serde_json::from_str::<PeekDropped>(p.record.get())
                             .map_or(0, |d| d.dropped_records),
@@ -214,7 +239,7 @@ mod tests {
             Some("6f7f0961f83442118a7af6fe80b88d56")
         );
         assert_eq!(d.records[2].kind, Kind::RuntimeDone);
-        assert_eq!(d.records[1].kind, Kind::Other);
+        assert_eq!(d.records[1].kind, Kind::Function);
         // Zero-copy: the record points into the body.
         assert!(d.records[1].raw.as_ptr() >= body.as_ptr());
     }
@@ -298,7 +323,7 @@ mod tests {
             vec![
                 Kind::LogsDropped { records: 123 },
                 Kind::RestoreStart,
-                Kind::Other,
+                Kind::Function,
                 Kind::Other
             ]
         );
@@ -322,6 +347,24 @@ mod tests {
             "kept exactly, wrapped"
         );
         assert_eq!(d.malformed_elements, 1, "not a record, but kept");
+    }
+
+    #[test]
+    fn layout_finds_the_type_and_the_record_value_whatever_the_layout() {
+        let at = |text: &'static str| {
+            let (t, range) = layout(text).unwrap();
+            (t.into_owned(), &text[range])
+        };
+        let line = r#"{"time":"t","type":"function","record":"say \"hi\"\n"}"#;
+        assert_eq!(at(line), ("function".into(), r#""say \"hi\"\n""#));
+        let object = r#"{"time":"t","type":"function","record":{"message":"m"}}"#;
+        assert_eq!(at(object), ("function".into(), r#"{"message":"m"}"#));
+        // A field after the record, or another order: serde reads it.
+        let more = r#"{"time":"t","type":"extension","record":"x","extra":"y"}"#;
+        assert_eq!(at(more), ("extension".into(), r#""x""#));
+        let reordered = r#"{"record": "x", "type": "function", "time": "t"}"#;
+        assert_eq!(at(reordered), ("function".into(), r#""x""#));
+        assert!(layout(r#"{"type":"function"}"#).is_none());
     }
 
     #[test]

@@ -1,0 +1,302 @@
+//! Processing rules: what the function's lines lose before they leave it — lines excluded,
+//! lines not included, sequences masked, requests sampled out, platform record types dropped.
+//! Pure: Intake asks, per record, what to ship ([`Rules::apply`]) and counts what the answer says.
+//!
+//! * Text rules see the text of `function` and `extension` records only: for a plain-text record
+//!   its line; for a JSON record (the JSON log format, Managed Instances) every string value, keys
+//!   kept, and a masked record keeps everything but the strings that changed ([`strings`]).
+//!   Platform records are never touched by them.
+//! * Rules apply in order: a mask rewrites what later rules see; the first rule that drops a record
+//!   is the one it is counted against.
+//! * `sample` decides per request: FNV-1a of the request id, modulo `keep_one_in`, is 0 for a kept
+//!   request, so one request's lines are kept or dropped together and every environment agrees. A
+//!   JSON record's own `requestId` names its request; a plain-text line belongs to the request
+//!   last started (on demand an environment runs one request at a time). A line with no request
+//!   (init) and a line at WARN or above are never sampled out.
+//! * Patterns are Rust `regex` syntax, matched in time linear in the line whatever the pattern
+//!   (finite automata, no backtracking); the limits are in [`parse`].
+
+mod parse;
+mod strings;
+#[cfg(test)]
+mod tests;
+
+pub use parse::{
+    MAX_COMPILED_BYTES, MAX_NAME_CHARS, MAX_PATTERN_CHARS, MAX_RULES, PLATFORM_TYPES, RuleError,
+    Spec, What,
+};
+
+use bytes::Bytes;
+use regex::{Regex, RegexBuilder};
+use std::borrow::Cow;
+use std::ops::Range;
+
+/// What a rule did to a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Dropped by `exclude_at_match`, `include_at_match` or `exclude_platform_types`.
+    Excluded,
+    /// Dropped by `sample`.
+    SampledOut,
+    /// Changed by `mask_sequences` (and still shipped, unless a later rule drops it).
+    Masked,
+}
+
+/// The levels `sample` never drops, as the runtimes and the JSON log format write them.
+const SEVERE: [&str; 5] = ["WARN", "WARNING", "ERROR", "FATAL", "CRITICAL"];
+
+/// Compiled rules, in order. Equal when written the same.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    specs: Vec<Spec>,
+    compiled: Vec<Compiled>,
+}
+
+impl PartialEq for Rules {
+    fn eq(&self, other: &Self) -> bool {
+        self.specs == other.specs
+    }
+}
+impl Eq for Rules {}
+
+#[derive(Debug, Clone)]
+enum Compiled {
+    Exclude(Regex),
+    Include(Regex),
+    Mask(Regex, String),
+    Sample(Option<Regex>, u64),
+    Types(Vec<String>),
+}
+
+/// A text record's strings: the literal each came from, and its text now.
+struct Strings<'a> {
+    items: Vec<(Range<usize>, Cow<'a, str>, bool)>,
+    level: Option<Cow<'a, str>>,
+    request_id: Option<Cow<'a, str>>,
+}
+
+impl Rules {
+    /// The rules of `text` (the variable's value), compiled.
+    pub fn parse(text: &str) -> Result<Self, RuleError> {
+        Self::compile(parse::specs(text)?)
+    }
+
+    /// `specs`, compiled; a pattern that does not compile, or compiles too large, is an error.
+    pub fn compile(specs: Vec<Spec>) -> Result<Self, RuleError> {
+        let mut compiled = Vec::with_capacity(specs.len());
+        for (index, spec) in specs.iter().enumerate() {
+            let regex = spec
+                .what
+                .pattern()
+                .map(|p| {
+                    RegexBuilder::new(p)
+                        .size_limit(MAX_COMPILED_BYTES)
+                        .build()
+                        .map_err(|e| RuleError {
+                            index: Some(index),
+                            name: Some(spec.name.clone()),
+                            reason: pattern_error(p, &e),
+                        })
+                })
+                .transpose()?;
+            compiled.push(match (&spec.what, regex) {
+                (What::ExcludeAtMatch { .. }, Some(re)) => Compiled::Exclude(re),
+                (What::IncludeAtMatch { .. }, Some(re)) => Compiled::Include(re),
+                (
+                    What::MaskSequences {
+                        replace_placeholder,
+                        ..
+                    },
+                    Some(re),
+                ) => Compiled::Mask(re, replace_placeholder.clone()),
+                (What::Sample { keep_one_in, .. }, re) => Compiled::Sample(re, *keep_one_in),
+                (What::ExcludePlatformTypes { record_types }, _) => {
+                    Compiled::Types(record_types.clone())
+                }
+                // A text rule always has its pattern (parse requires it).
+                (_, None) => Compiled::Types(Vec::new()),
+            });
+        }
+        Ok(Self { specs, compiled })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
+    }
+
+    /// The rules' names, in order (they name the counters).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.specs.iter().map(|s| s.name.as_str())
+    }
+
+    pub fn specs(&self) -> &[Spec] {
+        &self.specs
+    }
+
+    /// What to ship of the record `raw`, of type `record_type`, whose `record` value lies at
+    /// `value`; `None` when a rule drops it. `current_request` is the request a plain-text line
+    /// belongs to. `tally` hears each rule's effect, by the rule's index.
+    pub fn apply(
+        &self,
+        raw: &Bytes,
+        record_type: &str,
+        value: Range<usize>,
+        current_request: Option<&str>,
+        tally: &mut dyn FnMut(usize, Effect),
+    ) -> Option<Bytes> {
+        if record_type.starts_with("platform.") {
+            let dropped_by = self.compiled.iter().position(
+                |c| matches!(c, Compiled::Types(types) if types.iter().any(|t| t == record_type)),
+            );
+            return match dropped_by {
+                Some(i) => {
+                    tally(i, Effect::Excluded);
+                    None
+                }
+                None => Some(raw.clone()),
+            };
+        }
+        if record_type != "function" && record_type != "extension" {
+            return Some(raw.clone());
+        }
+        // Every record is valid UTF-8 (the delivery parsed as JSON); anything else is shipped as is.
+        let Some(text) = std::str::from_utf8(raw).ok() else {
+            return Some(raw.clone());
+        };
+        let Some(json) = text.get(value.clone()) else {
+            return Some(raw.clone());
+        };
+        let mut strings = Strings::of(json);
+        let mut changed = false;
+        for (i, rule) in self.compiled.iter().enumerate() {
+            let any = |re: &Regex, s: &Strings| s.items.iter().any(|(_, t, _)| re.is_match(t));
+            match rule {
+                Compiled::Exclude(re) if any(re, &strings) => {
+                    tally(i, Effect::Excluded);
+                    return None;
+                }
+                Compiled::Include(re) if !any(re, &strings) => {
+                    tally(i, Effect::Excluded);
+                    return None;
+                }
+                Compiled::Mask(re, placeholder) if strings.mask(re, placeholder) => {
+                    changed = true;
+                    tally(i, Effect::Masked);
+                }
+                Compiled::Sample(re, one_in) => {
+                    let request = strings.request_id.as_deref().or(current_request);
+                    let sampled_out = re.as_ref().is_none_or(|re| any(re, &strings))
+                        && request.is_some_and(|id| !kept(id, *one_in))
+                        && !strings.severe();
+                    if sampled_out {
+                        tally(i, Effect::SampledOut);
+                        return None;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !changed {
+            return Some(raw.clone());
+        }
+        let mut out = String::with_capacity(text.len() + 16);
+        out.push_str(&text[..value.start]);
+        out.push_str(&strings.rewrite(json));
+        out.push_str(&text[value.end..]);
+        Some(Bytes::from(out))
+    }
+}
+
+impl<'a> Strings<'a> {
+    fn of(json: &'a str) -> Self {
+        let mut s = Strings {
+            items: Vec::new(),
+            level: None,
+            request_id: None,
+        };
+        let mut key: Option<Cow<str>> = None;
+        for lit in strings::literals(json) {
+            let text = strings::decode(&json[lit.range.clone()]);
+            if lit.key {
+                key = (lit.depth == 1).then_some(text);
+                continue;
+            }
+            match key.take().as_deref() {
+                Some("level") if lit.depth == 1 => s.level = Some(text.clone()),
+                Some("requestId") if lit.depth == 1 => s.request_id = Some(text.clone()),
+                _ => {}
+            }
+            s.items.push((lit.range, text, false));
+        }
+        s
+    }
+
+    /// Masks every match of `re` in every string; whether any changed.
+    fn mask(&mut self, re: &Regex, placeholder: &str) -> bool {
+        let mut hit = false;
+        for (_, text, changed) in &mut self.items {
+            let masked = match re.replace_all(text, placeholder) {
+                Cow::Owned(m) => Some(m),
+                Cow::Borrowed(_) => None,
+            };
+            if let Some(m) = masked {
+                *text = Cow::Owned(m);
+                *changed = true;
+                hit = true;
+            }
+        }
+        hit
+    }
+
+    /// WARN or above: a JSON record's `level`, else a level word anywhere in the line.
+    fn severe(&self) -> bool {
+        if let Some(level) = &self.level {
+            return SEVERE.iter().any(|s| s.eq_ignore_ascii_case(level));
+        }
+        self.items.iter().any(|(_, t, _)| {
+            t.split(|c: char| !c.is_ascii_alphabetic())
+                .any(|word| SEVERE.contains(&word))
+        })
+    }
+
+    /// `json` with each changed string written anew and everything else as it was.
+    fn rewrite(&self, json: &str) -> String {
+        let mut out = String::with_capacity(json.len() + 16);
+        let mut at = 0;
+        for (range, text, changed) in &self.items {
+            if *changed {
+                out.push_str(&json[at..range.start]);
+                out.push_str(&strings::encode(text));
+                at = range.end;
+            }
+        }
+        out.push_str(&json[at..]);
+        out
+    }
+}
+
+/// Whether `sample` keeps the request `id`, one in `one_in`: FNV-1a (64-bit) of its bytes.
+pub fn kept(id: &str, one_in: u64) -> bool {
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash % one_in.max(1) == 0
+}
+
+/// One line for a pattern that does not compile: `regex` explains over several lines.
+fn pattern_error(pattern: &str, e: &regex::Error) -> String {
+    match e {
+        regex::Error::CompiledTooBig(_) => format!(
+            "the pattern {pattern:?} compiles to more than {MAX_COMPILED_BYTES} bytes of automaton; use a smaller repetition count or a narrower class"
+        ),
+        _ => {
+            let text = e.to_string();
+            let reason = text
+                .lines()
+                .rev()
+                .find_map(|l| l.trim().strip_prefix("error: "))
+                .unwrap_or(text.trim());
+            format!("the pattern {pattern:?} does not compile: {reason}")
+        }
+    }
+}
