@@ -132,7 +132,7 @@ pub async fn start(
     info!(log, "registered"; "name" => name, "listener" => local.to_string(), "bucket" => config.s3.bucket.as_str(),
         "managed_instances" => managed);
 
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(Counters::with_rules(config.intake.rules.names()));
     let (shipper, batch) = start_actors(&config, sink, &counters, &log);
     let state = ReceiverState::new(batch.clone().recipient(), counters.clone(), log.clone());
     let server_handle = match receiver::serve(listener, state) {
@@ -202,6 +202,11 @@ fn announce(parsed: Parsed, log: &Logger) -> Config {
             "ship_rate_bytes" => parsed.config.intake.thresholds.bytes.get(),
             "ship_rate_invokes" => parsed.config.intake.thresholds.invokes.get(),
             "ship_rate_ms" => parsed.config.intake.thresholds.elapsed.as_millis() as u64);
+    }
+    let rules = &parsed.config.intake.rules;
+    if !rules.is_empty() {
+        info!(log, "processing rules"; "count" => rules.specs().len(),
+            "names" => rules.names().collect::<Vec<_>>().join(", "));
     }
     parsed.config
 }

@@ -45,6 +45,7 @@ pub const ENV_SHIP_AT: &str = "ADAPTIVE_BATCHING_EXTENSION_SHIP_AT";
 pub const ENV_NEXT_WAIT_MS: &str = "ADAPTIVE_BATCHING_EXTENSION_NEXT_WAIT_MS";
 pub const ENV_MAX_DELAY_MS: &str = "ADAPTIVE_BATCHING_EXTENSION_MAX_DELAY_MS";
 pub const ENV_PROFILE: &str = "ADAPTIVE_BATCHING_EXTENSION_PROFILE";
+pub const ENV_PROCESSING_RULES: &str = "ADAPTIVE_BATCHING_EXTENSION_PROCESSING_RULES";
 /// The default freshness bound, in multiples of `SHIP_RATE_MILLISECONDS`.
 pub const DEFAULT_MAX_DELAY_FACTOR: u64 = 3;
 
@@ -323,6 +324,9 @@ pub enum ConfigError {
     },
     #[error("{ENV_KEY_TEMPLATE} {value:?} {reason}")]
     InvalidTemplate { value: String, reason: String },
+    /// The rule's index and name, and what is wrong with it.
+    #[error("{ENV_PROCESSING_RULES} {0}")]
+    InvalidRules(crate::rules::RuleError),
 }
 
 /// A configuration plus the warnings parsing it produced, to be logged once at start.

@@ -4,7 +4,8 @@
 //! Namespace `AdaptiveBatchingExtension`, one dimension, `FunctionName`. One line per shipped object
 //! (`RecordsShipped`, `BytesShipped`, `UploadMilliseconds`, `Retries`) and one at shutdown
 //! (`RecordsReceived`, `RecordsShipped`, `Spilled`, `Refused`, `Malformed`, `LambdaDropped`,
-//! `StillSpilled`). When the `extension` log type is subscribed these lines come back to us; they
+//! `RecordsFiltered`, …), with one more per processing rule, dimensions `FunctionName` and `Rule`
+//! (`RecordsExcluded`, `RecordsSampledOut`, `RecordsMasked`). When the `extension` log type is subscribed these lines come back to us; they
 //! are recognised by [`is_own_metrics_record`] and never shipped.
 
 use serde_json::{Map, Value, json};
@@ -13,6 +14,19 @@ pub const NAMESPACE: &str = "AdaptiveBatchingExtension";
 
 /// One EMF line: `metrics` are (name, value, unit).
 pub fn emf_line(function_name: &str, timestamp_ms: i64, metrics: &[(&str, f64, &str)]) -> String {
+    emf_line_with(function_name, &[], timestamp_ms, metrics)
+}
+
+/// One EMF line with more dimensions than `FunctionName` (name, value): a processing rule's line
+/// has `Rule`, so CloudWatch keeps one series per rule.
+pub fn emf_line_with(
+    function_name: &str,
+    dimensions: &[(&str, &str)],
+    timestamp_ms: i64,
+    metrics: &[(&str, f64, &str)],
+) -> String {
+    let mut names = vec!["FunctionName"];
+    names.extend(dimensions.iter().map(|(n, _)| *n));
     let definitions: Vec<Value> = metrics
         .iter()
         .map(|(name, _, unit)| json!({"Name": name, "Unit": unit}))
@@ -22,10 +36,13 @@ pub fn emf_line(function_name: &str, timestamp_ms: i64, metrics: &[(&str, f64, &
         "_aws".into(),
         json!({
             "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [["FunctionName"]], "Metrics": definitions}],
+            "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [names], "Metrics": definitions}],
         }),
     );
     root.insert("FunctionName".into(), json!(function_name));
+    for (name, value) in dimensions {
+        root.insert((*name).into(), json!(value));
+    }
     for (name, value, _) in metrics {
         root.insert((*name).into(), json!(value));
     }
@@ -47,10 +64,16 @@ impl Emf {
 
     /// Prints one line of `metrics` (name, value, unit), stamped now.
     pub fn print(&self, metrics: &[(&str, f64, &str)]) {
+        self.print_with(&[], metrics);
+    }
+
+    /// Prints one line of `metrics` with more `dimensions` (name, value), stamped now.
+    pub fn print_with(&self, dimensions: &[(&str, &str)], metrics: &[(&str, f64, &str)]) {
         println!(
             "{}",
-            emf_line(
+            emf_line_with(
                 &self.function_name,
+                dimensions,
                 chrono::Utc::now().timestamp_millis(),
                 metrics
             )
@@ -104,6 +127,15 @@ mod tests {
         );
         assert_valid_emf(&line);
         assert!(line.contains(r#""FunctionName":"demo-fn""#));
+        let rule = emf_line_with(
+            "demo-fn",
+            &[("Rule", "aws-keys")],
+            1_700_000_000_000,
+            &[("RecordsMasked", 7.0, "Count")],
+        );
+        assert_valid_emf(&rule);
+        assert!(rule.contains(r#""Dimensions":[["FunctionName","Rule"]]"#));
+        assert!(rule.contains(r#""Rule":"aws-keys""#));
     }
 
     #[test]

@@ -49,9 +49,36 @@ pub struct Counters {
     /// At the end: records still owned, in memory (lost with the process) and on disk.
     pub unshipped_in_memory: AtomicU64,
     pub still_spilled: AtomicU64,
+    /// Records the processing rules dropped (excluded or sampled out): received, never shipped,
+    /// not lost.
+    pub filtered: AtomicU64,
+    /// Per processing rule, in the rules' order: what it did.
+    pub rules: Box<[RuleCounts]>,
+}
+
+/// What one processing rule did.
+#[derive(Debug, Default)]
+pub struct RuleCounts {
+    pub name: String,
+    pub excluded: AtomicU64,
+    pub sampled_out: AtomicU64,
+    pub masked: AtomicU64,
 }
 
 impl Counters {
+    /// Counters with one [`RuleCounts`] per rule name.
+    pub fn with_rules<'a>(names: impl Iterator<Item = &'a str>) -> Self {
+        Self {
+            rules: names
+                .map(|name| RuleCounts {
+                    name: name.to_string(),
+                    ..RuleCounts::default()
+                })
+                .collect(),
+            ..Self::default()
+        }
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }

@@ -17,6 +17,8 @@ pub struct Summary {
     pub unreadable: u64,
     /// Refused for want of room: lost, and counted so.
     pub refused: u64,
+    /// Dropped by the processing rules (excluded or sampled out): meant not to ship.
+    pub filtered: u64,
     pub lost_in_memory: u64,
     pub lost_with_environment: u64,
     pub put_requests: u64,
@@ -31,9 +33,10 @@ impl Summary {
     pub fn of(c: &Counters, discarded: bool) -> Self {
         let get = Counters::get;
         let received = get(&c.received);
-        // Received but never handed to the shipper (a final batch still being encoded at the
-        // deadline) is in memory too.
-        let unsealed = received.saturating_sub(get(&c.sealed));
+        let filtered = get(&c.filtered);
+        // Received, not dropped by a rule, but never handed to the shipper (a final batch still
+        // being encoded at the deadline) is in memory too.
+        let unsealed = received.saturating_sub(get(&c.sealed) + filtered);
         let on_disk = get(&c.still_spilled);
         let (kept_on_disk, lost_with_environment) = if discarded {
             (0, on_disk)
@@ -50,6 +53,7 @@ impl Summary {
             rejected: get(&c.rejected),
             unreadable: get(&c.unreadable),
             refused: get(&c.refused),
+            filtered,
             lost_in_memory: get(&c.unshipped_in_memory) + unsealed,
             lost_with_environment,
             put_requests: get(&c.put_requests),
@@ -63,10 +67,16 @@ impl Summary {
         self.lost_in_memory + self.lost_with_environment + self.refused
     }
 
-    /// Whether every record received or recovered is shipped, kept, set aside or counted lost.
+    /// Whether every record received or recovered is shipped, kept, set aside, dropped by a rule
+    /// or counted lost.
     pub fn accounted(&self) -> bool {
         self.received + self.recovered
-            == self.shipped + self.kept_on_disk + self.rejected + self.unreadable + self.lost()
+            == self.shipped
+                + self.kept_on_disk
+                + self.rejected
+                + self.unreadable
+                + self.filtered
+                + self.lost()
     }
 
     /// What these settings cost: S3 requests per GB of logs (S3 bills $0.005 per 1,000).
@@ -90,6 +100,7 @@ impl Summary {
             ("Refused", n(self.refused), "Count"),
             ("Rejected", n(self.rejected + self.unreadable), "Count"),
             ("Malformed", n(Counters::get(&c.malformed)), "Count"),
+            ("RecordsFiltered", n(self.filtered), "Count"),
             (
                 "LambdaDropped",
                 n(Counters::get(&c.lambda_dropped)),
@@ -138,6 +149,12 @@ mod tests {
         assert!(spindown.accounted());
         Counters::add(&c.shipped, 1);
         assert!(!Summary::of(&c, false).accounted(), "one record too many");
+        // 6 more received and dropped by the rules: never sealed, not lost.
+        Counters::sub(&c.shipped, 1);
+        counters(&[(&c.received, 6), (&c.filtered, 6)]);
+        let filtered = Summary::of(&c, false);
+        assert_eq!((filtered.filtered, filtered.lost_in_memory), (6, 7));
+        assert!(filtered.accounted());
     }
 
     #[test]

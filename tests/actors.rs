@@ -143,6 +143,7 @@ fn batch_actor_shipping_at(
         managed_instances: false,
         ship_at,
         tick: adaptive_batching_extension::config::tick(thresholds.elapsed, false),
+        rules: Default::default(),
     };
     let handles = ShipperHandles {
         ship: probe.clone().recipient(),

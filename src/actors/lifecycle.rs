@@ -173,9 +173,25 @@ impl LifecycleActor {
             "peak_held_bytes" => get(&c.peak_held_bytes),
             "malformed" => get(&c.malformed), "oversized" => get(&c.oversized),
             "lambda_dropped" => get(&c.lambda_dropped), "restores" => get(&c.restores),
+            "filtered" => s.filtered,
             "accounted" => s.accounted(), "ms" => started.elapsed().as_millis() as u64);
+        for r in c.rules.iter() {
+            info!(self.log, "processing rule";
+                "rule" => &r.name, "excluded" => get(&r.excluded),
+                "sampled_out" => get(&r.sampled_out), "masked" => get(&r.masked));
+        }
         if let Some(emf) = &self.emf {
             emf.print(&s.emf_metrics(c));
+            for r in c.rules.iter() {
+                emf.print_with(
+                    &[("Rule", &r.name)],
+                    &[
+                        ("RecordsExcluded", get(&r.excluded) as f64, "Count"),
+                        ("RecordsSampledOut", get(&r.sampled_out) as f64, "Count"),
+                        ("RecordsMasked", get(&r.masked) as f64, "Count"),
+                    ],
+                );
+            }
         }
         if pending.records > 0 {
             error!(self.log, "records could not be shipped before the shutdown deadline";

@@ -200,3 +200,35 @@ pub(super) fn buffering(env: &dyn Env, warnings: &mut Vec<String>) -> Buffering 
         ),
     }
 }
+
+/// `PROCESSING_RULES`: a JSON array of rules (`crate::rules`); unset, empty or `[]` is none. A rule
+/// that cannot apply, for want of the log type it reads, is kept and warned about.
+pub(super) fn processing_rules(
+    env: &dyn Env,
+    types: &[LogType],
+    warnings: &mut Vec<String>,
+) -> Result<crate::rules::Rules, ConfigError> {
+    let Some(text) = env
+        .get(ENV_PROCESSING_RULES)
+        .filter(|t| !t.trim().is_empty())
+    else {
+        return Ok(crate::rules::Rules::default());
+    };
+    let rules = crate::rules::Rules::parse(&text).map_err(ConfigError::InvalidRules)?;
+    let reads_lines = !types.contains(&LogType::Function) && !types.contains(&LogType::Extension);
+    for (i, spec) in rules.specs().iter().enumerate() {
+        let platform = matches!(spec.what, crate::rules::What::ExcludePlatformTypes { .. });
+        let (missing, needs) = if platform {
+            (!types.contains(&LogType::Platform), "\"platform\"")
+        } else {
+            (reads_lines, "\"function\" or \"extension\"")
+        };
+        if missing {
+            warnings.push(format!(
+                "{ENV_PROCESSING_RULES} rule [{i}] {:?} reads records of a type {ENV_LOG_TYPES} does not subscribe; add {needs} for it to apply",
+                spec.name
+            ));
+        }
+    }
+    Ok(rules)
+}

@@ -79,6 +79,8 @@ pub struct IntakeSettings {
     pub ship_at: ShipAt,
     /// How often the thresholds are checked while the environment runs.
     pub tick: Duration,
+    /// What the records lose before they are buffered (`PROCESSING_RULES`); empty: nothing.
+    pub rules: crate::rules::Rules,
 }
 
 /// How often the thresholds are checked: a tenth of the time threshold, between 10 ms and 1 s. On
@@ -207,6 +209,7 @@ pub(super) fn intake(
         managed_instances,
         ship_at: rules::ship_at(env, managed_instances, types, warnings)?,
         tick: tick(thresholds.elapsed, managed_instances),
+        rules: rules::processing_rules(env, types, warnings)?,
     })
 }
 

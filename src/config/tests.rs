@@ -542,3 +542,48 @@ fn each_consumer_gets_its_derived_values_from_its_section() {
     );
     assert_eq!(parse(&[(ENV_METRICS, "none")]).config.metrics, None);
 }
+
+#[test]
+fn processing_rules_parse_into_the_intake_section_and_a_bad_rule_is_a_config_error() {
+    let b = ("ADAPTIVE_BATCHING_EXTENSION_S3_BUCKET", "logs-bucket");
+    assert!(parse(&[b]).config.intake.rules.is_empty());
+    assert!(
+        parse(&[b, (ENV_PROCESSING_RULES, " ")])
+            .config
+            .intake
+            .rules
+            .is_empty()
+    );
+    let rules = r#"[{"type":"mask_sequences","name":"keys","pattern":"AKIA[0-9A-Z]{16}","replace_placeholder":"[KEY]"},
+                    {"type":"exclude_platform_types","name":"noise","record_types":["platform.start"]}]"#;
+    let parsed = parse(&[b, (ENV_PROCESSING_RULES, rules)]);
+    assert_eq!(
+        parsed.config.intake.rules.names().collect::<Vec<_>>(),
+        ["keys", "noise"]
+    );
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    // A rule for a log type that is not subscribed is kept and named in a warning.
+    let parsed = parse(&[
+        b,
+        (ENV_PROCESSING_RULES, rules),
+        (ENV_LOG_TYPES, r#"["function"]"#),
+    ]);
+    assert_eq!(
+        parsed.warnings,
+        [format!(
+            "{ENV_PROCESSING_RULES} rule [1] \"noise\" reads records of a type {ENV_LOG_TYPES} does not subscribe; add \"platform\" for it to apply"
+        )]
+    );
+    let bad = Config::parse(&env(&[
+        b,
+        (
+            ENV_PROCESSING_RULES,
+            r#"[{"type":"exclude_at_match","name":"health","pattern":"(GET /health"}]"#,
+        ),
+    ]))
+    .expect_err("a pattern that does not compile");
+    assert_eq!(
+        bad.to_string(),
+        r#"ADAPTIVE_BATCHING_EXTENSION_PROCESSING_RULES rule [0] "health": the pattern "(GET /health" does not compile: unclosed group"#
+    );
+}

@@ -7,7 +7,7 @@ use super::*;
 const PREFIX: &str = "ADAPTIVE_BATCHING_EXTENSION_";
 
 /// Every variable the extension reads with its prefix.
-const KNOWN: [&str; 27] = [
+const KNOWN: [&str; 28] = [
     ENV_S3_BUCKET,
     ENV_SHIP_RATE_BYTES,
     ENV_SHIP_RATE_INVOKES,
@@ -32,6 +32,7 @@ const KNOWN: [&str; 27] = [
     ENV_NEXT_WAIT_MS,
     ENV_MAX_DELAY_MS,
     ENV_PROFILE,
+    ENV_PROCESSING_RULES,
     ENV_MAX_BUFFER_BYTES,
     ENV_SPILL_DIR,
     ENV_SPILL_MAX_BYTES,

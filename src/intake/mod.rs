@@ -27,6 +27,7 @@ pub use seal::Sealing;
 use crate::batch::{Batch, Batcher, SealReason, ShipPoint};
 use crate::config::ShipAt;
 use crate::lambda::records::{Kind, Record};
+use crate::rules::Effect;
 use crate::snapshot;
 use crate::stats::{Counters, Throttle};
 use chrono::{DateTime, Utc};
@@ -158,6 +159,8 @@ pub struct Intake {
     /// A v4 UUID made once per process (renewed after a SnapStart restore).
     environment_id: Uuid,
     requests: waiters::Requests,
+    /// The request a plain-text line belongs to, for `sample` rules: on demand, the last started.
+    last_started: Option<String>,
     waiters: waiters::Waiters,
     /// After SHUTDOWN: records are shipped as they come, until the final flush closes.
     closing: closing::Closing,
@@ -196,6 +199,7 @@ impl Intake {
             settings,
             environment_id,
             requests: Default::default(),
+            last_started: None,
             waiters: Default::default(),
             closing: Default::default(),
             last_ingest: now.mono,
@@ -299,6 +303,7 @@ impl Intake {
                     if self.settings.managed_instances {
                         self.batcher.count_invoke();
                     }
+                    self.last_started = Some(id.clone());
                     self.requests.started(id);
                 }
                 (Kind::Report, Some(id)) => self.requests.reported(id),
@@ -313,11 +318,14 @@ impl Intake {
                 (Kind::RestoreStart, _) => self.restored("platform.restoreStart", now),
                 _ => {}
             }
-            Counters::add(&self.counters.buffered, r.raw.len() as u64 + 1);
-            if let Some(b) = self
-                .batcher
-                .push(r.raw, r.kind == Kind::Extension, now.mono)
-            {
+            // The rules decide after the record's part in the intake's own decisions is taken:
+            // a report dropped from the objects is still what SHUTDOWN waits for.
+            let Some(raw) = self.processed(r.raw) else {
+                Counters::add(&self.counters.filtered, 1);
+                continue;
+            };
+            Counters::add(&self.counters.buffered, raw.len() as u64 + 1);
+            if let Some(b) = self.batcher.push(raw, r.kind == Kind::Extension, now.mono) {
                 self.ship(b, now, Token::Plain);
             }
         }
@@ -330,6 +338,41 @@ impl Intake {
         self.check_late_records(now.mono);
         // A runtimeDone Lambda dropped will never come: do not hold the invoke for it.
         self.answer_runtime_done(dropped, now);
+    }
+
+    /// What the processing rules leave of a record, counted per rule; `None`: dropped.
+    fn processed(&self, raw: bytes::Bytes) -> Option<bytes::Bytes> {
+        let rules = &self.settings.rules;
+        if rules.is_empty() {
+            return Some(raw);
+        }
+        // Not a record laid out as Lambda's are (nothing the rules read): shipped as received.
+        let Some((record_type, value)) = std::str::from_utf8(&raw)
+            .ok()
+            .and_then(crate::lambda::records::layout)
+        else {
+            return Some(raw);
+        };
+        let rule_counts = &self.counters.rules;
+        let mut tally = |i: usize, effect: Effect| {
+            if let Some(c) = rule_counts.get(i) {
+                Counters::add(
+                    match effect {
+                        Effect::Excluded => &c.excluded,
+                        Effect::SampledOut => &c.sampled_out,
+                        Effect::Masked => &c.masked,
+                    },
+                    1,
+                );
+            }
+        };
+        rules.apply(
+            &raw,
+            &record_type,
+            value,
+            self.last_started.as_deref(),
+            &mut tally,
+        )
     }
 
     fn lambda_dropped(&mut self, records: u64, now: Instant) {

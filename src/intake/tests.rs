@@ -27,6 +27,7 @@ fn settings(ship_at: ShipAt) -> Settings {
         managed_instances: false,
         ship_at,
         tick: crate::config::tick(Duration::from_secs(60), false),
+        rules: Default::default(),
     }
 }
 
@@ -396,4 +397,50 @@ fn the_final_round_starts_when_the_last_batch_in_transit_is_a_runtime_done_one()
             Action::Flush { deadline }
         ]
     );
+}
+
+#[test]
+fn records_the_rules_drop_still_take_their_part_and_are_counted_not_buffered() {
+    let rules = crate::rules::Rules::parse(
+        r#"[{"type":"exclude_platform_types","name":"quiet","record_types":["platform.start","platform.report"]},
+            {"type":"exclude_at_match","name":"health","pattern":"GET /health"},
+            {"type":"mask_sequences","name":"keys","pattern":"AKIA[0-9A-Z]{16}","replace_placeholder":"[KEY]"}]"#,
+    )
+    .unwrap();
+    let counters = Arc::new(Counters::with_rules(rules.names()));
+    let mut settings = settings(ShipAt::NextInvoke);
+    settings.rules = rules;
+    let now = Now::read();
+    let mut run = Run {
+        intake: Intake::new(settings, Uuid::from_u128(7), counters.clone(), 1, now)
+            .with_ids(counted),
+        now,
+    };
+    run.lines(&[
+        &platform("start", "r1"),
+        &line("GET /health"),
+        &line("key AKIAIOSFODNN7EXAMPLE"),
+    ]);
+    // The report is not shipped, yet it is what SHUTDOWN's wait for late records hears.
+    run.does(Event::AwaitLateRecords {
+        request_id: Some("r1".into()),
+        all_open: false,
+        quiet: Duration::ZERO,
+        until: run.now.mono + 10 * SEC,
+    });
+    let answered = run.lines(&[&platform("report", "r1")]);
+    assert!(answered.contains(&Action::Answer(Waiter::LateRecords)));
+    let actions = run.does(Event::Invoke);
+    assert_eq!(
+        shipped(&actions),
+        vec![(vec![line("key [KEY]")], Token::Plain)]
+    );
+    let get = Counters::get;
+    assert_eq!((get(&counters.received), get(&counters.filtered)), (4, 3));
+    let per_rule: Vec<(u64, u64)> = counters
+        .rules
+        .iter()
+        .map(|r| (get(&r.excluded), get(&r.masked)))
+        .collect();
+    assert_eq!(per_rule, [(2, 0), (1, 0), (0, 1)]);
 }
