@@ -73,4 +73,11 @@ pub struct Expect {
     pub max_puts_per_mb: Option<f64>,
     pub min_objects: Option<usize>,
     pub max_objects: Option<usize>,
+    /// Lines processing rules must drop: a function line containing one of these is expected
+    /// absent from S3 (not lost), and a failure if it is there.
+    pub absent_lines: Vec<String>,
+    /// Lines processing rules may drop (sampled): absent is not lost, present is fine.
+    pub optional_lines: Vec<String>,
+    /// Strings no object in S3 may contain (what processing rules mask): each is counted.
+    pub forbidden: Vec<String>,
 }

@@ -177,6 +177,9 @@ impl Report {
             v.puts_per_mb,
             v.log_bytes
         );
+        if let Some(line) = v.rules.line() {
+            let _ = writeln!(t, "  {line}");
+        }
         if let Some(b) = &v.first_bad_object {
             let _ = writeln!(t, "  first bad object: {b}");
         }

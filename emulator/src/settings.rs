@@ -88,6 +88,11 @@ pub struct Function {
     /// First and longest wait between delivery retries, in ms.
     #[arg(skip = Function::default().retry_backoff_ms)]
     pub retry_backoff_ms: (u64, u64),
+    /// What the function's lines say, in turn: the n-th line of the run carries
+    /// `line_texts[(n - 1) % len]` after its marker (secrets to mask, health checks to exclude,
+    /// levels to sample by); empty, only the padding.
+    #[arg(skip)]
+    pub line_texts: Vec<String>,
 }
 
 impl Default for Function {
@@ -112,6 +117,7 @@ impl Default for Function {
             subscriber_buffer_cap: 4 * 1024 * 1024,
             delivery_failure: None,
             retry_backoff_ms: (50, 1000),
+            line_texts: Vec::new(),
         }
     }
 }

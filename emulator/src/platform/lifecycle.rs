@@ -246,7 +246,8 @@ impl Lifecycle {
     }
 
     /// A function line of the simulated function: `label`, its unique marker
-    /// ([`crate::markers::marker`]), padded with `x` to `bytes`; recorded in `function_lines`.
+    /// ([`crate::markers::marker`]), the function's next line text, padded with `x` to `bytes`;
+    /// recorded in `function_lines`.
     pub(super) fn line(
         &mut self,
         label: &str,
@@ -259,6 +260,15 @@ impl Lifecycle {
             "{label} {} ",
             crate::markers::marker(&self.shared.run_id, self.lines_written)
         );
+        let texts = &self.shared.settings.function.line_texts;
+        if !texts.is_empty() {
+            let text = &texts[(self.lines_written as usize - 1) % texts.len()];
+            if !text.is_empty() {
+                // A space after it: the padding must not join its last word.
+                message.push_str(text);
+                message.push(' ');
+            }
+        }
         while message.len() < bytes {
             message.push('x');
         }

@@ -8,6 +8,7 @@
 //! duration and the S3 requests it cost.
 
 pub mod objects;
+pub mod rules;
 
 pub use crate::expect::{Expect, Tolerate};
 pub use crate::markers::{self, marker};
@@ -55,6 +56,8 @@ pub struct Verdict {
     pub log_bytes: usize,
     /// `put_requests` per 10^6 bytes of `log_bytes`.
     pub puts_per_mb: f64,
+    /// What the scenario's processing rules were expected to do, and did.
+    pub rules: rules::RuleChecks,
     /// What failed and was not tolerated, or missed an expectation; empty when the run passed.
     pub failures: Vec<String>,
     pub passed: bool,
@@ -111,6 +114,7 @@ impl Verdict {
             objects: i.objects.len(),
             ..Verdict::default()
         };
+        let expected = rules::Expected::of(i.function_lines, run, expect);
         let mut found: HashMap<&str, usize> = HashMap::new();
         let decoded: Vec<(&StoredObject, objects::Decoded)> = i
             .objects
@@ -129,12 +133,17 @@ impl Verdict {
                 *found.entry(m).or_default() += 1;
             }
         }
+        v.rules
+            .count_forbidden(expect, decoded.iter().map(|(_, d)| d.text.as_str()));
         for m in &emitted {
+            // A line the rules were to drop, or could, is judged there; absent, it is not lost.
+            let judged = expected.judged(m, found.contains_key(m), &mut v.rules);
             match found.get(m) {
                 Some(n) => {
                     v.lines_found += 1;
                     v.duplicated += n - 1;
                 }
+                None if judged => {}
                 None => {
                     v.lost.total += 1;
                     if acked.contains(*m) {
@@ -243,6 +252,7 @@ impl Verdict {
         {
             f.push(format!("{} objects, expected at most {max}", self.objects));
         }
+        f.extend(self.rules.failures());
         self.passed = f.is_empty();
         self.failures = f;
     }
@@ -337,6 +347,71 @@ mod tests {
         assert_eq!(
             v.failures,
             vec!["3 objects, expected at most 2".to_string()]
+        );
+    }
+
+    #[test]
+    fn lines_the_scenario_expects_absent_and_forbidden_strings_are_judged_from_s3() {
+        let run = "r2";
+        let m = |n: u64| marker(run, n);
+        let lines = vec![
+            format!("line {} key AKIAIOSFODNN7EXAMPLE", m(1)),
+            format!("line {} GET /health", m(2)),
+            format!("line {} DEBUG", m(3)),
+            format!("line {} GET /health", m(4)),
+            format!("line {} plain", m(5)),
+        ];
+        let shipped = |n: u64, text: &str| {
+            format!(
+                "{{\"time\":\"t\",\"type\":\"function\",\"record\":\"line {} {text}\"}}",
+                m(n)
+            )
+        };
+        // 1 masked, 2 dropped, 3 sampled out, 4 wrongly shipped, 5 shipped.
+        let body = [
+            shipped(1, "key [KEY]"),
+            shipped(4, "GET /health"),
+            shipped(5, "plain"),
+        ];
+        let objects = vec![object("a", &(body.join("\n") + "\n"))];
+        let inputs = Inputs {
+            run_id: run,
+            function_lines: &lines,
+            subscribers: &[],
+            objects: &objects,
+            writes: &[],
+            requests: &[],
+            invocations: &InvocationSummary::default(),
+            extensions: &[],
+        };
+        let expect = Expect {
+            absent_lines: vec!["GET /health".into()],
+            optional_lines: vec!["DEBUG".into()],
+            forbidden: vec!["AKIAIOSFODNN7EXAMPLE".into(), "GET /health".into()],
+            ..Expect::default()
+        };
+        let v = Verdict::of(&inputs, &expect);
+        assert_eq!((v.lines_emitted, v.lines_found, v.lost.total), (5, 3, 0));
+        assert_eq!(
+            v.rules,
+            rules::RuleChecks {
+                expected: true,
+                absent_as_expected: 1,
+                present_but_expected_absent: 1,
+                optional_absent: 1,
+                optional_present: 0,
+                forbidden_found: vec![
+                    ("AKIAIOSFODNN7EXAMPLE".into(), 0),
+                    ("GET /health".into(), 1)
+                ],
+            }
+        );
+        assert_eq!(
+            v.failures,
+            [
+                "1 lines the scenario expects absent (dropped by the rules) are in S3",
+                "the forbidden string \"GET /health\" is in S3 1 times"
+            ]
         );
     }
 
