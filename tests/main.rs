@@ -10,6 +10,7 @@ mod fleet;
 mod in_process;
 mod objects;
 mod process;
+mod rules;
 mod scenarios;
 mod ship_path;
 mod simulation;

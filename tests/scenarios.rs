@@ -35,7 +35,12 @@ pub async fn scenario(name: &str) -> (Report, lambda_emulator::Emulator) {
         report.to_table(),
         emu.extension_output(NAME).join("\n")
     );
-    assert_eq!(report.verdict.lines_found, report.verdict.lines_emitted);
+    // Every line is in S3, or is one the scenario's rules were expected to drop.
+    let r = &report.verdict.rules;
+    assert_eq!(
+        report.verdict.lines_found + r.absent_as_expected + r.optional_absent,
+        report.verdict.lines_emitted
+    );
     (report, emu)
 }
 
@@ -180,4 +185,96 @@ async fn lost_replies_throttled() {
     let s = crate::support::summary(&emu);
     assert_eq!(s["accounted"], true, "{s}");
     assert_eq!(s["lost"], 0, "{s}");
+}
+
+#[tokio::test]
+async fn processing_rules() {
+    let (r, emu) = scenario("processing-rules").await;
+    let v = &r.verdict;
+    assert_eq!(v.lines_emitted, 1000);
+    // Line n says text (n - 1) % 7: the health check is the 3rd, the sampled debug line the 2nd.
+    let every_7th_from = |k: usize| (k..=1000).step_by(7).count();
+    assert_eq!(v.rules.absent_as_expected, every_7th_from(3));
+    assert_eq!(v.rules.present_but_expected_absent, 0);
+    assert_eq!(
+        v.rules.optional_absent + v.rules.optional_present,
+        every_7th_from(2)
+    );
+    assert!(v.rules.optional_absent > 0 && v.rules.optional_present > 0);
+    assert!(v.rules.forbidden_found.iter().all(|(_, n)| *n == 0));
+    assert_eq!(v.rules.forbidden_found.len(), 4);
+    // The README's ready rules are the scenario's first five, as written.
+    let scenario = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("emulator/scenarios/processing-rules.toml"),
+    )
+    .unwrap();
+    let readme = include_str!("../README.md");
+    let ready = readme
+        .split("<!-- ready rules -->\n```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n]\n```").next())
+        .unwrap();
+    let parse = |t: &str| serde_json::from_str::<serde_json::Value>(t).unwrap();
+    let rules_json = scenario.split("'''").nth(1).unwrap();
+    assert_eq!(
+        parse(rules_json).as_array().unwrap()[..5],
+        parse(&format!("{ready}\n]")).as_array().unwrap()[..]
+    );
+
+    // The extension's own account agrees, rule by rule.
+    let s = crate::support::summary(&emu);
+    assert_eq!(s["accounted"], true, "{s}");
+    assert_eq!(s["lost"], 0, "{s}");
+    let platform_dropped = 2 * 200;
+    assert_eq!(
+        s["filtered"],
+        (v.rules.absent_as_expected + v.rules.optional_absent + platform_dropped) as u64,
+        "{s}"
+    );
+    let rule_lines: Vec<(String, u64, u64, u64)> = crate::support::log_lines(&emu)
+        .into_iter()
+        .filter(|l| l["msg"] == "processing rule")
+        .map(|l| {
+            (
+                l["rule"].as_str().unwrap().to_string(),
+                l["excluded"].as_u64().unwrap(),
+                l["sampled_out"].as_u64().unwrap(),
+                l["masked"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let n = |k| every_7th_from(k) as u64;
+    let sampled = v.rules.optional_absent as u64;
+    assert_eq!(
+        rule_lines,
+        [
+            ("aws_access_key_ids".to_string(), 0, 0, n(7)),
+            ("card_numbers".to_string(), 0, 0, n(7)),
+            ("email_addresses".to_string(), 0, 0, n(4)),
+            ("bearer_tokens".to_string(), 0, 0, n(6)),
+            ("health_checks".to_string(), n(3), 0, 0),
+            ("debug".to_string(), 0, sampled, 0),
+            ("platform_noise".to_string(), platform_dropped as u64, 0, 0),
+        ]
+    );
+    // Masked lines still say everything else; the platform keeps its reports.
+    let all: String = emu
+        .s3()
+        .objects("logs")
+        .iter()
+        .map(|o| String::from_utf8(o.body.to_vec()).unwrap())
+        .collect();
+    assert_eq!(
+        all.matches("key [AWS_ACCESS_KEY_ID] card [CARD_NUMBER]")
+            .count() as u64,
+        n(7)
+    );
+    assert_eq!(all.matches("Bearer [TOKEN]").count() as u64, n(6));
+    assert_eq!(all.matches("\"type\":\"platform.report\"").count(), 200);
+    assert_eq!(all.matches("\"type\":\"platform.start\"").count(), 0);
+    assert_eq!(
+        all.matches("WARN slow DEBUG path").count(),
+        every_7th_from(5)
+    );
 }
