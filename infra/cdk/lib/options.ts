@@ -2,6 +2,7 @@
 // become. An option left unset sets no variable: the extension's own default applies (so that
 // `profile: 'economy'` still chooses the thresholds the user did not set).
 
+import { ProcessingRule, processingRules } from './rules';
 import { PREFIX, fail, keyTemplate, oneOf, wholeNumber } from './validate';
 
 export type LogType = 'platform' | 'function' | 'extension';
@@ -78,6 +79,8 @@ export interface ExtensionOptions {
   readonly spillDir?: string;
   /** `SPILL_MAX_BYTES` (default 134217728). */
   readonly spillMaxBytes?: number;
+  /** `PROCESSING_RULES` (default none): redact, drop and sample records before they are shipped. */
+  readonly processingRules?: ProcessingRule[];
 }
 
 const MAX_WHOLE = Number.MAX_SAFE_INTEGER;
@@ -108,6 +111,7 @@ export function optionVariables(o: ExtensionOptions): Record<string, string> {
     MAX_BUFFER_BYTES: wholeNumber('MAX_BUFFER_BYTES', o.maxBufferBytes, 1, MAX_WHOLE),
     SPILL_DIR: o.spillDir === '' ? fail('SPILL_DIR', '', 'must be a directory') : o.spillDir,
     SPILL_MAX_BYTES: wholeNumber('SPILL_MAX_BYTES', o.spillMaxBytes, 1, MAX_WHOLE),
+    PROCESSING_RULES: processingRules(o.processingRules),
   };
   if (o.listenerPort === 9001) fail('LISTENER_PORT', 9001, "must not be 9001 (Lambda's)");
   if (o.shipAt === 'end-of-invoke' && o.logTypes && !o.logTypes.includes('platform')) {

@@ -112,6 +112,12 @@ test('the variables: the bucket and every option set, nothing else', () => {
     maxBufferBytes: 4_194_304,
     spillDir: '/tmp/spill',
     spillMaxBytes: 67_108_864,
+    processingRules: [
+      { type: 'mask_sequences', name: 'aws_access_key_ids', pattern: '\\b(?:AKIA|ASIA)[0-9A-Z]{16}\\b', replace_placeholder: '[AWS_ACCESS_KEY_ID]' },
+      { type: 'exclude_at_match', name: 'health_checks', pattern: 'GET /(?:health|healthz|ping)\\b' },
+      { type: 'sample', name: 'debug', pattern: '(?i)\\bdebug\\b', keep_one_in: 10 },
+      { type: 'exclude_platform_types', name: 'platform_noise', record_types: ['platform.start', 'platform.runtimeDone'] },
+    ],
   });
   const p = 'ADAPTIVE_BATCHING_EXTENSION_';
   template.hasResourceProperties('AWS::Lambda::Function', {
@@ -143,6 +149,12 @@ test('the variables: the bucket and every option set, nothing else', () => {
         [`${p}MAX_BUFFER_BYTES`]: '4194304',
         [`${p}SPILL_DIR`]: '/tmp/spill',
         [`${p}SPILL_MAX_BYTES`]: '67108864',
+        // The JSON array the extension reads, in the README's shape.
+        [`${p}PROCESSING_RULES`]:
+          '[{"type":"mask_sequences","name":"aws_access_key_ids","pattern":"\\\\b(?:AKIA|ASIA)[0-9A-Z]{16}\\\\b","replace_placeholder":"[AWS_ACCESS_KEY_ID]"},' +
+          '{"type":"exclude_at_match","name":"health_checks","pattern":"GET /(?:health|healthz|ping)\\\\b"},' +
+          '{"type":"sample","name":"debug","pattern":"(?i)\\\\bdebug\\\\b","keep_one_in":10},' +
+          '{"type":"exclude_platform_types","name":"platform_noise","record_types":["platform.start","platform.runtimeDone"]}]',
       }),
     },
   });
@@ -324,6 +336,32 @@ const errors: [string, Omit<S3LogShipperProps, 'functions'>, string][] = [
     'a freshness bound below the time threshold',
     { bucket: 'my-logs', shipRateMilliseconds: 20_000, maxDelayMs: 10_000 },
     `${P}MAX_DELAY_MS 10000 must be a whole number from 20000 to 9007199254740991`,
+  ],
+  [
+    'a processing rule with a look-ahead',
+    { bucket: 'my-logs', processingRules: [{ type: 'exclude_at_match', name: 'not-ok', pattern: 'GET (?!/ok)' }] },
+    `${P}PROCESSING_RULES rule [0] "not-ok": the pattern "GET (?!/ok)": look-around ((?=, (?!, (?<=, (?<!) is not supported by the linear-time engine`,
+  ],
+  [
+    'two processing rules of one name',
+    {
+      bucket: 'my-logs',
+      processingRules: [
+        { type: 'mask_sequences', name: 'keys', pattern: 'AKIA[0-9A-Z]{16}', replace_placeholder: '[KEY]' },
+        { type: 'mask_sequences', name: 'keys', pattern: 'ASIA[0-9A-Z]{16}', replace_placeholder: '[KEY]' },
+      ],
+    },
+    `${P}PROCESSING_RULES rule [1] "keys": the name is already used by an earlier rule; names must be unique`,
+  ],
+  [
+    'a sample of none',
+    { bucket: 'my-logs', processingRules: [{ type: 'sample', name: 'debug', keep_one_in: 0 }] },
+    `${P}PROCESSING_RULES rule [0] "debug": "keep_one_in" must be a whole number from 1 to 1000000`,
+  ],
+  [
+    'a platform type Lambda does not send',
+    { bucket: 'my-logs', processingRules: [{ type: 'exclude_platform_types', name: 'p', record_types: ['platform.begin' as 'platform.start'] }] },
+    `${P}PROCESSING_RULES rule [0] "p": "platform.begin" is not a platform record type; accepted: platform.initStart, platform.initRuntimeDone, platform.initReport, platform.start, platform.runtimeDone, platform.report, platform.restoreStart, platform.restoreRuntimeDone, platform.restoreReport, platform.extension, platform.telemetrySubscription, platform.logsSubscription, platform.logsDropped, platform.fault, platform.end`,
   ],
   [
     'an Athena table over a layout it cannot project',
