@@ -16,6 +16,31 @@ use lambda_emulator::{EmulatorBuilder, InvokeScript, Script};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// 20 rules of every type: the README's ready rules and one more mask, 10 exclusions, an inclusion
+/// every line passes, a sample and two platform exclusions.
+const TWENTY_RULES: &str = r#"[
+  {"type":"mask_sequences","name":"aws_access_key_ids","pattern":"\\b(?:AKIA|ASIA)[0-9A-Z]{16}\\b","replace_placeholder":"[AWS_ACCESS_KEY_ID]"},
+  {"type":"mask_sequences","name":"card_numbers","pattern":"\\b(?:[0-9]{4}[ -]?){3}[0-9]{4}\\b","replace_placeholder":"[CARD_NUMBER]"},
+  {"type":"mask_sequences","name":"email_addresses","pattern":"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}","replace_placeholder":"[EMAIL]"},
+  {"type":"mask_sequences","name":"bearer_tokens","pattern":"(?i)(bearer\\s+)[A-Za-z0-9._~+/-]+=*","replace_placeholder":"${1}[TOKEN]"},
+  {"type":"exclude_at_match","name":"health_checks","pattern":"GET /(?:health|healthz|ping)\\b"},
+  {"type":"mask_sequences","name":"ipv4","pattern":"\\b(?:[0-9]{1,3}\\.){3}[0-9]{1,3}\\b","replace_placeholder":"[IP]"},
+  {"type":"exclude_at_match","name":"x0","pattern":"ELB-HealthChecker"},
+  {"type":"exclude_at_match","name":"x1","pattern":"kube-probe"},
+  {"type":"exclude_at_match","name":"x2","pattern":"favicon\\.ico"},
+  {"type":"exclude_at_match","name":"x3","pattern":"heartbeat"},
+  {"type":"exclude_at_match","name":"x4","pattern":"Googlebot"},
+  {"type":"exclude_at_match","name":"x5","pattern":"status=304"},
+  {"type":"exclude_at_match","name":"x6","pattern":"cache warm"},
+  {"type":"exclude_at_match","name":"x7","pattern":"^OPTIONS "},
+  {"type":"exclude_at_match","name":"x8","pattern":"robots\\.txt"},
+  {"type":"exclude_at_match","name":"x9","pattern":"keep-alive"},
+  {"type":"include_at_match","name":"invokes","pattern":"invoke [0-9]+"},
+  {"type":"sample","name":"debug","pattern":"\\bDEBUG\\b","keep_one_in":10},
+  {"type":"exclude_platform_types","name":"starts","record_types":["platform.start"]},
+  {"type":"exclude_platform_types","name":"done","record_types":["platform.runtimeDone"]}
+]"#;
+
 fn binary() -> PathBuf {
     if let Ok(p) = std::env::var("ABE_BINARY") {
         return PathBuf::from(p);
@@ -128,6 +153,14 @@ async fn main() {
             steady,
             2,
             &[("ADAPTIVE_BATCHING_EXTENSION_SHIP_AT", "end-of-invoke")],
+        ),
+        // Issue 21: the steady row with 20 processing rules of every type.
+        plain(
+            "steady, 20 processing rules",
+            1000,
+            steady,
+            2,
+            &[("ADAPTIVE_BATCHING_EXTENSION_PROCESSING_RULES", TWENTY_RULES)],
         ),
         plain(
             "bursty",

@@ -294,7 +294,7 @@ impl Intake {
         let mut dropped = false;
         for r in records {
             // Our own EMF lines, back as `extension` records: metrics, not logs to ship.
-            if crate::metrics::is_own_metrics_record(&r.raw) {
+            if r.kind == Kind::Extension && crate::metrics::is_own_metrics_record(&r.raw) {
                 continue;
             }
             Counters::add(&self.counters.received, 1);
@@ -347,10 +347,10 @@ impl Intake {
             return Some(raw);
         }
         // Not a record laid out as Lambda's are (nothing the rules read): shipped as received.
-        let Some((record_type, value)) = std::str::from_utf8(&raw)
-            .ok()
-            .and_then(crate::lambda::records::layout)
-        else {
+        let Some(text) = std::str::from_utf8(&raw).ok() else {
+            return Some(raw);
+        };
+        let Some((record_type, value)) = crate::lambda::records::layout(text) else {
             return Some(raw);
         };
         let rule_counts = &self.counters.rules;
@@ -368,6 +368,7 @@ impl Intake {
         };
         rules.apply(
             &raw,
+            text,
             &record_type,
             value,
             self.last_started.as_deref(),

@@ -98,10 +98,11 @@ pub fn record_time(raw: &[u8]) -> Option<String> {
 /// read without parsing it again; `None` for any other layout (serde then reads it). Sound because
 /// the element is valid JSON already: with no escape in the time, its first quote ends it.
 fn lambda_type(text: &str) -> Option<&str> {
+    // memchr, not `str::find` with a char set: this runs for every record.
+    let quote = |s: &str| memchr::memchr2(b'"', b'\\', s.as_bytes());
     let rest = text.strip_prefix(r#"{"time":""#)?;
-    let time_end = rest.find(['"', '\\'])?;
-    let rest = rest[time_end..].strip_prefix(r#"","type":""#)?;
-    let end = rest.find(['"', '\\'])?;
+    let rest = rest[quote(rest)?..].strip_prefix(r#"","type":""#)?;
+    let end = quote(rest)?;
     rest[end..]
         .starts_with(r#"","record":"#)
         .then(|| &rest[..end])
@@ -110,23 +111,36 @@ fn lambda_type(text: &str) -> Option<&str> {
 /// A record's `type` and where its `record` value lies in it: read from Lambda's layout when the
 /// value is a string that ends the element (a plain-text line, nearly every record), else by serde.
 pub fn layout(text: &str) -> Option<(Cow<'_, str>, std::ops::Range<usize>)> {
+    const RECORD: &str = r#"","record":"#;
     if let Some(t) = lambda_type(text) {
-        let start = text.find(r#","record":"#)? + r#","record":"#.len();
-        let b = text.as_bytes();
-        if b.get(start) == Some(&b'"') {
-            let mut i = start + 1;
-            while i < b.len() && b[i] != b'"' {
-                i += if b[i] == b'\\' { 2 } else { 1 };
-            }
-            if text.get(i + 1..) == Some("}") {
-                return Some((Cow::Borrowed(t), start..i + 1));
-            }
+        // `t` lies in `text`, followed by `","record":` (lambda_type checked it).
+        let start = t.as_ptr() as usize - text.as_ptr() as usize + t.len() + RECORD.len();
+        if let Some(end) = string_end(text.as_bytes(), start)
+            && text.get(end..) == Some("}")
+        {
+            return Some((Cow::Borrowed(t), start..end));
         }
     }
     let p: Peek = serde_json::from_str(text).ok()?;
     // `RawValue` borrows from `text`: its offset there is where the value lies.
     let start = p.record.get().as_ptr() as usize - text.as_ptr() as usize;
     Some((p.kind, start..start + p.record.get().len()))
+}
+
+/// Where the string literal opening at `start` ends (just past its closing quote), if one does.
+fn string_end(b: &[u8], start: usize) -> Option<usize> {
+    if b.get(start) != Some(&b'"') {
+        return None;
+    }
+    let mut i = start + 1;
+    loop {
+        i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+        if b[i] == b'"' {
+            return Some(i + 1);
+        }
+        // An escape: the backslash and the byte after it.
+        i += 2;
+    }
 }
 
 /// Splits `body` into records without copying them; an element that is not a record is wrapped,

@@ -27,7 +27,7 @@ pub use parse::{
 };
 
 use bytes::Bytes;
-use regex::{Regex, RegexBuilder};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -50,6 +50,17 @@ const SEVERE: [&str; 5] = ["WARN", "WARNING", "ERROR", "FATAL", "CRITICAL"];
 pub struct Rules {
     specs: Vec<Spec>,
     compiled: Vec<Compiled>,
+    /// The patterns of the rules that drop or change what matches (all text rules but
+    /// `include_at_match`, which usually match) as one alternation: one pass says whether any of
+    /// them matches a line, which for most lines is no, where one search per rule would take a
+    /// pass each. `None` with no such rule, or when patterns share a group name (then each rule
+    /// searches alone).
+    any: Option<Regex>,
+    /// Every text rule's pattern: for a line some rule matches, one pass says which (a pass per
+    /// rule would cost as many passes as rules).
+    set: Option<RegexSet>,
+    /// Each rule's pattern in `set`.
+    in_set: Vec<Option<usize>>,
 }
 
 impl PartialEq for Rules {
@@ -117,7 +128,39 @@ impl Rules {
                 (_, None) => Compiled::Types(Vec::new()),
             });
         }
-        Ok(Self { specs, compiled })
+        let mut in_set = Vec::with_capacity(specs.len());
+        let mut all = Vec::new();
+        let mut droppers = Vec::new();
+        for spec in &specs {
+            in_set.push(spec.what.pattern().map(|p| {
+                all.push(p);
+                if !matches!(spec.what, What::IncludeAtMatch { .. }) {
+                    droppers.push(format!("(?:{p})"));
+                }
+                all.len() - 1
+            }));
+        }
+        // Each pattern compiled within its limit alone; these within theirs together. Either
+        // failing (patterns sharing a group name, for the alternation) only costs speed.
+        let limit = MAX_COMPILED_BYTES * all.len().max(1);
+        let any = (!droppers.is_empty())
+            .then(|| {
+                RegexBuilder::new(&droppers.join("|"))
+                    .size_limit(limit)
+                    .build()
+                    .ok()
+            })
+            .flatten();
+        let set = (!all.is_empty())
+            .then(|| RegexSetBuilder::new(&all).size_limit(limit).build().ok())
+            .flatten();
+        Ok(Self {
+            specs,
+            compiled,
+            any,
+            set,
+            in_set,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -133,12 +176,13 @@ impl Rules {
         &self.specs
     }
 
-    /// What to ship of the record `raw`, of type `record_type`, whose `record` value lies at
-    /// `value`; `None` when a rule drops it. `current_request` is the request a plain-text line
-    /// belongs to. `tally` hears each rule's effect, by the rule's index.
+    /// What to ship of the record `raw` (`text`, the same bytes), of type `record_type`, whose
+    /// `record` value lies at `value`; `None` when a rule drops it. `current_request` is the
+    /// request a plain-text line belongs to. `tally` hears each rule's effect, by the rule's index.
     pub fn apply(
         &self,
         raw: &Bytes,
+        text: &str,
         record_type: &str,
         value: Range<usize>,
         current_request: Option<&str>,
@@ -159,33 +203,46 @@ impl Rules {
         if record_type != "function" && record_type != "extension" {
             return Some(raw.clone());
         }
-        // Every record is valid UTF-8 (the delivery parsed as JSON); anything else is shipped as is.
-        let Some(text) = std::str::from_utf8(raw).ok() else {
-            return Some(raw.clone());
-        };
         let Some(json) = text.get(value.clone()) else {
             return Some(raw.clone());
         };
         let mut strings = Strings::of(json);
+        // Whether a rule that drops or changes lines matches this one: for most lines, no.
+        let none_match = self
+            .any
+            .as_ref()
+            .is_some_and(|any| !strings.items.iter().any(|(_, t, _)| any.is_match(t)));
+        // Which rules match, from one pass of the set; again after a mask changes the line.
+        let mut hits: Option<[bool; MAX_RULES]> = None;
         let mut changed = false;
         for (i, rule) in self.compiled.iter().enumerate() {
-            let any = |re: &Regex, s: &Strings| s.items.iter().any(|(_, t, _)| re.is_match(t));
+            let include = matches!(rule, Compiled::Include(_));
+            let mut matched = |re: &Regex, strings: &Strings| match (&self.set, self.in_set[i]) {
+                _ if none_match && !include => false,
+                (Some(set), Some(k)) if !none_match => {
+                    hits.get_or_insert_with(|| set_hits(set, strings))[k]
+                }
+                _ => strings.items.iter().any(|(_, t, _)| re.is_match(t)),
+            };
             match rule {
-                Compiled::Exclude(re) if any(re, &strings) => {
+                Compiled::Exclude(re) if matched(re, &strings) => {
                     tally(i, Effect::Excluded);
                     return None;
                 }
-                Compiled::Include(re) if !any(re, &strings) => {
+                Compiled::Include(re) if !matched(re, &strings) => {
                     tally(i, Effect::Excluded);
                     return None;
                 }
-                Compiled::Mask(re, placeholder) if strings.mask(re, placeholder) => {
+                Compiled::Mask(re, placeholder)
+                    if matched(re, &strings) && strings.mask(re, placeholder) =>
+                {
                     changed = true;
+                    hits = None;
                     tally(i, Effect::Masked);
                 }
                 Compiled::Sample(re, one_in) => {
                     let request = strings.request_id.as_deref().or(current_request);
-                    let sampled_out = re.as_ref().is_none_or(|re| any(re, &strings))
+                    let sampled_out = re.as_ref().is_none_or(|re| matched(re, &strings))
                         && request.is_some_and(|id| !kept(id, *one_in))
                         && !strings.severe();
                     if sampled_out {
@@ -207,6 +264,17 @@ impl Rules {
     }
 }
 
+/// Which of the set's patterns match any of the strings.
+fn set_hits(set: &RegexSet, strings: &Strings) -> [bool; MAX_RULES] {
+    let mut hits = [false; MAX_RULES];
+    for (_, t, _) in &strings.items {
+        for k in set.matches(t).iter() {
+            hits[k] = true;
+        }
+    }
+    hits
+}
+
 impl<'a> Strings<'a> {
     fn of(json: &'a str) -> Self {
         let mut s = Strings {
@@ -214,6 +282,11 @@ impl<'a> Strings<'a> {
             level: None,
             request_id: None,
         };
+        // A plain-text record is one string: no scan for others.
+        if json.starts_with('"') {
+            s.items.push((0..json.len(), strings::decode(json), false));
+            return s;
+        }
         let mut key: Option<Cow<str>> = None;
         for lit in strings::literals(json) {
             let text = strings::decode(&json[lit.range.clone()]);

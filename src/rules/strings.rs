@@ -55,7 +55,7 @@ pub(super) fn literals(json: &str) -> Vec<Literal> {
 /// The text a literal stands for. Without an escape it is the bytes between the quotes.
 pub(super) fn decode(literal: &str) -> Cow<'_, str> {
     let inner = &literal[1..literal.len().saturating_sub(1).max(1)];
-    if !inner.contains('\\') {
+    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
         return Cow::Borrowed(inner);
     }
     // Valid JSON (the delivery parsed), so this cannot fail; the raw text is the fallback.

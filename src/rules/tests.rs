@@ -10,7 +10,9 @@ fn run(
     let raw = Bytes::from(element.to_string());
     let (t, value) = layout(element).expect("a record");
     let mut effects = Vec::new();
-    let out = rules.apply(&raw, &t, value, request, &mut |i, e| effects.push((i, e)));
+    let out = rules.apply(&raw, element, &t, value, request, &mut |i, e| {
+        effects.push((i, e))
+    });
     (out.map(|b| String::from_utf8(b.to_vec()).unwrap()), effects)
 }
 
