@@ -307,3 +307,114 @@ fn the_readmes_ready_rules_mask_and_drop_what_they_say() {
         assert_eq!(run(&r, &line(said), None).0, shipped.map(line), "{said}");
     }
 }
+
+/// Seeded runs over random lines (plain text and JSON, secrets, levels, requests, escapes) and
+/// random rule lists: whatever the rules, each record is shipped valid with its envelope and keys
+/// as sent, or dropped with exactly one rule's effect; no masked secret survives; a request's
+/// lines with the same text go together; a WARN line is never sampled out.
+#[test]
+fn seeded_rules_keep_records_valid_and_account_for_every_drop() {
+    use crate::random::Xorshift;
+    const SECRET: &str = "AKIAIOSFODNN7EXAMPLE";
+    let words = [
+        "order",
+        "GET /health",
+        "DEBUG",
+        "WARN",
+        "ERROR",
+        SECRET,
+        "caf\u{e9}",
+        "tab\there",
+        "quote\"d",
+        "back\\slash",
+        "line\n",
+        "1234 5678 9012 3456",
+        "ok",
+    ];
+    let rule_kinds = [
+        r#"{"type":"exclude_at_match","name":"N","pattern":"GET /health"}"#,
+        r#"{"type":"include_at_match","name":"N","pattern":"order|ok|DEBUG"}"#,
+        r#"{"type":"mask_sequences","name":"N","pattern":"AKIA[0-9A-Z]{16}","replace_placeholder":"[K]"}"#,
+        r#"{"type":"mask_sequences","name":"N","pattern":"\\b(?:[0-9]{4}[ -]?){3}[0-9]{4}\\b","replace_placeholder":"$0$0"}"#,
+        r#"{"type":"sample","name":"N","pattern":"DEBUG","keep_one_in":3}"#,
+        r#"{"type":"sample","name":"N","keep_one_in":2}"#,
+        r#"{"type":"exclude_platform_types","name":"N","record_types":["platform.start"]}"#,
+    ];
+    for seed in 1..=300u64 {
+        let mut rng = Xorshift::new(seed);
+        let count = 1 + rng.below(6) as usize;
+        let chosen: Vec<usize> = (0..count)
+            .map(|_| rng.below(rule_kinds.len() as u64) as usize)
+            .collect();
+        let text = format!(
+            "[{}]",
+            chosen
+                .iter()
+                .enumerate()
+                .map(|(i, k)| rule_kinds[*k].replace("\"N\"", &format!("\"r{i}\"")))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let r = rules(&text);
+        let masks_key = chosen.contains(&2);
+        let mut decided: std::collections::HashMap<(String, String), bool> = Default::default();
+        for n in 0..200 {
+            let said: String = (0..1 + rng.below(4))
+                .map(|_| words[rng.below(words.len() as u64) as usize])
+                .collect::<Vec<_>>()
+                .join(" ");
+            let request = format!("req-{}", rng.below(8));
+            let json = rng.chance(0.4);
+            let element = if json {
+                format!(
+                    r#"{{"time":"t{n}","type":"function","record":{{"level":"{}","message":{},"n":1.50,"requestId":"{request}"}}}}"#,
+                    // The JSON log format's level is what the line's words say.
+                    match (said.contains("ERROR"), said.contains("WARN")) {
+                        (true, _) => "ERROR",
+                        (_, true) => "WARN",
+                        _ => "INFO",
+                    },
+                    serde_json::Value::from(said.as_str())
+                )
+            } else {
+                line(&said)
+            };
+            let (out, effects) = run(&r, &element, Some(&request));
+            let drops = effects.iter().filter(|(_, e)| *e != Effect::Masked).count();
+            match out {
+                None => assert_eq!(drops, 1, "seed {seed}: {element} {effects:?}"),
+                Some(out) => {
+                    assert_eq!(drops, 0, "seed {seed}");
+                    let v: serde_json::Value = serde_json::from_str(&out)
+                        .unwrap_or_else(|e| panic!("seed {seed}: {e}: {out}"));
+                    let sent: serde_json::Value = serde_json::from_str(&element).unwrap();
+                    assert_eq!((&v["time"], &v["type"]), (&sent["time"], &sent["type"]));
+                    if let Some(o) = sent["record"].as_object() {
+                        let keys: Vec<&String> = o.keys().collect();
+                        let out_keys: Vec<&String> =
+                            v["record"].as_object().unwrap().keys().collect();
+                        assert_eq!(keys, out_keys, "seed {seed}");
+                        assert_eq!(v["record"]["n"].to_string(), "1.5");
+                        assert!(out.contains(r#""n":1.50"#), "numbers as written");
+                    }
+                    if masks_key {
+                        assert!(!out.contains(SECRET), "seed {seed}: {out}");
+                    }
+                    if effects.is_empty() {
+                        assert_eq!(out, element, "untouched is the bytes sent");
+                    }
+                }
+            }
+            if effects.iter().any(|(_, e)| *e == Effect::SampledOut) {
+                assert!(
+                    !said.contains("WARN") && !said.contains("ERROR"),
+                    "seed {seed}: {said}"
+                );
+            }
+            // The same text of the same request is decided the same way.
+            let kept = !effects.iter().any(|(_, e)| *e == Effect::SampledOut);
+            let key = (request, format!("{json}{said}"));
+            assert_eq!(*decided.entry(key).or_insert(kept), kept, "seed {seed}");
+        }
+    }
+}
