@@ -55,10 +55,13 @@ pub struct Rules {
     /// them matches a line, which for most lines is no, where one search per rule would take a
     /// pass each. `None` with no such rule, or when patterns share a group name (then each rule
     /// searches alone).
-    any: Option<Regex>,
+    ///
+    /// Built on first use, not at init: each pattern is compiled at init (its errors fail init),
+    /// and compiling them twice more would add to the cold start (about 2 ms for 20 rules).
+    any: std::sync::OnceLock<Option<Regex>>,
     /// Every text rule's pattern: for a line some rule matches, one pass says which (a pass per
-    /// rule would cost as many passes as rules).
-    set: Option<RegexSet>,
+    /// rule would cost as many passes as rules). Built on first use too.
+    set: std::sync::OnceLock<Option<RegexSet>>,
     /// Each rule's pattern in `set`.
     in_set: Vec<Option<usize>>,
 }
@@ -128,39 +131,65 @@ impl Rules {
                 (_, None) => Compiled::Types(Vec::new()),
             });
         }
-        let mut in_set = Vec::with_capacity(specs.len());
-        let mut all = Vec::new();
-        let mut droppers = Vec::new();
-        for spec in &specs {
-            in_set.push(spec.what.pattern().map(|p| {
-                all.push(p);
-                if !matches!(spec.what, What::IncludeAtMatch { .. }) {
-                    droppers.push(format!("(?:{p})"));
-                }
-                all.len() - 1
-            }));
-        }
-        // Each pattern compiled within its limit alone; these within theirs together. Either
-        // failing (patterns sharing a group name, for the alternation) only costs speed.
-        let limit = MAX_COMPILED_BYTES * all.len().max(1);
-        let any = (!droppers.is_empty())
-            .then(|| {
-                RegexBuilder::new(&droppers.join("|"))
-                    .size_limit(limit)
-                    .build()
-                    .ok()
+        let mut next = 0;
+        let in_set = specs
+            .iter()
+            .map(|spec| {
+                spec.what.pattern().map(|_| {
+                    next += 1;
+                    next - 1
+                })
             })
-            .flatten();
-        let set = (!all.is_empty())
-            .then(|| RegexSetBuilder::new(&all).size_limit(limit).build().ok())
-            .flatten();
+            .collect();
         Ok(Self {
             specs,
             compiled,
-            any,
-            set,
+            any: Default::default(),
+            set: Default::default(),
             in_set,
         })
+    }
+
+    /// The alternation of the dropping and masking rules' patterns (see [`Rules::any`]).
+    fn any(&self) -> Option<&Regex> {
+        self.any
+            .get_or_init(|| {
+                let droppers: Vec<String> = self
+                    .specs
+                    .iter()
+                    .filter(|s| !matches!(s.what, What::IncludeAtMatch { .. }))
+                    .filter_map(|s| s.what.pattern())
+                    .map(|p| format!("(?:{p})"))
+                    .collect();
+                // Each pattern compiled within its limit alone; these within theirs together.
+                // Failing (patterns sharing a group name) only costs speed.
+                (!droppers.is_empty())
+                    .then(|| {
+                        RegexBuilder::new(&droppers.join("|"))
+                            .size_limit(MAX_COMPILED_BYTES * droppers.len())
+                            .build()
+                            .ok()
+                    })
+                    .flatten()
+            })
+            .as_ref()
+    }
+
+    /// Every text rule's pattern as a set (see [`Rules::set`]).
+    fn set(&self) -> Option<&RegexSet> {
+        self.set
+            .get_or_init(|| {
+                let all: Vec<&str> = self.specs.iter().filter_map(|s| s.what.pattern()).collect();
+                (!all.is_empty())
+                    .then(|| {
+                        RegexSetBuilder::new(&all)
+                            .size_limit(MAX_COMPILED_BYTES * all.len())
+                            .build()
+                            .ok()
+                    })
+                    .flatten()
+            })
+            .as_ref()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -209,15 +238,14 @@ impl Rules {
         let mut strings = Strings::of(json);
         // Whether a rule that drops or changes lines matches this one: for most lines, no.
         let none_match = self
-            .any
-            .as_ref()
+            .any()
             .is_some_and(|any| !strings.items.iter().any(|(_, t, _)| any.is_match(t)));
         // Which rules match, from one pass of the set; again after a mask changes the line.
         let mut hits: Option<[bool; MAX_RULES]> = None;
         let mut changed = false;
         for (i, rule) in self.compiled.iter().enumerate() {
             let include = matches!(rule, Compiled::Include(_));
-            let mut matched = |re: &Regex, strings: &Strings| match (&self.set, self.in_set[i]) {
+            let mut matched = |re: &Regex, strings: &Strings| match (self.set(), self.in_set[i]) {
                 _ if none_match && !include => false,
                 (Some(set), Some(k)) if !none_match => {
                     hits.get_or_insert_with(|| set_hits(set, strings))[k]

@@ -225,6 +225,16 @@ fn invalid_rules_say_which_rule_and_why() {
         error(r#"[{"type":"exclude_platform_types","name":"p","record_types":["platform.begin"]}]"#)
             .starts_with(r#"rule [0] "p": "record_types" has "platform.begin", which is not a platform record type; accepted: platform.initStart,"#)
     );
+    // Unicode general categories are built in; scripts are not.
+    assert!(
+        Rules::parse(r#"[{"type":"exclude_at_match","name":"l","pattern":"\\p{L}+ (?i)straße"}]"#)
+            .is_ok()
+    );
+    let greek = error(r#"[{"type":"exclude_at_match","name":"g","pattern":"\\p{Greek}"}]"#);
+    assert!(
+        greek.starts_with(r#"rule [0] "g": the pattern "\\p{Greek}" does not compile: "#),
+        "{greek}"
+    );
     let many = format!(
         "[{}]",
         (0..51)
