@@ -50,23 +50,18 @@ impl Expected {
 
     /// Whether the line `marker` is one the scenario expects absent or allows to be; counts it.
     pub fn judged(&self, marker: &str, found: bool, checks: &mut RuleChecks) -> bool {
-        if self.absent.contains(marker) {
-            if found {
-                checks.present_but_expected_absent += 1;
-            } else {
-                checks.absent_as_expected += 1;
-            }
-            return true;
-        }
-        if self.optional.contains(marker) {
-            if found {
-                checks.optional_present += 1;
-            } else {
-                checks.optional_absent += 1;
-            }
-            return true;
-        }
-        false
+        let (present, absent) = if self.absent.contains(marker) {
+            (
+                &mut checks.present_but_expected_absent,
+                &mut checks.absent_as_expected,
+            )
+        } else if self.optional.contains(marker) {
+            (&mut checks.optional_present, &mut checks.optional_absent)
+        } else {
+            return false;
+        };
+        *if found { present } else { absent } += 1;
+        true
     }
 }
 
