@@ -444,3 +444,39 @@ fn records_the_rules_drop_still_take_their_part_and_are_counted_not_buffered() {
         .collect();
     assert_eq!(per_rule, [(2, 0), (1, 0), (0, 1)]);
 }
+
+#[test]
+fn the_bytes_threshold_counts_what_the_rules_leave() {
+    let rules = crate::rules::Rules::parse(
+        r#"[{"type":"exclude_at_match","name":"noise","pattern":"noise"},
+            {"type":"mask_sequences","name":"keys","pattern":"AKIA[0-9A-Z]{16}","replace_placeholder":"K"}]"#,
+    )
+    .unwrap();
+    let counters = Arc::new(Counters::with_rules(rules.names()));
+    let mut settings = settings(ShipAt::NextInvoke);
+    settings.rules = rules;
+    settings.thresholds.bytes = NonZeroU64::new(300).unwrap();
+    settings.thresholds.invokes = NonZeroU64::new(1000).unwrap();
+    let now = Now::read();
+    let mut run = Run {
+        intake: Intake::new(settings, Uuid::from_u128(7), counters.clone(), 1, now)
+            .with_ids(counted),
+        now,
+    };
+    let noise = line(&format!("noise {}", "x".repeat(200)));
+    let key = line("AKIAIOSFODNN7EXAMPLE");
+    // 2 × 270 bytes arrive, 70 are kept: below the threshold, no ship at the tick.
+    assert!(run.lines(&[&noise, &noise, &key]).is_empty());
+    let masked = line("K");
+    assert_eq!(
+        Counters::get(&counters.buffered),
+        masked.len() as u64 + 1,
+        "held: what the rules left"
+    );
+    assert!(run.at(SEC).does(Event::Tick).is_empty());
+    // Kept lines past 300 bytes make the batch due at the next tick.
+    let kept = line(&"k".repeat(200));
+    run.lines(&[&kept, &noise]);
+    let actions = run.at(SEC).does(Event::Tick);
+    assert_eq!(shipped(&actions), vec![(vec![masked, kept], Token::Plain)]);
+}
