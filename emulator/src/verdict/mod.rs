@@ -31,6 +31,23 @@ pub struct Lost {
     pub examples: Vec<String>,
 }
 
+impl Lost {
+    /// Counts the lost line `marker` by what Lambda knew of it.
+    fn count(&mut self, marker: &str, acked: &HashSet<String>, dropped: &HashSet<String>) {
+        self.total += 1;
+        if acked.contains(marker) {
+            self.after_ack += 1;
+        } else if dropped.contains(marker) {
+            self.dropped_by_lambda += 1;
+        } else {
+            self.unacknowledged += 1;
+        }
+        if self.examples.len() < 5 {
+            self.examples.push(marker.to_string());
+        }
+    }
+}
+
 /// The verdict of a run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Verdict {
@@ -144,19 +161,7 @@ impl Verdict {
                     v.duplicated += n - 1;
                 }
                 None if judged => {}
-                None => {
-                    v.lost.total += 1;
-                    if acked.contains(*m) {
-                        v.lost.after_ack += 1;
-                    } else if dropped.contains(*m) {
-                        v.lost.dropped_by_lambda += 1;
-                    } else {
-                        v.lost.unacknowledged += 1;
-                    }
-                    if v.lost.examples.len() < 5 {
-                        v.lost.examples.push(m.to_string());
-                    }
-                }
+                None => v.lost.count(m, &acked, &dropped),
             }
         }
         let mut etags: HashMap<(&str, &str), &str> = HashMap::new();
