@@ -15,6 +15,9 @@
 //!   (init) and a line at WARN or above are never sampled out.
 //! * Patterns are Rust `regex` syntax, matched in time linear in the line whatever the pattern
 //!   (finite automata, no backtracking); the limits are in [`parse`].
+//! * Speed: most lines match no rule, and one pass of an alternation of the dropping and masking
+//!   patterns says so; only a line it matches is searched rule by rule (a set says which match).
+//!   Both are built on first use; each pattern alone is compiled at init, where its errors go.
 
 mod parse;
 mod strings;
