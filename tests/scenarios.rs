@@ -258,6 +258,28 @@ async fn processing_rules() {
             ("platform_noise".to_string(), platform_dropped as u64, 0, 0),
         ]
     );
+    // With METRICS=emf, one EMF line per rule says the same, under the dimension Rule.
+    let emf: Vec<(String, f64, f64, f64)> = crate::support::log_lines(&emu)
+        .into_iter()
+        .filter(|l| l["_aws"].is_object() && l["Rule"].is_string())
+        .map(|l| {
+            assert_eq!(
+                l["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+                serde_json::json!([["FunctionName", "Rule"]])
+            );
+            (
+                l["Rule"].as_str().unwrap().to_string(),
+                l["RecordsExcluded"].as_f64().unwrap(),
+                l["RecordsSampledOut"].as_f64().unwrap(),
+                l["RecordsMasked"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let as_emf: Vec<(String, f64, f64, f64)> = rule_lines
+        .iter()
+        .map(|(r, e, s, m)| (r.clone(), *e as f64, *s as f64, *m as f64))
+        .collect();
+    assert_eq!(emf, as_emf);
     // Masked lines still say everything else; the platform keeps its reports.
     let all: String = emu
         .s3()
