@@ -25,8 +25,6 @@ pub enum Kind {
     },
     /// A line an extension wrote (the `extension` log type): never makes a batch due by itself.
     Extension,
-    /// A line the function wrote (the `function` log type).
-    Function,
     Other,
 }
 
@@ -128,7 +126,7 @@ pub fn layout(text: &str) -> Option<(Cow<'_, str>, std::ops::Range<usize>)> {
 }
 
 /// Where the string literal opening at `start` ends (just past its closing quote), if one does.
-fn string_end(b: &[u8], start: usize) -> Option<usize> {
+pub(crate) fn string_end(b: &[u8], start: usize) -> Option<usize> {
     if b.get(start) != Some(&b'"') {
         return None;
     }
@@ -165,10 +163,10 @@ pub fn parse_delivery(
         if let Some(t) = lambda_type(text).filter(|t| !t.starts_with("platform.")) {
             out.records.push(Record {
                 raw,
-                kind: match t {
-                    "extension" => Kind::Extension,
-                    "function" => Kind::Function,
-                    _ => Kind::Other,
+                kind: if t == "extension" {
+                    Kind::Extension
+                } else {
+                    Kind::Other
                 },
                 request_id: None,
             });
@@ -182,7 +180,6 @@ pub fn parse_delivery(
                     "platform.report" => Kind::Report,
                     "platform.restoreStart" => Kind::RestoreStart,
                     "extension" => Kind::Extension,
-                    "function" => Kind::Function,
                     "platform.logsDropped" => Kind::LogsDropped {
                         records: serde_json::from_str::<PeekDropped>(p.record.get())
                             .map_or(0, |d| d.dropped_records),
@@ -253,7 +250,7 @@ mod tests {
             Some("6f7f0961f83442118a7af6fe80b88d56")
         );
         assert_eq!(d.records[2].kind, Kind::RuntimeDone);
-        assert_eq!(d.records[1].kind, Kind::Function);
+        assert_eq!(d.records[1].kind, Kind::Other);
         // Zero-copy: the record points into the body.
         assert!(d.records[1].raw.as_ptr() >= body.as_ptr());
     }
@@ -337,7 +334,7 @@ mod tests {
             vec![
                 Kind::LogsDropped { records: 123 },
                 Kind::RestoreStart,
-                Kind::Function,
+                Kind::Other,
                 Kind::Other
             ]
         );

@@ -29,12 +29,8 @@ pub(super) fn literals(json: &str) -> Vec<Literal> {
             b'}' | b']' => depth = depth.saturating_sub(1),
             b'"' => {
                 let start = i;
-                i += 1;
-                // An escape is a backslash and at least one more byte, never the closing quote.
-                while i < b.len() && b[i] != b'"' {
-                    i += if b[i] == b'\\' { 2 } else { 1 };
-                }
-                let end = (i + 1).min(b.len());
+                let end = crate::lambda::records::string_end(b, start).unwrap_or(b.len());
+                i = end - 1;
                 let key = b[end..]
                     .iter()
                     .find(|c| !c.is_ascii_whitespace())
