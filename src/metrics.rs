@@ -1,12 +1,13 @@
 //! The extension's own health as CloudWatch embedded metric format (EMF) lines: JSON on stdout that
 //! CloudWatch Logs turns into metrics. Pure: the values and the time are passed in.
 //!
-//! Namespace `AdaptiveBatchingExtension`, one dimension, `FunctionName`. One line per shipped object
+//! Namespace `AdaptiveBatchingExtension`, dimension `FunctionName`. One line per shipped object
 //! (`RecordsShipped`, `BytesShipped`, `UploadMilliseconds`, `Retries`) and one at shutdown
 //! (`RecordsReceived`, `RecordsShipped`, `Spilled`, `Refused`, `Malformed`, `LambdaDropped`,
 //! `RecordsFiltered`, …), with one more per processing rule, dimensions `FunctionName` and `Rule`
-//! (`RecordsExcluded`, `RecordsSampledOut`, `RecordsMasked`). When the `extension` log type is subscribed these lines come back to us; they
-//! are recognised by [`is_own_metrics_record`] and never shipped.
+//! (`RecordsExcluded`, `RecordsSampledOut`, `RecordsMasked`). When the `extension` log type is
+//! subscribed these lines come back to us; they are recognised by [`is_own_metrics_record`] and
+//! never shipped.
 
 use serde_json::{Map, Value, json};
 

@@ -4,7 +4,7 @@
 use crate::stats::Counters;
 
 /// Every record is shipped, kept on disk for the next process, set aside (rejected or unreadable),
-/// or lost with its reason; [`Summary::accounted`] says whether the counts add up.
+/// dropped by a processing rule, or lost with its reason; [`Summary::accounted`] says whether the counts add up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Summary {
     pub received: u64,

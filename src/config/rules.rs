@@ -1,6 +1,6 @@
 //! The settings that need more than one variable or a rule of their own: the thresholds, the API,
-//! when to ship, the waits, the key template, encryption, the spill directory and the Telemetry
-//! buffering. The sections (`sections.rs`) are built from these.
+//! when to ship, the waits, the key template, encryption, the spill directory, the Telemetry
+//! buffering and the processing rules. The sections (`sections.rs`) are built from these.
 
 use super::values::{bounded, one_of, whole_number};
 use super::*;
@@ -215,13 +215,13 @@ pub(super) fn processing_rules(
         return Ok(crate::rules::Rules::default());
     };
     let rules = crate::rules::Rules::parse(&text).map_err(ConfigError::InvalidRules)?;
-    let reads_lines = !types.contains(&LogType::Function) && !types.contains(&LogType::Extension);
+    let no_lines = !types.contains(&LogType::Function) && !types.contains(&LogType::Extension);
     for (i, spec) in rules.specs().iter().enumerate() {
         let platform = matches!(spec.what, crate::rules::What::ExcludePlatformTypes { .. });
         let (missing, needs) = if platform {
             (!types.contains(&LogType::Platform), "\"platform\"")
         } else {
-            (reads_lines, "\"function\" or \"extension\"")
+            (no_lines, "\"function\" or \"extension\"")
         };
         if missing {
             warnings.push(format!(

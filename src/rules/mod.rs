@@ -60,7 +60,8 @@ pub struct Rules {
     /// searches alone).
     ///
     /// Built on first use, not at init: each pattern is compiled at init (its errors fail init),
-    /// and compiling them twice more would add to the cold start (about 2 ms for 20 rules).
+    /// and compiling them twice more would add to the cold start (about half a millisecond more
+    /// for 20 rules, on top of their 0.6 ms alone).
     any: std::sync::OnceLock<Option<Regex>>,
     /// Every text rule's pattern: for a line some rule matches, one pass says which (a pass per
     /// rule would cost as many passes as rules). Built on first use too.
