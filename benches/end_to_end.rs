@@ -20,7 +20,7 @@ use std::time::Duration;
 /// every line passes, a sample and two platform exclusions.
 const TWENTY_RULES: &str = r#"[
   {"type":"mask_sequences","name":"aws_access_key_ids","pattern":"\\b(?:AKIA|ASIA)[0-9A-Z]{16}\\b","replace_placeholder":"[AWS_ACCESS_KEY_ID]"},
-  {"type":"mask_sequences","name":"card_numbers","pattern":"(^|[^0-9A-Za-z-])(?:[0-9]{4}[ -]?){3}[0-9]{4}\\b","replace_placeholder":"${1}[CARD_NUMBER]"},
+  {"type":"mask_sequences","name":"card_numbers","pattern":"\\b(?:[0-9]{16}|[0-9]{4}(?: [0-9]{4}){3}|[0-9]{4}(?:-[0-9]{4}){3})\\b","replace_placeholder":"[CARD_NUMBER]"},
   {"type":"mask_sequences","name":"email_addresses","pattern":"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}","replace_placeholder":"[EMAIL]"},
   {"type":"mask_sequences","name":"bearer_tokens","pattern":"(?i)(bearer\\s+)[A-Za-z0-9._~+/-]+=*","replace_placeholder":"${1}[TOKEN]"},
   {"type":"exclude_at_match","name":"health_checks","pattern":"GET /(?:health|healthz|ping)\\b"},

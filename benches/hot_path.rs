@@ -65,7 +65,7 @@ fn hot_path(body: &Bytes, compression: Compression) -> Bytes {
 
 const MASKS: [&str; 5] = [
     r#"{"type":"mask_sequences","name":"aws_access_key_ids","pattern":"\\b(?:AKIA|ASIA)[0-9A-Z]{16}\\b","replace_placeholder":"[AWS_ACCESS_KEY_ID]"}"#,
-    r#"{"type":"mask_sequences","name":"card_numbers","pattern":"(^|[^0-9A-Za-z-])(?:[0-9]{4}[ -]?){3}[0-9]{4}\\b","replace_placeholder":"${1}[CARD_NUMBER]"}"#,
+    r#"{"type":"mask_sequences","name":"card_numbers","pattern":"\\b(?:[0-9]{16}|[0-9]{4}(?: [0-9]{4}){3}|[0-9]{4}(?:-[0-9]{4}){3})\\b","replace_placeholder":"[CARD_NUMBER]"}"#,
     r#"{"type":"mask_sequences","name":"email_addresses","pattern":"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}","replace_placeholder":"[EMAIL]"}"#,
     r#"{"type":"mask_sequences","name":"bearer_tokens","pattern":"(?i)(bearer\\s+)[A-Za-z0-9._~+/-]+=*","replace_placeholder":"${1}[TOKEN]"}"#,
     r#"{"type":"mask_sequences","name":"ipv4","pattern":"\\b(?:[0-9]{1,3}\\.){3}[0-9]{1,3}\\b","replace_placeholder":"[IP]"}"#,

@@ -24,7 +24,7 @@ const TEXTS: [&str; 7] = [
 /// One rule of each type.
 const RULES: &str = r#"[
   {"type": "mask_sequences", "name": "keys", "pattern": "\\b(?:AKIA|ASIA)[0-9A-Z]{16}\\b", "replace_placeholder": "[KEY]"},
-  {"type": "mask_sequences", "name": "cards", "pattern": "(^|[^0-9A-Za-z-])(?:[0-9]{4}[ -]?){3}[0-9]{4}\\b", "replace_placeholder": "${1}[CARD]"},
+  {"type": "mask_sequences", "name": "cards", "pattern": "\\b(?:[0-9]{16}|[0-9]{4}(?: [0-9]{4}){3}|[0-9]{4}(?:-[0-9]{4}){3})\\b", "replace_placeholder": "[CARD]"},
   {"type": "exclude_at_match", "name": "health", "pattern": "GET /health"},
   {"type": "include_at_match", "name": "first_six", "pattern": "line 000[1-6] "},
   {"type": "sample", "name": "debug", "pattern": "\\bDEBUG\\b", "keep_one_in": 2},

@@ -312,8 +312,8 @@ fn the_readmes_ready_rules_mask_and_drop_what_they_say() {
             "4111111111111111 first, card=4111-1111-1111-1111",
             Some("[CARD_NUMBER] first, card=[CARD_NUMBER]"),
         ),
-        // What must stay: epoch milliseconds, request ids (one whose last 16 characters are digits,
-        // as about one in 2,300 of them are), a path that only starts alike.
+        // What must stay: epoch milliseconds, request ids (also those with runs of 16 digits split
+        // by hyphens, at the start or the end), a path that only starts alike.
         (
             "at 1733600000000 request 6f7f0961-f834-4211-8a7a-f6fe80b88d56 GET /healthy",
             Some("at 1733600000000 request 6f7f0961-f834-4211-8a7a-f6fe80b88d56 GET /healthy"),
@@ -321,6 +321,14 @@ fn the_readmes_ready_rules_mask_and_drop_what_they_say() {
         (
             "2026-12-08T00:24:13.123Z\t6f7f0961-f834-4211-8123-123456789012\tINFO\tdone",
             Some("2026-12-08T00:24:13.123Z\t6f7f0961-f834-4211-8123-123456789012\tINFO\tdone"),
+        ),
+        (
+            "t\t12345678-1234-4123-a123-bcdef0123456\tINFO\tdone",
+            Some("t\t12345678-1234-4123-a123-bcdef0123456\tINFO\tdone"),
+        ),
+        (
+            "t\t12345678-1234-4123-8123-123456789012\tINFO\tdone",
+            Some("t\t12345678-1234-4123-8123-123456789012\tINFO\tdone"),
         ),
     ] {
         assert_eq!(run(&r, &line(said), None).0, shipped.map(line), "{said}");
