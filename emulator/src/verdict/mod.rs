@@ -8,6 +8,7 @@
 //! duration and the S3 requests it cost.
 
 pub mod objects;
+pub mod parquet;
 pub mod rules;
 
 pub use crate::expect::{Expect, Tolerate};

@@ -1,5 +1,6 @@
 //! Reading what an extension wrote: object bodies decoded (plain, gzip, zstd: by
-//! `Content-Encoding`, else by their magic bytes), and each line checked to be a Lambda record
+//! `Content-Encoding`, else by their magic bytes; Parquet by its magic, see [`super::parquet`]),
+//! and each line checked to be a Lambda record
 //! (`{"time": string, "type": string, "record": …}`), as Athena's JSON SerDe will read it.
 
 use std::io::Read;
@@ -20,9 +21,14 @@ pub struct Decoded {
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
-/// Decodes `body` and checks its lines.
+/// Decodes `body` and checks its lines (a Parquet object's `record` column, one line per row).
 pub fn decode(body: &[u8], content_encoding: Option<&str>) -> Decoded {
-    let raw = match inflate(body, content_encoding) {
+    let raw = if super::parquet::is_parquet(body) {
+        super::parquet::records(body)
+    } else {
+        inflate(body, content_encoding)
+    };
+    let raw = match raw {
         Ok(raw) => raw,
         Err(e) => {
             return Decoded {
