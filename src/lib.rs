@@ -47,6 +47,7 @@ pub mod lambda;
 pub mod logging;
 pub mod metrics;
 pub mod object_key;
+pub mod parquet;
 pub mod random;
 pub mod rules;
 pub mod sealed;
