@@ -36,6 +36,7 @@ pub const ENV_BUFFER_MAX_BYTES: &str = "ADAPTIVE_BATCHING_EXTENSION_BUFFER_MAX_B
 pub const ENV_BUFFER_TIMEOUT_MS: &str = "ADAPTIVE_BATCHING_EXTENSION_BUFFER_TIMEOUT_MS";
 pub const ENV_COMPRESSION: &str = "ADAPTIVE_BATCHING_EXTENSION_COMPRESSION";
 pub const ENV_COMPRESSION_LEVEL: &str = "ADAPTIVE_BATCHING_EXTENSION_COMPRESSION_LEVEL";
+pub const ENV_FORMAT: &str = "ADAPTIVE_BATCHING_EXTENSION_FORMAT";
 pub const ENV_KEY_TEMPLATE: &str = "ADAPTIVE_BATCHING_EXTENSION_KEY_TEMPLATE";
 pub const ENV_SSE: &str = "ADAPTIVE_BATCHING_EXTENSION_SSE";
 pub const ENV_SSE_KMS_KEY_ID: &str = "ADAPTIVE_BATCHING_EXTENSION_SSE_KMS_KEY_ID";
@@ -59,6 +60,9 @@ pub const ECONOMY: [(&str, &str); 4] = [
     (ENV_SHIP_RATE_MILLISECONDS, "60000"),
     (ENV_COMPRESSION, "gzip"),
 ];
+/// The economy profile with `FORMAT=parquet`: the same thresholds, and no gzip, for a Parquet
+/// file compresses its pages with zstd unless `COMPRESSION` says otherwise.
+pub const ECONOMY_PARQUET: [(&str, &str); 3] = [ECONOMY[0], ECONOMY[1], ECONOMY[2]];
 /// The longest `NEXT_WAIT_MS`: Lambda's longest function timeout.
 pub const MAX_NEXT_WAIT_MS: u64 = 900_000;
 pub const ENV_FUNCTION_VERSION: &str = "AWS_LAMBDA_FUNCTION_VERSION";
@@ -340,6 +344,9 @@ impl Config {
     pub fn from_env(env: &dyn Env) -> Result<Parsed, ConfigError> {
         let (defaults, profile): (&'static [(&'static str, &'static str)], _) =
             match one_of(env, ENV_PROFILE, &["default", "economy"])?.as_deref() {
+                Some("economy") if values::format(env)? == Format::Parquet => {
+                    (&ECONOMY_PARQUET, Some("economy"))
+                }
                 Some("economy") => (&ECONOMY, Some("economy")),
                 _ => (&[], None),
             };
@@ -358,8 +365,16 @@ impl Config {
         let subscription = sections::subscription(env, w)?;
         let log_level = log_level(env.get(ENV_LOG_LEVEL), w);
         let thresholds = rules::thresholds(env, w);
-        let shipper = sections::shipper(env, thresholds.bytes.get(), w);
-        let intake = sections::intake(env, thresholds, &subscription.types, shipper.max_object, w)?;
+        let format = values::format(env)?;
+        let shipper = sections::shipper(env, thresholds.bytes.get(), format, w);
+        let intake = sections::intake(
+            env,
+            thresholds,
+            format,
+            &subscription.types,
+            shipper.max_object,
+            w,
+        )?;
         let lifecycle = sections::lifecycle(env, intake.ship_at, w);
         let metrics = sections::metrics(env)?;
         Ok(Parsed {
@@ -384,6 +399,7 @@ mod sections;
 mod unknown;
 mod values;
 
+use crate::encode::Format;
 pub use sections::{
     IntakeSettings, LifecycleSettings, LogsApi, ObjectSettings, S3Settings, ShipperSettings,
     Subscription, tick,

@@ -1,10 +1,106 @@
 //! Records → object body: NDJSON, one record per line, each line the exact JSON Lambda sent, every
-//! line `\n`-terminated; then, optionally, gzip or zstd. Pure.
+//! line `\n`-terminated, then optionally gzip or zstd; or a Parquet file ([`crate::parquet`]),
+//! its pages compressed. Pure.
 
+use crate::intake::Sealing;
+use crate::sealed::SealedObject;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::io::Write;
 
 pub const CONTENT_TYPE: &str = "application/x-ndjson";
+
+/// What an object is: NDJSON lines or a Parquet file (`FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Ndjson,
+    Parquet,
+}
+
+impl Format {
+    /// The object's `Content-Encoding`: NDJSON's compression, or none for a Parquet file, whose
+    /// pages are compressed inside it (an outer layer would keep engines from reading it).
+    pub fn content_encoding(self, compression: Compression) -> Option<&'static str> {
+        match self {
+            Format::Ndjson => compression.content_encoding(),
+            Format::Parquet => None,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Ndjson => CONTENT_TYPE,
+            Format::Parquet => crate::parquet::CONTENT_TYPE,
+        }
+    }
+
+    /// What the default key template ends with.
+    pub fn suffix(self, compression: Compression) -> String {
+        match self {
+            Format::Ndjson => format!(".log{}", compression.suffix()),
+            Format::Parquet => PARQUET_SUFFIX.into(),
+        }
+    }
+}
+
+const PARQUET_SUFFIX: &str = ".parquet";
+const NDJSON_SUFFIX: &str = ".ndjson";
+
+/// A sealed batch encoded, and why it is not in the format asked for, if it is not.
+#[derive(Debug)]
+pub struct Encoded {
+    pub object: SealedObject,
+    pub fallback: Option<crate::parquet::EncodeError>,
+}
+
+/// The object of `s`: its body in `format`. A batch Parquet cannot hold goes as plain NDJSON
+/// instead, under its key with `.ndjson` in place of `.parquet` (or after it, if the template
+/// ends otherwise), so it is never lost and never read as Parquet by mistake.
+pub fn object(s: Sealing, format: Format, compression: Compression) -> Encoded {
+    encode_object(s, format, compression, |records| {
+        crate::parquet::encode(records, compression)
+    })
+}
+
+/// [`object`], with the Parquet encoder given (a test makes it fail).
+pub(crate) fn encode_object(
+    s: Sealing,
+    format: Format,
+    compression: Compression,
+    parquet: impl FnOnce(&[Bytes]) -> Result<Vec<u8>, crate::parquet::EncodeError>,
+) -> Encoded {
+    let mut object = SealedObject {
+        body: Bytes::new(),
+        raw_bytes: s.body_bytes,
+        records: s.records.len(),
+        key: s.key,
+        meta: s.meta,
+    };
+    let fallback = match format {
+        Format::Ndjson => {
+            object.body = body(&s.records, s.body_bytes, compression);
+            None
+        }
+        Format::Parquet => match parquet(&s.records) {
+            Ok(file) => {
+                object.body = exact(file);
+                None
+            }
+            Err(e) => {
+                object.body = ndjson(&s.records, s.body_bytes);
+                let stem = object
+                    .key
+                    .strip_suffix(PARQUET_SUFFIX)
+                    .unwrap_or(&object.key);
+                object.key = format!("{stem}{NDJSON_SUFFIX}");
+                object.meta.content_encoding = None;
+                object.meta.content_type = Some(CONTENT_TYPE.into());
+                Some(e)
+            }
+        },
+    };
+    Encoded { object, fallback }
+}
 
 /// How object bodies are compressed. The bytes threshold still counts uncompressed record bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,5 +228,63 @@ mod tests {
         assert_eq!(zstd::decode_all(&zs[..]).unwrap(), plain.to_vec());
         assert!(gz.len() < plain.len() / 4 && zs.len() < plain.len() / 4);
         assert_eq!(body(&records, size, Compression::None), plain);
+    }
+
+    fn sealing(key: &str) -> Sealing {
+        let records = vec![
+            Bytes::from_static(br#"{"time":"2026-12-08T01:02:03Z","type":"function","record":"a"}"#),
+            Bytes::from_static(b"[1]"),
+        ];
+        Sealing {
+            key: key.into(),
+            body_bytes: records.iter().map(|r| r.len() as u64 + 1).sum(),
+            records,
+            meta: crate::sealed::ObjectMeta {
+                content_type: Some(crate::parquet::CONTENT_TYPE.into()),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_batch_parquet_cannot_hold_goes_as_plain_ndjson_under_an_ndjson_key() {
+        let refuse = |_: &[Bytes]| {
+            Err(crate::parquet::EncodeError::TooLarge {
+                column: "record",
+                bytes: 10,
+                limit: 5,
+            })
+        };
+        let e = encode_object(sealing("a/b.parquet"), Format::Parquet, Compression::Zstd(3), refuse);
+        assert_eq!(e.object.key, "a/b.ndjson");
+        assert_eq!(
+            &e.object.body[..],
+            b"{\"time\":\"2026-12-08T01:02:03Z\",\"type\":\"function\",\"record\":\"a\"}\n[1]\n"
+        );
+        assert_eq!(e.object.meta.content_type.as_deref(), Some(CONTENT_TYPE));
+        assert_eq!(e.object.meta.content_encoding, None);
+        assert_eq!((e.object.records, e.object.raw_bytes), (2, 67));
+        assert_eq!(e.object.body.len(), 67);
+        assert_eq!(
+            e.fallback.map(|f| f.to_string()).as_deref(),
+            Some("a page of column record would be 10 bytes, over Parquet's limit of 5")
+        );
+        // A template that does not end in .parquet gets .ndjson after its name.
+        let e = encode_object(sealing("a/b"), Format::Parquet, Compression::None, refuse);
+        assert_eq!(e.object.key, "a/b.ndjson");
+    }
+
+    #[test]
+    fn a_parquet_batch_is_one_parquet_file_under_its_key() {
+        let e = object(sealing("a/b.parquet"), Format::Parquet, Compression::Zstd(3));
+        assert!(e.fallback.is_none());
+        assert_eq!(e.object.key, "a/b.parquet");
+        assert!(e.object.body.starts_with(b"PAR1") && e.object.body.ends_with(b"PAR1"));
+        let e = object(sealing("a/b.log"), Format::Ndjson, Compression::None);
+        assert_eq!(e.object.body.len() as u64, e.object.raw_bytes);
+        assert_eq!(Format::Parquet.content_encoding(Compression::Zstd(3)), None);
+        assert_eq!(Format::Ndjson.content_encoding(Compression::Zstd(3)), Some("zstd"));
+        assert_eq!(Format::Parquet.suffix(Compression::Gzip(6)), ".parquet");
+        assert_eq!(Format::Ndjson.suffix(Compression::Gzip(6)), ".log.gz");
     }
 }

@@ -14,6 +14,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+/// The default layout before its extension (`.log`, `.log.gz`, `.log.zst`, `.parquet`).
+pub const DEFAULT_STEM: &str = "{yyyy}-{mm}-{dd}-{env_id}/{function}-{epoch_ms}-{uuid}";
 pub const DEFAULT_TEMPLATE: &str = "{yyyy}-{mm}-{dd}-{env_id}/{function}-{epoch_ms}-{uuid}.log";
 /// S3's limit on a key, in bytes of UTF-8.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -69,9 +71,9 @@ pub struct KeyValues<'a> {
 }
 
 impl KeyTemplate {
-    /// The Go sample's layout, with `suffix` (".gz", ".zst") after `.log`.
-    pub fn default_with(suffix: &str) -> Self {
-        Self::parse(&format!("{DEFAULT_TEMPLATE}{suffix}")).expect("the default template is valid")
+    /// The Go sample's layout, ending in `extension` (its `.log`, `.log.gz`, `.parquet`).
+    pub fn default_with(extension: &str) -> Self {
+        Self::parse(&format!("{DEFAULT_STEM}{extension}")).expect("the default template is valid")
     }
 
     pub fn parse(template: &str) -> Result<Self, String> {
@@ -187,11 +189,11 @@ mod tests {
     #[test]
     fn the_samples_layout_with_fixed_time_and_ids() {
         assert_eq!(
-            KeyTemplate::default_with("").render(&values()),
+            KeyTemplate::default_with(".log").render(&values()),
             "2026-11-27-2f9935c2-1111-4222-8333-444444444444/demo-fn-1795807110456-52f63032-aaaa-4bbb-8ccc-dddddddddddd.log"
         );
         assert!(
-            KeyTemplate::default_with(".gz")
+            KeyTemplate::default_with(".log.gz")
                 .render(&values())
                 .ends_with(".log.gz")
         );

@@ -24,6 +24,9 @@ pub struct SealedObject {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObjectMeta {
     pub content_encoding: Option<String>,
+    /// `None`: NDJSON's.
+    #[serde(default)]
+    pub content_type: Option<String>,
     /// The `time` of the batch's first and last records, as Lambda wrote them.
     pub first_record_time: Option<String>,
     pub last_record_time: Option<String>,
@@ -86,6 +89,7 @@ mod tests {
             raw_bytes: body.len() as u64,
             meta: ObjectMeta {
                 content_encoding: None,
+                content_type: None,
                 first_record_time: Some(first.into()),
                 last_record_time: Some(last.into()),
             },

@@ -52,6 +52,8 @@ pub struct Counters {
     /// Records the processing rules dropped (excluded or sampled out): received, never shipped,
     /// not lost.
     pub filtered: AtomicU64,
+    /// Batches that went as NDJSON because Parquet could not hold them (`FORMAT=parquet`).
+    pub format_fallbacks: AtomicU64,
     /// Per processing rule, in the rules' order: what it did.
     pub rules: Box<[RuleCounts]>,
 }

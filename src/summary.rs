@@ -102,6 +102,11 @@ impl Summary {
             ("Malformed", n(Counters::get(&c.malformed)), "Count"),
             ("RecordsFiltered", n(self.filtered), "Count"),
             (
+                "ParquetFallbacks",
+                n(Counters::get(&c.format_fallbacks)),
+                "Count",
+            ),
+            (
                 "LambdaDropped",
                 n(Counters::get(&c.lambda_dropped)),
                 "Count",

@@ -9,9 +9,8 @@ use super::messages::{
     Restored, ShipBatch, Shutdown,
 };
 use crate::encode;
-use crate::encode::Compression;
+use crate::encode::{Compression, Format};
 use crate::intake::{Action, Event, Intake, Note, Now, Sealing, Token, Waiter};
-use crate::sealed::SealedObject;
 use crate::stats::Counters;
 use actix::prelude::*;
 use slog::{Logger, debug, info, warn};
@@ -51,33 +50,34 @@ pub struct BatchActor {
     encoder: mpsc::Sender<ToEncode>,
     /// Its receiving end, until the actor starts the encoder.
     encoder_rx: Option<mpsc::Receiver<ToEncode>>,
-    compression: Compression,
+    /// The objects' format and compression.
+    encoding: (Format, Compression),
     counters: Arc<Counters>,
     log: Logger,
 }
 
-/// Encodes sealed batches one after another on the blocking pool (compression never runs on the
-/// actors' thread) and queues each at the shipper, in the order they were sealed; answers each
-/// batch's `queued` once it is there. Ends when BatchActor is gone.
+/// Encodes sealed batches one after another on the blocking pool (compression and Parquet never
+/// run on the actors' thread) and queues each at the shipper, in the order they were sealed;
+/// answers each batch's `queued` once it is there. Logs and counts a batch that went as NDJSON
+/// because Parquet could not hold it. Ends when BatchActor is gone.
 async fn encoder(
     mut batches: mpsc::Receiver<ToEncode>,
-    compression: Compression,
+    (format, compression): (Format, Compression),
     ship: Recipient<ShipBatch>,
     counters: Arc<Counters>,
     log: Logger,
 ) {
     while let Some((s, queued)) = batches.recv().await {
         let raw = s.body_bytes;
-        let encoded = tokio::task::spawn_blocking(move || SealedObject {
-            body: encode::body(&s.records, s.body_bytes, compression),
-            raw_bytes: s.body_bytes,
-            records: s.records.len(),
-            key: s.key,
-            meta: s.meta,
-        })
-        .await;
+        let encoded =
+            tokio::task::spawn_blocking(move || encode::object(s, format, compression)).await;
         match encoded {
-            Ok(object) => {
+            Ok(encode::Encoded { object, fallback }) => {
+                if let Some(why) = fallback {
+                    warn!(log, "a batch could not be written as Parquet; it goes as NDJSON";
+                        "key" => &object.key, "records" => object.records, "why" => why.to_string());
+                    Counters::add(&counters.format_fallbacks, 1);
+                }
                 if ship.send(ShipBatch { object }).await.is_err() {
                     slog::error!(log, "the shipper is gone; a batch could not be queued");
                 }
@@ -104,7 +104,7 @@ impl BatchActor {
         Self {
             encoder,
             encoder_rx: Some(encoder_rx),
-            compression: settings.compression,
+            encoding: (settings.format, settings.compression),
             intake: Intake::new(
                 settings,
                 environment_id,
@@ -261,7 +261,7 @@ impl Actor for BatchActor {
         if let Some(rx) = self.encoder_rx.take() {
             actix_rt::spawn(encoder(
                 rx,
-                self.compression,
+                self.encoding,
                 self.shipper.ship.clone(),
                 self.counters.clone(),
                 self.log.clone(),

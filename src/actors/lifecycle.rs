@@ -173,7 +173,7 @@ impl LifecycleActor {
             "peak_held_bytes" => get(&c.peak_held_bytes),
             "malformed" => get(&c.malformed), "oversized" => get(&c.oversized),
             "lambda_dropped" => get(&c.lambda_dropped), "restores" => get(&c.restores),
-            "filtered" => s.filtered,
+            "filtered" => s.filtered, "parquet_fallbacks" => get(&c.format_fallbacks),
             "accounted" => s.accounted(), "ms" => started.elapsed().as_millis() as u64);
         for r in c.rules.iter() {
             info!(self.log, "processing rule";

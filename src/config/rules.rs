@@ -130,14 +130,30 @@ pub(super) fn max_delay(env: &dyn Env, ms: u64, warnings: &mut Vec<String>) -> D
     }
 }
 
-/// The key template, or the default with the compression's suffix.
+/// The key template, or the default with the format's and compression's suffix. A template
+/// whose name ends as the other format's objects do is kept, with a warning.
 pub(super) fn key_template(
     env: &dyn Env,
-    compression: &crate::encode::Compression,
+    format: crate::encode::Format,
+    compression: crate::encode::Compression,
+    warnings: &mut Vec<String>,
 ) -> Result<crate::object_key::KeyTemplate, ConfigError> {
+    use crate::encode::Format;
     Ok(match env.get(ENV_KEY_TEMPLATE).filter(|t| !t.is_empty()) {
-        None => crate::object_key::KeyTemplate::default_with(compression.suffix()),
-        Some(t) => crate::object_key::KeyTemplate::parse(&t).map_err(|reason| {
+        None => crate::object_key::KeyTemplate::default_with(&format.suffix(compression)),
+        Some(t) => crate::object_key::KeyTemplate::parse(&t).inspect(|_| {
+            let ndjson_name = [".log", ".ndjson", ".json", ".gz", ".zst"].iter().any(|s| t.ends_with(s));
+            let mismatch = match format {
+                Format::Parquet => ndjson_name,
+                Format::Ndjson => t.ends_with(".parquet"),
+            };
+            if mismatch {
+                warnings.push(format!(
+                    "{ENV_KEY_TEMPLATE} {t:?} names objects as another format does, but {ENV_FORMAT} is {}; keys are kept as the template says",
+                    if format == Format::Parquet { "parquet" } else { "ndjson" }
+                ));
+            }
+        }).map_err(|reason| {
             ConfigError::InvalidTemplate {
                 value: t.clone(),
                 reason,

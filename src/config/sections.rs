@@ -13,7 +13,7 @@
 use super::rules;
 use super::values::{boolean, compression, listener_port, log_types, one_of, whole_number};
 use super::*;
-use crate::encode::Compression;
+use crate::encode::{Compression, Format};
 use crate::metrics::Emf;
 use crate::object_key::KeyTemplate;
 use std::path::PathBuf;
@@ -66,6 +66,8 @@ pub struct IntakeSettings {
     pub max_object_bytes: u64,
     /// The freshness bound: how long the time threshold may grow while S3 throttles.
     pub max_delay: Duration,
+    pub format: Format,
+    /// NDJSON's compression, or Parquet's page codec.
     pub compression: Compression,
     pub key_template: KeyTemplate,
     /// `AWS_LAMBDA_FUNCTION_VERSION`, for `{version}`.
@@ -114,12 +116,16 @@ impl ShipperSettings {
     /// The bounds derived from the memory bound and the bytes threshold: the largest object is the
     /// threshold, or half the memory bound if larger, so the open buffer and the batches in flight
     /// stay near `max_memory`; a merge stays a single PutObject within half of it.
+    /// The largest merge of NDJSON batches: half the memory bound, from 1 MiB to a single PUT.
+    pub fn merge_limit(max_memory: u64) -> u64 {
+        (max_memory / 2).clamp(1024 * 1024, crate::sealed::MULTIPART_THRESHOLD as u64)
+    }
+
     pub fn new(max_memory: u64, bytes_threshold: u64, spill_dir: PathBuf) -> Self {
         Self {
             max_memory,
             max_object: bytes_threshold.max(max_memory / 2),
-            merge_limit: (max_memory / 2)
-                .clamp(1024 * 1024, crate::sealed::MULTIPART_THRESHOLD as u64),
+            merge_limit: Self::merge_limit(max_memory),
             spill_dir,
             spill_max_bytes: DEFAULT_SPILL_MAX_BYTES,
             snap_start: false,
@@ -191,17 +197,19 @@ pub(super) fn subscription(
 pub(super) fn intake(
     env: &dyn Env,
     thresholds: Thresholds,
+    format: Format,
     types: &[LogType],
     max_object_bytes: u64,
     warnings: &mut Vec<String>,
 ) -> Result<IntakeSettings, ConfigError> {
     let managed_instances = managed_instances(env);
-    let compression = compression(env, warnings)?;
+    let compression = compression(env, format, warnings)?;
     Ok(IntakeSettings {
         thresholds,
         max_object_bytes,
         max_delay: rules::max_delay(env, thresholds.elapsed.as_millis() as u64, warnings),
-        key_template: rules::key_template(env, &compression)?,
+        key_template: rules::key_template(env, format, compression, warnings)?,
+        format,
         compression,
         function_version: function_version(env),
         function_name: function_name(env),
@@ -217,6 +225,7 @@ pub(super) fn intake(
 pub(super) fn shipper(
     env: &dyn Env,
     bytes_threshold: u64,
+    format: Format,
     warnings: &mut Vec<String>,
 ) -> ShipperSettings {
     let memory_mb = env.get(ENV_MEMORY_SIZE).and_then(|v| v.parse().ok());
@@ -231,6 +240,12 @@ pub(super) fn shipper(
         spill_max_bytes: whole_number(env, ENV_SPILL_MAX_BYTES, DEFAULT_SPILL_MAX_BYTES, warnings)
             .get(),
         snap_start: env.get(ENV_INITIALIZATION_TYPE).as_deref() == Some(SNAP_START),
+        // Parquet files do not concatenate into one: while S3 throttles, each batch waits as
+        // its own object.
+        merge_limit: match format {
+            Format::Ndjson => ShipperSettings::merge_limit(max_memory),
+            Format::Parquet => 0,
+        },
         ..ShipperSettings::new(max_memory, bytes_threshold, rules::spill_dir(env))
     }
 }

@@ -587,3 +587,54 @@ fn processing_rules_parse_into_the_intake_section_and_a_bad_rule_is_a_config_err
         r#"ADAPTIVE_BATCHING_EXTENSION_PROCESSING_RULES rule [0] "health": the pattern "(GET /health" does not compile: unclosed group"#
     );
 }
+
+#[test]
+fn format_parquet_takes_zstd_pages_a_parquet_key_and_no_merges() {
+    use crate::encode::{Compression, Format};
+    use crate::object_key::KeyTemplate;
+    let ndjson = parse(&[]).config;
+    assert_eq!(ndjson.intake.format, Format::Ndjson);
+    assert_eq!(ndjson.intake.key_template, KeyTemplate::default_with(".log"));
+    assert!(ndjson.shipper.merge_limit > 0);
+
+    let p = parse(&[(ENV_FORMAT, "parquet")]);
+    let c = p.config;
+    assert_eq!(c.intake.format, Format::Parquet);
+    assert_eq!(c.intake.compression, Compression::Zstd(3));
+    assert_eq!(c.intake.key_template, KeyTemplate::default_with(".parquet"));
+    assert_eq!(c.shipper.merge_limit, 0);
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    // COMPRESSION picks the page codec; the economy profile's gzip is NDJSON's only.
+    for (vars, want) in [
+        (vec![(ENV_COMPRESSION, "gzip")], Compression::Gzip(6)),
+        (vec![(ENV_COMPRESSION, "none")], Compression::None),
+        (vec![(ENV_COMPRESSION_LEVEL, "9")], Compression::Zstd(9)),
+        (vec![(ENV_PROFILE, "economy")], Compression::Zstd(3)),
+    ] {
+        let mut vars = vars.clone();
+        vars.push((ENV_FORMAT, "parquet"));
+        assert_eq!(parse(&vars).config.intake.compression, want, "{vars:?}");
+    }
+    let economy = parse(&[(ENV_PROFILE, "economy"), (ENV_FORMAT, "parquet")]).config;
+    assert_eq!(economy.intake.thresholds.bytes.get(), 1_048_576);
+}
+
+#[test]
+fn an_unknown_format_is_an_error_naming_the_variable_and_a_mismatched_key_a_warning() {
+    let e = Config::from_env(&env(&[(ENV_FORMAT, "csv")])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "ADAPTIVE_BATCHING_EXTENSION_FORMAT must be one of \"ndjson\", \"parquet\", got \"csv\""
+    );
+    let p = parse(&[
+        (ENV_FORMAT, "parquet"),
+        (ENV_KEY_TEMPLATE, "logs/{uuid}.ndjson"),
+    ]);
+    assert_eq!(
+        p.warnings,
+        ["ADAPTIVE_BATCHING_EXTENSION_KEY_TEMPLATE \"logs/{uuid}.ndjson\" names objects as another format does, but ADAPTIVE_BATCHING_EXTENSION_FORMAT is parquet; keys are kept as the template says"]
+    );
+    let p = parse(&[(ENV_KEY_TEMPLATE, "logs/{uuid}.parquet")]);
+    assert_eq!(p.warnings.len(), 1);
+    assert!(parse(&[(ENV_FORMAT, "parquet"), (ENV_KEY_TEMPLATE, "logs/{uuid}.parquet")]).warnings.is_empty());
+}

@@ -7,7 +7,7 @@ use super::*;
 const PREFIX: &str = "ADAPTIVE_BATCHING_EXTENSION_";
 
 /// Every variable the extension reads with its prefix.
-const KNOWN: [&str; 28] = [
+const KNOWN: [&str; 29] = [
     ENV_S3_BUCKET,
     ENV_SHIP_RATE_BYTES,
     ENV_SHIP_RATE_INVOKES,
@@ -23,6 +23,7 @@ const KNOWN: [&str; 28] = [
     ENV_BUFFER_TIMEOUT_MS,
     ENV_COMPRESSION,
     ENV_COMPRESSION_LEVEL,
+    ENV_FORMAT,
     ENV_KEY_TEMPLATE,
     ENV_SSE,
     ENV_SSE_KMS_KEY_ID,

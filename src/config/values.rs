@@ -50,14 +50,30 @@ pub(super) fn one_of(
     }
 }
 
+/// `FORMAT`: NDJSON objects (the default) or Parquet files.
+pub(crate) fn format(env: &dyn Env) -> Result<crate::encode::Format, ConfigError> {
+    use crate::encode::Format;
+    Ok(
+        match one_of(env, ENV_FORMAT, &["ndjson", "parquet"])?.as_deref() {
+            Some("parquet") => Format::Parquet,
+            _ => Format::Ndjson,
+        },
+    )
+}
+
 /// `COMPRESSION` and its level: gzip 1–9 (6), zstd 1–19 (3); a level out of range is clamped.
+/// Unset, NDJSON objects are not compressed (the sample's) and Parquet pages are zstd's.
 pub(super) fn compression(
     env: &dyn Env,
+    format: crate::encode::Format,
     warnings: &mut Vec<String>,
 ) -> Result<crate::encode::Compression, ConfigError> {
-    use crate::encode::Compression;
+    use crate::encode::{Compression, Format};
     let kind = one_of(env, ENV_COMPRESSION, &["none", "gzip", "zstd"])?;
     Ok(match kind.as_deref() {
+        None if format == Format::Parquet => {
+            Compression::Zstd(bounded(env, ENV_COMPRESSION_LEVEL, 3, (1, 19), warnings) as i32)
+        }
         None | Some("none") => Compression::None,
         Some("gzip") => Compression::Gzip(bounded(env, ENV_COMPRESSION_LEVEL, 6, (1, 9), warnings)),
         _ => Compression::Zstd(bounded(env, ENV_COMPRESSION_LEVEL, 3, (1, 19), warnings) as i32),

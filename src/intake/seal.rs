@@ -51,7 +51,8 @@ pub(super) fn seal(
         records: batch.records,
         body_bytes: batch.body_bytes,
         meta: ObjectMeta {
-            content_encoding: s.compression.content_encoding().map(str::to_string),
+            content_encoding: s.format.content_encoding(s.compression).map(str::to_string),
+            content_type: Some(s.format.content_type().into()),
             first_record_time,
             last_record_time,
         },

@@ -19,6 +19,7 @@ fn settings(ship_at: ShipAt) -> Settings {
         },
         max_object_bytes: 4 << 20,
         max_delay: Duration::from_secs(60),
+        format: Default::default(),
         compression: Compression::None,
         key_template: KeyTemplate::parse("{env_id}/{uuid}").unwrap(),
         function_version: "$LATEST".into(),

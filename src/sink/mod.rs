@@ -164,21 +164,26 @@ impl ShipError {
 macro_rules! object_headers {
     ($req:expr, $sink:expr, $obj:expr) => {{
         let o = &$sink.objects;
-        $req.content_type(crate::encode::CONTENT_TYPE)
-            .set_content_encoding($obj.meta.content_encoding.clone())
-            .set_server_side_encryption(
-                o.sse
-                    .as_deref()
-                    .map(aws_sdk_s3::types::ServerSideEncryption::from),
-            )
-            .set_ssekms_key_id(o.sse_kms_key_id.clone())
-            .set_storage_class(
-                o.storage_class
-                    .as_deref()
-                    .map(aws_sdk_s3::types::StorageClass::from),
-            )
-            .set_metadata(Some($sink.metadata($obj)))
-            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32)
+        $req.content_type(
+            $obj.meta
+                .content_type
+                .as_deref()
+                .unwrap_or(crate::encode::CONTENT_TYPE),
+        )
+        .set_content_encoding($obj.meta.content_encoding.clone())
+        .set_server_side_encryption(
+            o.sse
+                .as_deref()
+                .map(aws_sdk_s3::types::ServerSideEncryption::from),
+        )
+        .set_ssekms_key_id(o.sse_kms_key_id.clone())
+        .set_storage_class(
+            o.storage_class
+                .as_deref()
+                .map(aws_sdk_s3::types::StorageClass::from),
+        )
+        .set_metadata(Some($sink.metadata($obj)))
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32)
     }};
 }
 
