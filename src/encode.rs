@@ -232,7 +232,9 @@ mod tests {
 
     fn sealing(key: &str) -> Sealing {
         let records = vec![
-            Bytes::from_static(br#"{"time":"2026-12-08T01:02:03Z","type":"function","record":"a"}"#),
+            Bytes::from_static(
+                br#"{"time":"2026-12-08T01:02:03Z","type":"function","record":"a"}"#,
+            ),
             Bytes::from_static(b"[1]"),
         ];
         Sealing {
@@ -255,7 +257,12 @@ mod tests {
                 limit: 5,
             })
         };
-        let e = encode_object(sealing("a/b.parquet"), Format::Parquet, Compression::Zstd(3), refuse);
+        let e = encode_object(
+            sealing("a/b.parquet"),
+            Format::Parquet,
+            Compression::Zstd(3),
+            refuse,
+        );
         assert_eq!(e.object.key, "a/b.ndjson");
         assert_eq!(
             &e.object.body[..],
@@ -276,14 +283,21 @@ mod tests {
 
     #[test]
     fn a_parquet_batch_is_one_parquet_file_under_its_key() {
-        let e = object(sealing("a/b.parquet"), Format::Parquet, Compression::Zstd(3));
+        let e = object(
+            sealing("a/b.parquet"),
+            Format::Parquet,
+            Compression::Zstd(3),
+        );
         assert!(e.fallback.is_none());
         assert_eq!(e.object.key, "a/b.parquet");
         assert!(e.object.body.starts_with(b"PAR1") && e.object.body.ends_with(b"PAR1"));
         let e = object(sealing("a/b.log"), Format::Ndjson, Compression::None);
         assert_eq!(e.object.body.len() as u64, e.object.raw_bytes);
         assert_eq!(Format::Parquet.content_encoding(Compression::Zstd(3)), None);
-        assert_eq!(Format::Ndjson.content_encoding(Compression::Zstd(3)), Some("zstd"));
+        assert_eq!(
+            Format::Ndjson.content_encoding(Compression::Zstd(3)),
+            Some("zstd")
+        );
         assert_eq!(Format::Parquet.suffix(Compression::Gzip(6)), ".parquet");
         assert_eq!(Format::Ndjson.suffix(Compression::Gzip(6)), ".log.gz");
     }

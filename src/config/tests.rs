@@ -594,7 +594,10 @@ fn format_parquet_takes_zstd_pages_a_parquet_key_and_no_merges() {
     use crate::object_key::KeyTemplate;
     let ndjson = parse(&[]).config;
     assert_eq!(ndjson.intake.format, Format::Ndjson);
-    assert_eq!(ndjson.intake.key_template, KeyTemplate::default_with(".log"));
+    assert_eq!(
+        ndjson.intake.key_template,
+        KeyTemplate::default_with(".log")
+    );
     assert!(ndjson.shipper.merge_limit > 0);
 
     let p = parse(&[(ENV_FORMAT, "parquet")]);
@@ -632,9 +635,18 @@ fn an_unknown_format_is_an_error_naming_the_variable_and_a_mismatched_key_a_warn
     ]);
     assert_eq!(
         p.warnings,
-        ["ADAPTIVE_BATCHING_EXTENSION_KEY_TEMPLATE \"logs/{uuid}.ndjson\" names objects as another format does, but ADAPTIVE_BATCHING_EXTENSION_FORMAT is parquet; keys are kept as the template says"]
+        [
+            "ADAPTIVE_BATCHING_EXTENSION_KEY_TEMPLATE \"logs/{uuid}.ndjson\" names objects as another format does, but ADAPTIVE_BATCHING_EXTENSION_FORMAT is parquet; keys are kept as the template says"
+        ]
     );
     let p = parse(&[(ENV_KEY_TEMPLATE, "logs/{uuid}.parquet")]);
     assert_eq!(p.warnings.len(), 1);
-    assert!(parse(&[(ENV_FORMAT, "parquet"), (ENV_KEY_TEMPLATE, "logs/{uuid}.parquet")]).warnings.is_empty());
+    assert!(
+        parse(&[
+            (ENV_FORMAT, "parquet"),
+            (ENV_KEY_TEMPLATE, "logs/{uuid}.parquet")
+        ])
+        .warnings
+        .is_empty()
+    );
 }
