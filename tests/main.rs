@@ -9,6 +9,7 @@ mod faults;
 mod fleet;
 mod in_process;
 mod objects;
+mod parquet;
 mod process;
 mod rules;
 mod scenarios;

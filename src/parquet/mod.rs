@@ -83,7 +83,8 @@ pub(crate) fn encode_within(
     Ok(file.out)
 }
 
-/// Rows in pages: consecutive rows whose records hold up to [`PAGE_RECORD_BYTES`] (at least one).
+/// Rows in pages: consecutive rows whose records hold up to [`PAGE_RECORD_BYTES`] (at least one);
+/// no records, one empty page.
 fn page_ranges(records: &[Bytes]) -> Vec<std::ops::Range<usize>> {
     let mut pages = Vec::new();
     let (mut start, mut bytes) = (0, 0);
@@ -94,7 +95,7 @@ fn page_ranges(records: &[Bytes]) -> Vec<std::ops::Range<usize>> {
         }
         bytes += r.len();
     }
-    if start < records.len() {
+    if start < records.len() || records.is_empty() {
         pages.push(start..records.len());
     }
     pages

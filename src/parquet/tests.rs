@@ -1,20 +1,63 @@
+//! The writer's own rules. That its files are Parquet is for readers we did not write to say:
+//! tests/parquet.rs reads them with pyarrow, DuckDB and the `parquet` crate.
 use super::*;
 
-/// Writes an example file for a reader outside this crate (`ABE_PARQUET_OUT`).
+fn record(text: &str) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"time":"2026-12-08T01:02:03Z","type":"function","record":"{text}"}}"#
+    ))
+}
+
 #[test]
-fn example_for_outside_readers() {
-    let Ok(path) = std::env::var("ABE_PARQUET_OUT") else {
-        return;
+fn a_page_over_the_formats_limit_is_an_error_naming_the_column() {
+    // The message page: its levels (4 + 2 bytes), then the value's length (4) and bytes (300).
+    let records = [record(&"x".repeat(300))];
+    assert_eq!(
+        encode_within(&records, Compression::None, 200),
+        Err(EncodeError::TooLarge {
+            column: "message",
+            bytes: 310,
+            limit: 200
+        })
+    );
+    assert!(encode_within(&records, Compression::None, 400).is_ok());
+}
+
+#[test]
+fn pages_hold_about_a_mebibyte_of_records_and_at_least_one() {
+    let big = Bytes::from(vec![b'x'; PAGE_RECORD_BYTES - 10]);
+    let small = Bytes::from_static(b"{}");
+    let records = [small.clone(), big.clone(), small.clone(), big.clone(), big];
+    assert_eq!(page_ranges(&records), [0..3, 3..4, 4..5]);
+    assert_eq!(page_ranges(&[small.clone(), small]), vec![(0..2)]);
+    // No records: one empty page per column, so every column chunk has a data page.
+    assert_eq!(page_ranges(&[]), vec![(0..0)]);
+    let empty = encode(&[], Compression::Zstd(3)).unwrap();
+    assert!(empty.starts_with(MAGIC) && empty.ends_with(MAGIC));
+}
+
+#[test]
+fn the_repetitive_columns_are_dictionaries_and_time_has_its_range() {
+    let records: Vec<Bytes> = (0..100).map(|i| record(&format!("line {i}"))).collect();
+    let rows: Vec<Row<'_>> = records.iter().map(|r| Row::of(r)).collect();
+    let v = Values {
+        column: Column::Type,
+        rows: &rows,
+        records: &records,
     };
-    let id = "8f5f7ab5-2c3e-4f1d-9a6b-0123456789ab";
-    let mut records = Vec::new();
-    for i in 0..3000 {
-        records.push(Bytes::from(format!(r#"{{"time":"2026-12-08T01:02:{:02}.{:03}Z","type":"function","record":"2026-12-08T01:02:03.456Z\t{id}\tINFO\tline {i}\n"}}"#, i % 60, i % 1000)));
-        if i % 10 == 0 {
-            records.push(Bytes::from(format!(r#"{{"time":"2026-12-08T01:02:03.456Z","type":"platform.report","record":{{"requestId":"{id}","metrics":{{"durationMs":{i}.5}}}}}}"#)));
-        }
-    }
-    records.push(Bytes::from_static(b"[1,2]"));
-    let body = encode(&records, Compression::Zstd(3)).unwrap();
-    std::fs::write(path, body).unwrap();
+    let d = Dictionary::of(&v).unwrap();
+    assert_eq!(d.entries, [b"function".as_slice()]);
+    assert!(d.rows.iter().all(|i| *i == Some(0)));
+    let level = Values {
+        column: Column::Level,
+        ..v
+    };
+    assert!(
+        Dictionary::of(&level).is_none(),
+        "no level at all: no dictionary"
+    );
+    // The file is small against its records: type is one entry, message compresses.
+    let file = encode(&records, Compression::Zstd(3)).unwrap();
+    let raw: usize = records.iter().map(Bytes::len).sum();
+    assert!(file.len() < raw / 2, "{} of {raw}", file.len());
 }
