@@ -41,6 +41,7 @@ pub mod app;
 pub mod batch;
 pub mod config;
 pub mod encode;
+pub mod hash;
 pub mod held;
 pub mod intake;
 pub mod lambda;

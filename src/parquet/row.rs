@@ -57,9 +57,10 @@ impl<'a> Row<'a> {
             // A text line (the function's or an extension's, in the text log format).
             Some(b'"') => {
                 if let Some(text) = string(record) {
-                    let (request_id, level) = text_line_fields(&text);
-                    row.request_id = request_id.map(|r| Cow::Owned(r.to_string()));
-                    row.level = level.map(|l| Cow::Owned(l.to_string()));
+                    let literal = record.get();
+                    let (request_id, level) = text_line_fields(&literal[1..literal.len() - 1]);
+                    row.request_id = request_id.map(Cow::Borrowed);
+                    row.level = level.map(Cow::Borrowed);
                     row.message = Some(text);
                 }
             }
@@ -97,9 +98,18 @@ fn millis(t: &str) -> Option<i64> {
 /// tab-separated: Node.js `time \t requestId \t LEVEL \t message`, Python
 /// `[LEVEL] \t time \t requestId \t message`. Only the first three fields are looked at, and
 /// only a field shaped as a request id (a UUID) or as a level word counts.
-fn text_line_fields(line: &str) -> (Option<&str>, Option<&str>) {
+///
+/// `literal` is the line as a JSON string literal's contents, escapes and all: its tabs are `\t`
+/// escapes, and a request id or level word has no escape in it, so both are borrowed from the
+/// record's own bytes instead of copied out of the decoded line.
+fn text_line_fields(literal: &str) -> (Option<&str>, Option<&str>) {
     let (mut request_id, mut level) = (None, None);
-    for field in line.splitn(4, '\t').take(3) {
+    let fields = tab_fields(literal);
+    // One field alone is a whole line, not a field of the runtimes' format.
+    if fields.len() < 2 {
+        return (None, None);
+    }
+    for field in fields {
         let word = field.trim_start_matches('[').trim_end_matches(']');
         if request_id.is_none() && is_uuid(field) {
             request_id = Some(field);
@@ -107,11 +117,30 @@ fn text_line_fields(line: &str) -> (Option<&str>, Option<&str>) {
             level = Some(word);
         }
     }
-    // One field alone is a whole line, not a field of the runtimes' format.
-    if !line.contains('\t') {
-        return (None, None);
-    }
     (request_id, level)
+}
+
+/// The first three fields of a string literal's contents split at its `\t` escapes (another
+/// escape, such as `\\` before a `t`, is skipped whole).
+fn tab_fields(literal: &str) -> Vec<&str> {
+    let b = literal.as_bytes();
+    let mut fields = Vec::with_capacity(3);
+    let (mut start, mut i) = (0, 0);
+    while i < b.len() && fields.len() < 3 {
+        match (b[i], b.get(i + 1)) {
+            (b'\\', Some(b't')) => {
+                fields.push(&literal[start..i]);
+                i += 2;
+                start = i;
+            }
+            (b'\\', _) => i += 2,
+            _ => i += 1,
+        }
+    }
+    if fields.len() < 3 && start <= b.len() && !fields.is_empty() {
+        fields.push(&literal[start..]);
+    }
+    fields
 }
 
 const LEVELS: [&str; 8] = [
@@ -184,6 +213,10 @@ mod tests {
             (r.request_id.as_deref(), r.level.as_deref()),
             (Some(ID), Some("WARNING"))
         );
+        // Only real tabs separate fields: an escaped backslash before a t does not.
+        let escaped = format!(r#"{{"time":"t","type":"function","record":"a\\tb {ID}\\tINFO"}}"#);
+        let r = row(&escaped);
+        assert_eq!((r.request_id, r.level), (None, None));
         // A plain line states neither.
         let r = row(r#"{"time":"t","type":"function","record":"ERROR something broke"}"#);
         assert_eq!((r.request_id, r.level), (None, None));

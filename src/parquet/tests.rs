@@ -40,22 +40,31 @@ fn pages_hold_about_a_mebibyte_of_records_and_at_least_one() {
 fn the_repetitive_columns_are_dictionaries_and_time_has_its_range() {
     let records: Vec<Bytes> = (0..100).map(|i| record(&format!("line {i}"))).collect();
     let rows: Vec<Row<'_>> = records.iter().map(|r| Row::of(r)).collect();
-    let v = Values {
-        column: Column::Type,
+    let page = Page {
         rows: &rows,
         records: &records,
     };
-    let d = Dictionary::of(&v).unwrap();
-    assert_eq!(d.entries, [b"function".as_slice()]);
-    assert!(d.rows.iter().all(|i| *i == Some(0)));
-    let level = Values {
-        column: Column::Level,
-        ..v
+    let mut pages = Pages::new(Compression::Zstd(3), usize::MAX).unwrap();
+    let mut out = Vec::new();
+    let mut placed = |column| {
+        let mut c = ColumnChunk::new(column);
+        c.add_page(&page, &mut pages).unwrap();
+        c.add_page(&page, &mut pages).unwrap();
+        c.finish(&mut out, &mut pages).unwrap()
     };
-    assert!(
-        Dictionary::of(&level).is_none(),
-        "no level at all: no dictionary"
+    let kind = placed(Column::Type);
+    assert_eq!(kind.encodings, [PLAIN, RLE, RLE_DICTIONARY]);
+    assert_eq!(kind.dictionary_offset, Some(0));
+    // No record states a level: no dictionary, two pages of nulls.
+    let level = placed(Column::Level);
+    assert_eq!(level.encodings, [PLAIN, RLE]);
+    assert_eq!(level.dictionary_offset, None);
+    let time = placed(Column::Time);
+    assert_eq!(
+        time.time_stats,
+        Some((1_796_691_723_000, 1_796_691_723_000, 0))
     );
+    assert_eq!(placed(Column::Record).encodings, [PLAIN]);
     // The file is small against its records: type is one entry, message compresses.
     let file = encode(&records, Compression::Zstd(3)).unwrap();
     let raw: usize = records.iter().map(Bytes::len).sum();

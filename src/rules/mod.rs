@@ -382,10 +382,7 @@ impl<'a> Strings<'a> {
 
 /// Whether `sample` keeps the request `id`, one in `one_in`: FNV-1a (64-bit) of its bytes.
 pub fn kept(id: &str, one_in: u64) -> bool {
-    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    hash % one_in.max(1) == 0
+    crate::hash::fnv1a(id.as_bytes()).is_multiple_of(one_in.max(1))
 }
 
 /// One line for a pattern that does not compile: `regex` explains over several lines.
