@@ -162,6 +162,40 @@ async fn main() {
             2,
             &[("ADAPTIVE_BATCHING_EXTENSION_PROCESSING_RULES", TWENTY_RULES)],
         ),
+        // Issue 22: the steady row as Parquet files, and the economy profile's 1 MiB objects
+        // with each format (the thresholds the README recommends for Parquet).
+        plain(
+            "steady, FORMAT=parquet",
+            1000,
+            steady,
+            2,
+            &[("ADAPTIVE_BATCHING_EXTENSION_FORMAT", "parquet")],
+        ),
+        plain(
+            "bursty, PROFILE=economy",
+            40,
+            InvokeScript {
+                lines: 2000,
+                line_bytes: 300,
+                duration: Duration::from_millis(50),
+            },
+            20,
+            &[("ADAPTIVE_BATCHING_EXTENSION_PROFILE", "economy")],
+        ),
+        plain(
+            "bursty, PROFILE=economy, FORMAT=parquet",
+            40,
+            InvokeScript {
+                lines: 2000,
+                line_bytes: 300,
+                duration: Duration::from_millis(50),
+            },
+            20,
+            &[
+                ("ADAPTIVE_BATCHING_EXTENSION_PROFILE", "economy"),
+                ("ADAPTIVE_BATCHING_EXTENSION_FORMAT", "parquet"),
+            ],
+        ),
         plain(
             "bursty",
             40,

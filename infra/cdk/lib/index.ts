@@ -94,7 +94,7 @@ export class S3LogShipper extends Construct {
       this.bucket = props.bucket ?? this.createBucket(props.logBucket ?? {});
       this.bucketName = this.bucket.bucketName;
     }
-    const hive = 'logs/function={function}/dt={yyyy}-{mm}-{dd}/hour={hh}/{uuid}.ndjson';
+    const hive = 'logs/function={function}/dt={yyyy}-{mm}-{dd}/hour={hh}/{uuid}';
     const template = props.keyTemplate ?? (props.athena ? hive + suffix(props) : undefined);
     const key = keyTemplateVariable(template);
     const env: Record<string, string> = { [PREFIX + 'S3_BUCKET']: this.bucketName, ...key.vars };
@@ -103,7 +103,7 @@ export class S3LogShipper extends Construct {
     Object.assign(env, optionVariables({ ...props, createBucket }), this.encryption());
     this.environment = env;
     this.policy = new iam.Policy(this, 'Policy', { statements: this.statements(key.prefix, createBucket) });
-    if (props.athena) this.table = this.athenaTable(props.athena, template ?? '');
+    if (props.athena) this.table = this.athenaTable(props.athena, template ?? '', props.format === 'parquet');
     for (const fn of props.functions ?? []) this.addFunction(fn);
     // Without a function nothing ships (and CDK would drop the unattached policy without a word).
     this.node.addValidation({
@@ -209,7 +209,7 @@ export class S3LogShipper extends Construct {
     return out;
   }
 
-  private athenaTable(o: AthenaTableOptions, template: string): glue.CfnTable {
+  private athenaTable(o: AthenaTableOptions, template: string, parquet: boolean): glue.CfnTable {
     const m = HIVE.exec(template);
     if (!m) {
       fail('KEY_TEMPLATE', template, 'must be the Hive layout <prefix>function={function}/dt={yyyy}-{mm}-{dd}/hour={hh}/… for the Athena table');
@@ -235,7 +235,7 @@ export class S3LogShipper extends Construct {
           { name: 'hour', type: 'string' },
         ],
         parameters: {
-          classification: 'json',
+          classification: parquet ? 'parquet' : 'json',
           'projection.enabled': 'true',
           'projection.function.type': 'injected',
           'projection.dt.type': 'date',
@@ -246,20 +246,7 @@ export class S3LogShipper extends Construct {
           'projection.hour.digits': '2',
           'storage.location.template': `${root}function=\${function}/dt=\${dt}/hour=\${hour}/`,
         },
-        storageDescriptor: {
-          location: root,
-          columns: [
-            { name: 'time', type: 'string' },
-            { name: 'type', type: 'string' },
-            { name: 'record', type: 'string' },
-          ],
-          inputFormat: 'org.apache.hadoop.mapred.TextInputFormat',
-          outputFormat: 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat',
-          serdeInfo: {
-            serializationLibrary: 'org.openx.data.jsonserde.JsonSerDe',
-            parameters: { 'ignore.malformed.json': 'true' },
-          },
-        },
+        storageDescriptor: parquet ? parquetStorage(root) : jsonStorage(root),
       },
     });
     table.node.addDependency(database);
@@ -267,10 +254,47 @@ export class S3LogShipper extends Construct {
   }
 }
 
-/** The key suffix of the Hive default, after the compression the options choose. */
+/** The key suffix of the Hive default, after the format and compression the options choose. */
 function suffix(o: S3LogShipperProps): string {
+  if (o.format === 'parquet') return '.parquet';
   const kind = effectiveCompression(o);
-  return kind === 'gzip' ? '.gz' : kind === 'zstd' ? '.zst' : '';
+  return '.ndjson' + (kind === 'gzip' ? '.gz' : kind === 'zstd' ? '.zst' : '');
+}
+
+/** NDJSON objects: the OpenX JSON SerDe, `record` as its JSON text. */
+function jsonStorage(location: string): glue.CfnTable.StorageDescriptorProperty {
+  return {
+    location,
+    columns: [
+      { name: 'time', type: 'string' },
+      { name: 'type', type: 'string' },
+      { name: 'record', type: 'string' },
+    ],
+    inputFormat: 'org.apache.hadoop.mapred.TextInputFormat',
+    outputFormat: 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat',
+    serdeInfo: {
+      serializationLibrary: 'org.openx.data.jsonserde.JsonSerDe',
+      parameters: { 'ignore.malformed.json': 'true' },
+    },
+  };
+}
+
+/** Parquet objects: their six columns, read by name. */
+function parquetStorage(location: string): glue.CfnTable.StorageDescriptorProperty {
+  return {
+    location,
+    columns: [
+      { name: 'time', type: 'timestamp' },
+      { name: 'type', type: 'string' },
+      { name: 'request_id', type: 'string' },
+      { name: 'level', type: 'string' },
+      { name: 'message', type: 'string' },
+      { name: 'record', type: 'string' },
+    ],
+    inputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat',
+    outputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat',
+    serdeInfo: { serializationLibrary: 'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe' },
+  };
 }
 
 /** The resources (and condition) a KMS key reference stands for. */

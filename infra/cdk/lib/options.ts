@@ -61,7 +61,9 @@ export interface ExtensionOptions {
   readonly bufferMaxBytes?: number;
   /** `BUFFER_TIMEOUT_MS` (default 25): 25 to 30000. */
   readonly bufferTimeoutMs?: number;
-  /** `COMPRESSION` (default none). */
+  /** `FORMAT` (default ndjson): `parquet` writes one Parquet file per batch (README, "Parquet objects"). */
+  readonly format?: 'ndjson' | 'parquet';
+  /** `COMPRESSION` (default none; with `format: 'parquet'`, the page codec, zstd by default). */
   readonly compression?: 'none' | 'gzip' | 'zstd';
   /** `COMPRESSION_LEVEL`: gzip 1–9 (6), zstd 1–19 (3). */
   readonly compressionLevel?: number;
@@ -102,6 +104,7 @@ export function optionVariables(o: ExtensionOptions): Record<string, string> {
     BUFFER_MAX_ITEMS: wholeNumber('BUFFER_MAX_ITEMS', o.bufferMaxItems, 1000, 10_000),
     BUFFER_MAX_BYTES: wholeNumber('BUFFER_MAX_BYTES', o.bufferMaxBytes, 262_144, 1_048_576),
     BUFFER_TIMEOUT_MS: wholeNumber('BUFFER_TIMEOUT_MS', o.bufferTimeoutMs, 25, 30_000),
+    FORMAT: oneOf('FORMAT', o.format, ['ndjson', 'parquet'] as const),
     COMPRESSION: oneOf('COMPRESSION', o.compression, ['none', 'gzip', 'zstd'] as const),
     COMPRESSION_LEVEL: compressionLevel(o),
     STORAGE_CLASS: oneOf('STORAGE_CLASS', o.storageClass, STORAGE_CLASSES),
@@ -135,9 +138,12 @@ function logTypes(types: LogType[] | undefined): string | undefined {
   return JSON.stringify(types);
 }
 
-/** The compression the extension will use: the option, else the profile's (economy: gzip). */
+/** The compression the extension will use: the option, else Parquet's zstd, else the profile's
+ * (economy: gzip). */
 export function effectiveCompression(o: ExtensionOptions): 'none' | 'gzip' | 'zstd' {
-  return o.compression ?? (o.profile === 'economy' ? 'gzip' : 'none');
+  if (o.compression !== undefined) return o.compression;
+  if (o.format === 'parquet') return 'zstd';
+  return o.profile === 'economy' ? 'gzip' : 'none';
 }
 
 function compressionLevel(o: ExtensionOptions): string | undefined {

@@ -310,6 +310,37 @@ test('the log bucket and the Athena table over the Hive layout', () => {
   });
 });
 
+test('format parquet: zstd pages, a .parquet Hive key and a Parquet Athena table', () => {
+  const { template } = synth({ logBucket: {}, format: 'parquet', profile: 'economy', compressionLevel: 6, athena: {} });
+  template.hasResourceProperties('AWS::Lambda::Function', {
+    Environment: {
+      Variables: Match.objectLike({
+        ADAPTIVE_BATCHING_EXTENSION_FORMAT: 'parquet',
+        ADAPTIVE_BATCHING_EXTENSION_PROFILE: 'economy',
+        ADAPTIVE_BATCHING_EXTENSION_COMPRESSION_LEVEL: '6',
+        ADAPTIVE_BATCHING_EXTENSION_KEY_TEMPLATE: 'logs/function={function}/dt={yyyy}-{mm}-{dd}/hour={hh}/{uuid}.parquet',
+      }),
+    },
+  });
+  template.hasResourceProperties('AWS::Glue::Table', {
+    TableInput: Match.objectLike({
+      Parameters: Match.objectLike({ classification: 'parquet', 'projection.enabled': 'true' }),
+      StorageDescriptor: Match.objectLike({
+        Columns: [
+          { Name: 'time', Type: 'timestamp' },
+          { Name: 'type', Type: 'string' },
+          { Name: 'request_id', Type: 'string' },
+          { Name: 'level', Type: 'string' },
+          { Name: 'message', Type: 'string' },
+          { Name: 'record', Type: 'string' },
+        ],
+        InputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat',
+        SerdeInfo: { SerializationLibrary: 'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe' },
+      }),
+    }),
+  });
+});
+
 const P = 'ADAPTIVE_BATCHING_EXTENSION_';
 const errors: [string, Omit<S3LogShipperProps, 'functions'>, string][] = [
   ['an invalid bucket name', { bucket: 'My_Logs' }, `${P}S3_BUCKET "My_Logs" may contain only lower-case letters, digits, dots and hyphens`],
@@ -324,6 +355,7 @@ const errors: [string, Omit<S3LogShipperProps, 'functions'>, string][] = [
     { bucket: 'my-logs', keyTemplate: 'logs/{toString}/{uuid}' },
     `${P}KEY_TEMPLATE "logs/{toString}/{uuid}" has an unknown placeholder {toString}; known: {function} {version} {env_id} {yyyy} {mm} {dd} {hh} {min} {epoch_ms} {uuid} {shard}`,
   ],
+  ['an unknown format', { bucket: 'my-logs', format: 'csv' as 'ndjson' }, `${P}FORMAT "csv" must be one of "ndjson", "parquet"`],
   [
     'SSE_KMS_KEY_ID without aws:kms',
     { bucket: 'my-logs', sse: 'AES256', sseKmsKey: 'alias/logs' },
