@@ -121,6 +121,11 @@ async fn main() {
         line_bytes: 200,
         duration: Duration::from_millis(5),
     };
+    let bursty = InvokeScript {
+        lines: 2000,
+        line_bytes: 300,
+        duration: Duration::from_millis(50),
+    };
     let small = InvokeScript {
         lines: 5,
         line_bytes: 200,
@@ -174,39 +179,21 @@ async fn main() {
         plain(
             "bursty, PROFILE=economy",
             40,
-            InvokeScript {
-                lines: 2000,
-                line_bytes: 300,
-                duration: Duration::from_millis(50),
-            },
+            bursty,
             20,
             &[("ADAPTIVE_BATCHING_EXTENSION_PROFILE", "economy")],
         ),
         plain(
             "bursty, PROFILE=economy, FORMAT=parquet",
             40,
-            InvokeScript {
-                lines: 2000,
-                line_bytes: 300,
-                duration: Duration::from_millis(50),
-            },
+            bursty,
             20,
             &[
                 ("ADAPTIVE_BATCHING_EXTENSION_PROFILE", "economy"),
                 ("ADAPTIVE_BATCHING_EXTENSION_FORMAT", "parquet"),
             ],
         ),
-        plain(
-            "bursty",
-            40,
-            InvokeScript {
-                lines: 2000,
-                line_bytes: 300,
-                duration: Duration::from_millis(50),
-            },
-            20,
-            &[],
-        ),
+        plain("bursty", 40, bursty, 20, &[]),
         plain(
             "big records",
             50,

@@ -1,7 +1,7 @@
 //! # adaptive-batching-extension
 //!
 //! An AWS Lambda extension that ships the function's logs to Amazon S3 in adaptive batches: a batch
-//! is shipped as one NDJSON object when a bytes, invokes or elapsed-time threshold is crossed, and
+//! is shipped as one NDJSON (or Parquet) object when a bytes, invokes or elapsed-time threshold is crossed, and
 //! at shutdown.
 //!
 //! ```text
@@ -20,7 +20,7 @@
 //! * [`intake`] — every decision between a delivery and a sealed batch, as a pure state machine
 //!   (thresholds at the ship points, request ids, SnapStart restores, LifecycleActor's waits, the
 //!   closing sequence); BatchActor is its shell. [`batch`] — the buffer and thresholds it owns.
-//!   [`encode`] — NDJSON bodies, gzip, zstd. [`object_key`] — key templates.
+//!   [`encode`] — NDJSON bodies, gzip, zstd, or Parquet ([`parquet`], its writer). [`object_key`] — key templates.
 //! * [`metrics`] — CloudWatch EMF lines about the extension's own health.
 //! * [`ship_policy`] — the ship path's decisions as a pure state machine (upload, retry, spill,
 //!   give up, wait or not).
@@ -29,7 +29,7 @@
 //! * [`snapshot`] — SnapStart: restore detection, keys unique across restored copies.
 //! * [`stats`] — counters; [`summary`] — where every record went, from them, at shutdown.
 //!
-//! Pure modules (`intake`, `batch`, `ship_policy`, `encode`, `object_key`, `snapshot`, `metrics`, `lambda::records`, `config`) know nothing of
+//! Pure modules (`intake`, `batch`, `ship_policy`, `encode`, `parquet`, `object_key`, `snapshot`, `metrics`, `lambda::records`, `config`) know nothing of
 //! actix, awc or the AWS SDK; `lambda` and `sink` know nothing of `actors`.
 
 #![deny(clippy::unwrap_used)]

@@ -830,6 +830,28 @@ fn waiting_batches_in_memory_merge_in_memory() {
     assert_eq!(p2.memory(), 200);
 }
 
+/// Parquet objects (`merge_limit` 0, as configuration sets it for them) are never merged: two
+/// files do not concatenate into one.
+#[test]
+fn a_merge_limit_of_zero_merges_nothing() {
+    let t0 = Instant::now();
+    let mut p = Policy::new(Config {
+        max_disk: 0,
+        merge_limit: 0,
+        ..config(8 * MIB)
+    });
+    p.handle(sealed(1, 100), t0);
+    p.handle(fails(1, Failure::Throttled), t0);
+    p.handle(sealed(2, 100), t0);
+    let mut at = ms(t0, 20);
+    for _ in 0..5 {
+        let actions = p.handle(Event::Tick, at);
+        assert!(merges(&actions).is_empty());
+        at = wake(&actions).map_or(ms(at, 100), |w| w.max(ms(at, 1)));
+    }
+    assert_eq!(p.memory(), 200);
+}
+
 /// The throttled wait stops growing once half the disk is held, decided when the probe is due:
 /// a wait of 15–30 s chosen while the disk was near empty would otherwise outlast the disk.
 #[test]
