@@ -2,8 +2,8 @@
 //! line `\n`-terminated, then optionally gzip or zstd; or a Parquet file ([`crate::parquet`]),
 //! its pages compressed. Pure.
 
-use crate::intake::Sealing;
-use crate::sealed::SealedObject;
+pub use crate::compression::Compression;
+use crate::sealed::{SealedObject, Sealing};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::io::Write;
 
@@ -100,37 +100,6 @@ pub(crate) fn encode_object(
         },
     };
     Encoded { object, fallback }
-}
-
-/// How object bodies are compressed. The bytes threshold still counts uncompressed record bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    /// The Go sample's plain `.log` objects.
-    None,
-    /// gzip at a level from 1 (fastest) to 9 (smallest).
-    Gzip(u32),
-    /// zstd at a level from 1 to 19.
-    Zstd(i32),
-}
-
-impl Compression {
-    /// Appended to the default key layout's `.log`.
-    pub fn suffix(self) -> &'static str {
-        match self {
-            Compression::None => "",
-            Compression::Gzip(_) => ".gz",
-            Compression::Zstd(_) => ".zst",
-        }
-    }
-
-    /// The object's `Content-Encoding`.
-    pub fn content_encoding(self) -> Option<&'static str> {
-        match self {
-            Compression::None => None,
-            Compression::Gzip(_) => Some("gzip"),
-            Compression::Zstd(_) => Some("zstd"),
-        }
-    }
 }
 
 /// The NDJSON body of `records`; `size` is the exact size ([`crate::batch::Batch::body_bytes`]).

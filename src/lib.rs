@@ -39,6 +39,7 @@
 pub mod actors;
 pub mod app;
 pub mod batch;
+pub mod compression;
 pub mod config;
 pub mod encode;
 pub mod hash;

@@ -9,6 +9,16 @@ use bytes::Bytes;
 pub const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
+/// A batch with its key and metadata fixed, its body not yet encoded (the intake seals it, the
+/// encoder makes its [`SealedObject`]).
+#[derive(Debug, PartialEq)]
+pub struct Sealing {
+    pub key: String,
+    pub records: Vec<Bytes>,
+    pub body_bytes: u64,
+    pub meta: ObjectMeta,
+}
+
 /// A batch ready to go: its key and body are fixed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedObject {

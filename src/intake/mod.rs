@@ -22,7 +22,7 @@ mod seal;
 mod tests;
 mod waiters;
 
-pub use seal::Sealing;
+pub use crate::sealed::Sealing;
 
 use crate::batch::{Batch, Batcher, SealReason, ShipPoint};
 use crate::config::ShipAt;

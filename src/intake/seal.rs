@@ -5,18 +5,9 @@ use super::{Note, Settings};
 use crate::batch::Batch;
 use crate::lambda::records::record_time;
 use crate::object_key::KeyValues;
-use crate::sealed::ObjectMeta;
+use crate::sealed::{ObjectMeta, Sealing};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-
-/// A batch with its key and metadata fixed, its body not yet encoded.
-#[derive(Debug, PartialEq)]
-pub struct Sealing {
-    pub key: String,
-    pub records: Vec<bytes::Bytes>,
-    pub body_bytes: u64,
-    pub meta: ObjectMeta,
-}
 
 /// Fixes the batch's key (under `environment_id` and `batch_id`) and metadata. `fallback_at` dates the key when the
 /// first record carries no readable `time`.

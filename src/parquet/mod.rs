@@ -15,7 +15,7 @@ mod rle;
 mod row;
 mod thrift;
 
-use crate::encode::Compression;
+use crate::compression::Compression;
 use bytes::Bytes;
 use chunk::ColumnChunk;
 use row::Row;
