@@ -24,7 +24,7 @@ fn a_page_over_the_formats_limit_is_an_error_naming_the_column() {
 }
 
 #[test]
-fn pages_hold_about_a_mebibyte_of_records_and_at_least_one() {
+fn pages_hold_about_a_page_of_records_and_at_least_one() {
     let big = Bytes::from(vec![b'x'; PAGE_RECORD_BYTES - 10]);
     let small = Bytes::from_static(b"{}");
     let records = [small.clone(), big.clone(), small.clone(), big.clone(), big];
