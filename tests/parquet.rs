@@ -318,3 +318,24 @@ fn records_of_unexpected_shapes_land_whole_in_the_record_column() {
     assert_eq!(rows[6]["message"], "é😀 escaped");
     assert_eq!(rows[7]["time"], 1_796_691_723_999_i64);
 }
+
+/// Columns with no value at all in a batch (no record states a level or a request id, or is even
+/// an object): written as plain nulls, without a dictionary, and read as nulls by every reader.
+#[test]
+fn a_batch_whose_columns_are_all_null_reads_back_as_nulls() {
+    let records = ["[1]", "2", r#""three""#, r#"{"record":"no time, no type"}"#];
+    let bytes: Vec<Bytes> = records.iter().map(|r| Bytes::from(r.to_string())).collect();
+    let body = Bytes::from(parquet::encode(&bytes, Compression::Zstd(3)).unwrap());
+    let d = lambda_emulator::verdict::objects::decode(&body, None);
+    assert_eq!(d.text.lines().collect::<Vec<_>>(), records);
+    let dir = tempfile::tempdir().unwrap();
+    let (schemas, rows) = read_back(&files(dir.path(), &[body]));
+    assert_schema(&schemas);
+    let want: Vec<Value> = records.iter().map(|r| expected_row(r)).collect();
+    assert_eq!(rows, want);
+    assert!(
+        rows.iter()
+            .all(|r| r["level"].is_null() && r["request_id"].is_null() && r["type"].is_null())
+    );
+    assert_eq!(rows[3]["message"], "no time, no type");
+}
