@@ -54,6 +54,7 @@ fn bit_packed(values: &[u32], width: u8, out: &mut Vec<u8>) {
     }
 }
 
+/// An unsigned LEB128 varint, as both the hybrid's headers and Thrift's compact protocol write them.
 pub fn varint(mut v: u64, out: &mut Vec<u8>) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);

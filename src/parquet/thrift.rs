@@ -34,12 +34,8 @@ impl Writer {
         self.current = id;
     }
 
-    fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.out.push(v as u8);
+    fn varint(&mut self, v: u64) {
+        super::rle::varint(v, &mut self.out);
     }
 
     pub fn i32(&mut self, id: i16, v: i32) -> &mut Self {
