@@ -7,9 +7,9 @@ const PRIME: u64 = 0x0100_0000_01b3;
 
 /// FNV-1a of `bytes`.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME))
+    let mut h = Fnv1a::default();
+    std::hash::Hasher::write(&mut h, bytes);
+    h.0
 }
 
 /// FNV-1a as a [`std::hash::Hasher`].

@@ -16,7 +16,6 @@ use uuid::Uuid;
 
 /// The default layout before its extension (`.log`, `.log.gz`, `.log.zst`, `.parquet`).
 pub const DEFAULT_STEM: &str = "{yyyy}-{mm}-{dd}-{env_id}/{function}-{epoch_ms}-{uuid}";
-pub const DEFAULT_TEMPLATE: &str = "{yyyy}-{mm}-{dd}-{env_id}/{function}-{epoch_ms}-{uuid}.log";
 /// S3's limit on a key, in bytes of UTF-8.
 pub const MAX_KEY_BYTES: usize = 1024;
 /// The longest a function name (64) and version or alias (128) can make a key grow.

@@ -116,16 +116,12 @@ impl ShipperSettings {
     /// The bounds derived from the memory bound and the bytes threshold: the largest object is the
     /// threshold, or half the memory bound if larger, so the open buffer and the batches in flight
     /// stay near `max_memory`; a merge stays a single PutObject within half of it.
-    /// The largest merge of NDJSON batches: half the memory bound, from 1 MiB to a single PUT.
-    pub fn merge_limit(max_memory: u64) -> u64 {
-        (max_memory / 2).clamp(1024 * 1024, crate::sealed::MULTIPART_THRESHOLD as u64)
-    }
-
     pub fn new(max_memory: u64, bytes_threshold: u64, spill_dir: PathBuf) -> Self {
         Self {
             max_memory,
             max_object: bytes_threshold.max(max_memory / 2),
-            merge_limit: Self::merge_limit(max_memory),
+            merge_limit: (max_memory / 2)
+                .clamp(1024 * 1024, crate::sealed::MULTIPART_THRESHOLD as u64),
             spill_dir,
             spill_max_bytes: DEFAULT_SPILL_MAX_BYTES,
             snap_start: false,
@@ -236,6 +232,7 @@ pub(super) fn shipper(
         warnings,
     )
     .get();
+    let derived = ShipperSettings::new(max_memory, bytes_threshold, rules::spill_dir(env));
     ShipperSettings {
         spill_max_bytes: whole_number(env, ENV_SPILL_MAX_BYTES, DEFAULT_SPILL_MAX_BYTES, warnings)
             .get(),
@@ -243,10 +240,10 @@ pub(super) fn shipper(
         // Parquet files do not concatenate into one: while S3 throttles, each batch waits as
         // its own object.
         merge_limit: match format {
-            Format::Ndjson => ShipperSettings::merge_limit(max_memory),
+            Format::Ndjson => derived.merge_limit,
             Format::Parquet => 0,
         },
-        ..ShipperSettings::new(max_memory, bytes_threshold, rules::spill_dir(env))
+        ..derived
     }
 }
 

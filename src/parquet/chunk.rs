@@ -79,7 +79,6 @@ impl ColumnChunk {
         if column.optional() {
             levels((0..n).map(|i| page.present(column, i)), &mut pages.raw);
         }
-        self.nulls += (0..n).filter(|i| !page.present(column, *i)).count() as u64;
         let encoding = if let Some(d) = &mut self.dictionary {
             let indices: Vec<u32> = (0..n)
                 .filter_map(|i| page.text(column, i))
@@ -91,6 +90,7 @@ impl ColumnChunk {
             rle::hybrid(&indices, width, &mut pages.raw);
             RLE_DICTIONARY
         } else if column == Column::Time {
+            self.nulls += page.rows.iter().filter(|r| r.time.is_none()).count() as u64;
             for t in page.rows.iter().filter_map(|r| r.time) {
                 pages.raw.extend_from_slice(&t.to_le_bytes());
                 self.time_range = Some(match self.time_range {

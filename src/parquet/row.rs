@@ -137,7 +137,7 @@ fn tab_fields(literal: &str) -> Vec<&str> {
             _ => i += 1,
         }
     }
-    if fields.len() < 3 && start <= b.len() && !fields.is_empty() {
+    if fields.len() < 3 && !fields.is_empty() {
         fields.push(&literal[start..]);
     }
     fields
